@@ -1,0 +1,179 @@
+// The rules shared by validate_doc_update and the update handlers
+// (require('lib/job')): the job schema, legal moves, and what handlers do.
+// Every property access is guarded: Fauxton lets a human write any shape.
+
+{% include '_partials/model.js' %}
+
+exports.STATES = STATES;
+exports.WORKER_TYPE = WORKER_TYPE;
+exports.DEFAULT_LEASE_SECONDS = {{ lease_seconds }};
+exports.DEFAULT_BACKOFF_SECONDS = {{ backoff_seconds }};
+exports.MAX_BACKOFF_SECONDS = {{ max_backoff_seconds }};
+exports.MAX_LOG_LINES = {{ max_log_lines }};
+exports.MAX_KEPT_ERRORS = {{ max_kept_errors }};
+
+function optional(doc, field, test, what) {
+  if (doc[field] === undefined || doc[field] === null) return null;
+  return test(doc[field]) ? null : "'" + field + "' must be " + what;
+}
+
+function logLineProblem(line) {
+  if (typeof line === 'string') return null;
+  if (isObject(line) && typeof line.msg === 'string' && isNumber(line.at)) return null;
+  return "every 'log' entry must be a string or {at: <epoch ms>, msg: <string>}";
+}
+
+// The job schema: returns what is wrong with doc, or null.
+function problem(doc) {
+  if (!queuePath(doc.queues)) {
+    return "'queues' must be a non-empty string or a non-empty array of non-empty strings";
+  }
+  if (STATES.indexOf(doc.state) < 0) {
+    return "'state' must be one of " + STATES.join(', ') + ' (got ' + JSON.stringify(doc.state) + ')';
+  }
+  if (!isNumber(doc.created_at)) return "'created_at' must be a number (epoch milliseconds)";
+  if (doc.worker_id !== undefined && doc.worker_id !== null && typeof doc.worker_id !== 'string') {
+    return "'worker_id' must be a string or null";
+  }
+  if (doc.state === 'active') {
+    if (typeof doc.worker_id !== 'string' || !doc.worker_id) {
+      return "an 'active' job needs the 'worker_id' of the worker holding it";
+    }
+    if (!isNumber(doc.lease_expires_at)) return "an 'active' job needs 'lease_expires_at'";
+  }
+  var p = optional(doc, 'priority', isInteger, 'an integer') ||
+    optional(doc, 'progress', function (x) { return isNumber(x) && x >= 0 && x <= 100; },
+      'a number from 0 to 100') ||
+    optional(doc, 'attempts', function (x) { return isInteger(x) && x >= 0; },
+      'a whole number >= 0') ||
+    optional(doc, 'max_attempts', function (x) { return isInteger(x) && x >= 1; },
+      'a whole number >= 1') ||
+    optional(doc, 'timeout', function (x) { return isNumber(x) && x > 0; },
+      'a number of seconds > 0') ||
+    optional(doc, 'lease_seconds', function (x) { return isNumber(x) && x > 0; },
+      'a number of seconds > 0') ||
+    optional(doc, 'run_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'claimed_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'lease_expires_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'completed_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'failed_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'log', Array.isArray, 'an array') ||
+    optional(doc, 'errors', Array.isArray, 'an array') ||
+    optional(doc, 'error', function (x) { return isObject(x) && typeof x.message === 'string'; },
+      "an object with a string 'message'");
+  if (p) return p;
+  if (Array.isArray(doc.log)) {
+    for (var i = 0; i < doc.log.length; i++) {
+      p = logLineProblem(doc.log[i]);
+      if (p) return p;
+    }
+  }
+  return null;
+}
+
+// Moves every role may make (they are what the update handlers do), and the
+// further moves only a queue admin may make by editing a job (Fauxton).
+var WORKER_MOVES = {
+  'inactive>inactive': true, 'inactive>active': true,
+  'active>active': true, 'active>inactive': true, 'active>complete': true, 'active>failed': true
+};
+var ADMIN_MOVES = {
+  'failed>inactive': true, 'complete>inactive': true, 'inactive>failed': true,
+  'failed>failed': true, 'complete>complete': true
+};
+
+function moveProblem(from, to, isAdmin) {
+  var move = from + '>' + to;
+  if (WORKER_MOVES[move] || (isAdmin && ADMIN_MOVES[move])) return null;
+  if (ADMIN_MOVES[move]) return "only a queue admin may move a job from '" + from + "' to '" + to + "'";
+  return "a job cannot move from '" + from + "' to '" + to + "'";
+}
+
+function now() {
+  return new Date().getTime();
+}
+
+// Parses an update handler's JSON body; our clients send ids in the body, never
+// the query string (pouchdb-server JSON-parses query values).
+function body(req) {
+  if (!req.body || req.body === 'undefined') return {};
+  var parsed = JSON.parse(req.body);
+  return isObject(parsed) ? parsed : {};
+}
+
+function reply(code, error, reason) {
+  return [null, { code: code, json: { error: error, reason: reason } }];
+}
+
+// The checks every handler that acts on a held job shares: returns a refusal
+// (an update-handler result) or null when body.worker_id holds doc.
+function notHeld(doc, b) {
+  if (!doc) return reply(404, 'not_found', 'no such job');
+  if (!isJob(doc)) return reply(400, 'bad_request', 'not a queshot job');
+  if (doc.state !== 'active' || doc.worker_id !== b.worker_id) {
+    return reply(409, 'not_held', 'job is ' + doc.state + ' and held by ' +
+      JSON.stringify(doc.worker_id === undefined ? null : doc.worker_id) +
+      ', not by ' + JSON.stringify(b.worker_id === undefined ? null : b.worker_id));
+  }
+  return null;
+}
+
+function leaseMs(doc, b) {
+  if (isNumber(doc.lease_seconds) && doc.lease_seconds > 0) return doc.lease_seconds * 1000;
+  if (isNumber(b.lease_seconds) && b.lease_seconds > 0) return b.lease_seconds * 1000;
+  return exports.DEFAULT_LEASE_SECONDS * 1000;
+}
+
+function appendLog(doc, msg, at) {
+  if (!Array.isArray(doc.log)) doc.log = [];
+  doc.log.push({ at: at, msg: String(msg) });
+  if (doc.log.length > exports.MAX_LOG_LINES) doc.log = doc.log.slice(-exports.MAX_LOG_LINES);
+}
+
+// After a failed attempt: schedule the next one with exponential backoff and
+// jitter, or fail the job for good once its attempts are used up.
+function failOrRetry(doc, error, at, retry) {
+  var attempts = isInteger(doc.attempts) ? doc.attempts : 1;
+  var max = isInteger(doc.max_attempts) ? doc.max_attempts : 1;
+  var err = {
+    message: String(error && error.message !== undefined ? error.message : error),
+    type: String(error && error.type ? error.type : 'Error'),
+    traceback: error && typeof error.traceback === 'string' ? error.traceback : null,
+    attempt: attempts,
+    worker_id: doc.worker_id === undefined ? null : doc.worker_id,
+    at: at
+  };
+  doc.error = err;
+  if (!Array.isArray(doc.errors)) doc.errors = [];
+  doc.errors.push(err);
+  if (doc.errors.length > exports.MAX_KEPT_ERRORS) doc.errors = doc.errors.slice(-exports.MAX_KEPT_ERRORS);
+  doc.worker_id = null;
+  doc.lease_expires_at = null;
+  if (retry !== false && attempts < max) {
+    var base = isNumber(doc.backoff_seconds) ? doc.backoff_seconds : exports.DEFAULT_BACKOFF_SECONDS;
+    var delay = Math.min(base * Math.pow(2, attempts - 1), exports.MAX_BACKOFF_SECONDS);
+    delay = delay * (0.75 + Math.random() * 0.5);
+    doc.state = 'inactive';
+    doc.run_at = at + Math.round(delay * 1000);
+  } else {
+    doc.state = 'failed';
+    doc.failed_at = at;
+  }
+  return doc;
+}
+
+exports.isObject = isObject;
+exports.isNumber = isNumber;
+exports.isJob = isJob;
+exports.queuePath = queuePath;
+exports.dueAt = dueAt;
+exports.deadline = deadline;
+exports.problem = problem;
+exports.moveProblem = moveProblem;
+exports.now = now;
+exports.body = body;
+exports.reply = reply;
+exports.notHeld = notHeld;
+exports.leaseMs = leaseMs;
+exports.appendLog = appendLog;
+exports.failOrRetry = failOrRetry;

@@ -1,0 +1,480 @@
+"""The one module that speaks HTTP to CouchDB.
+
+A thin client on httpx: a pooled connection per server, explicit timeouts,
+typed errors instead of status codes, and a `_changes` iterator that survives
+restarts. Requests follow Apache CouchDB 3.x's documented API; the headers it
+always sends (Accept/Content-Type JSON, identity encoding on feeds) also keep
+the pouchdb-server stand-in honest (COUCH-NOTES.md). Credentials never appear
+in a message: every error names the server by `safe_url`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
+
+
+class CouchError(Exception):
+    """A request CouchDB refused or could not answer; `reason` is CouchDB's own."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error: str = "", reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.reason = reason
+
+
+class BadRequest(CouchError):
+    """400: the request (or a design document in it) is malformed."""
+
+
+class Unauthorized(CouchError):
+    """401: missing or wrong credentials."""
+
+
+class Forbidden(CouchError):
+    """403: refused, typically by validate_doc_update; `reason` says why."""
+
+
+class NotFound(CouchError):
+    """404: no such database, document or handler."""
+
+
+class Conflict(CouchError):
+    """409: the document changed since the revision we hold, or a handler said no."""
+
+
+class PreconditionFailed(CouchError):
+    """412: e.g. the database already exists."""
+
+
+class ServerError(CouchError):
+    """5xx or a response that is not CouchDB's JSON."""
+
+
+class ServerUnreachable(CouchError):
+    """No answer: connection refused, reset, or timed out."""
+
+
+_BY_STATUS: dict[int, type[CouchError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+}
+
+
+def safe_url(url: str) -> str:
+    """The URL with any user name and password removed, fit for logs and errors."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def doc_path(doc_id: str) -> str:
+    """Quote a document id for a URL, keeping the slash of _design/ and _local/ ids."""
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return prefix + quote(doc_id[len(prefix) :], safe="")
+    return quote(doc_id, safe="")
+
+
+def _encode_params(params: dict[str, Any] | None) -> dict[str, str]:
+    encoded = {}
+    for name, value in (params or {}).items():
+        if value is None:
+            continue
+        if name in JSON_PARAMS:
+            encoded[name] = json.dumps(value)
+        elif isinstance(value, bool):
+            encoded[name] = "true" if value else "false"
+        else:
+            encoded[name] = str(value)
+    return encoded
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What an update handler answered: 201 (saved, quorum met), 202 (saved,
+    quorum not met), or 200 when the handler saved nothing."""
+
+    status: int
+    body: Any
+    new_rev: str | None
+
+
+class Couch:
+    """One CouchDB server: a pooled, thread-safe httpx client."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_connections: int = 64,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not a CouchDB URL: {safe_url(url)!r} (expected http://host:port/)")
+        user = user or (unquote(parts.username) if parts.username else None)
+        user = user or os.environ.get("COUCHDB_USER") or None
+        password = password or (unquote(parts.password) if parts.password else None)
+        password = password or os.environ.get("COUCHDB_PASSWORD") or None
+        self.url = safe_url(url).rstrip("/") + "/"
+        self.user = user
+        self._credentials = (user, password or "") if user else None
+        self._connect_timeout = connect_timeout
+        self._client = httpx.Client(
+            base_url=self.url,
+            auth=self._credentials,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            headers={"Accept": "application/json"},
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"Couch({self.url!r}, user={self.user!r})"
+
+    def __enter__(self) -> Couch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def database(self, name: str) -> Database:
+        return Database(self, name)
+
+    # -- requests -------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send one request; return the response or raise the matching CouchError."""
+        send_headers = dict(headers or {})
+        content = None
+        if body is not None:
+            content = json.dumps(body).encode()
+            send_headers["Content-Type"] = "application/json"
+        extra = (
+            {}
+            if timeout is None
+            else {"timeout": httpx.Timeout(timeout, connect=self._connect_timeout)}
+        )
+        try:
+            response = self._client.request(
+                method,
+                path.lstrip("/"),
+                params=_encode_params(params),
+                content=content,
+                headers=send_headers,
+                **extra,
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            raise self._error(method, path, response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request and return its decoded JSON body."""
+        return _decode(self.request(method, path, **kwargs), self.url)
+
+    def _unreachable(self, exc: Exception) -> ServerUnreachable:
+        what = type(exc).__name__
+        detail = str(exc) or what
+        if isinstance(exc, httpx.TimeoutException):
+            detail = f"timed out ({what})"
+        return ServerUnreachable(f"cannot reach CouchDB at {self.url}: {detail}")
+
+    def _error(self, method: str, path: str, response: httpx.Response) -> CouchError:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        error = str(data.get("error", "")) or response.reason_phrase
+        reason = str(data.get("reason", "")) or error
+        status = response.status_code
+        if status == 401:
+            who = f"user {self.user!r}" if self.user else "an anonymous request"
+            message = f"CouchDB at {self.url} refused {who}: {reason}"
+        else:
+            message = f"{method} {self.url}{path.lstrip('/')} -> {status} {error}: {reason}"
+        cls = _BY_STATUS.get(status, ServerError if status >= 500 else CouchError)
+        return cls(message, status=status, error=error, reason=reason)
+
+    # -- server ---------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return self.json("GET", "/")
+
+    def all_dbs(self) -> list[str]:
+        return self.json("GET", "/_all_dbs")
+
+    def stream_lines(
+        self, path: str, *, params: dict[str, Any], read_timeout: float
+    ) -> Iterator[str]:
+        """Yield the lines of a streamed response (a continuous `_changes` feed).
+
+        Asks for identity encoding: gzip makes pouchdb-server buffer the feed."""
+        timeout = httpx.Timeout(read_timeout, connect=self._connect_timeout)
+        try:
+            with self._client.stream(
+                "GET",
+                path.lstrip("/"),
+                params=_encode_params(params),
+                headers={"Accept-Encoding": "identity"},
+                timeout=timeout,
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._error("GET", path, response)
+                yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+
+def _decode(response: httpx.Response, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServerError(
+            f"{url} answered {response.status_code} with something that is not JSON "
+            f"({response.headers.get('content-type', 'no content type')}); is it CouchDB?",
+            status=response.status_code,
+        ) from None
+
+
+class Database:
+    """One database on a `Couch` server."""
+
+    def __init__(self, couch: Couch, name: str) -> None:
+        self.couch = couch
+        self.name = name
+        self._base = "/" + quote(name, safe="")
+
+    def __repr__(self) -> str:
+        return f"Database({self.couch.url}{self.name})"
+
+    @property
+    def url(self) -> str:
+        """The database's URL without credentials."""
+        return f"{self.couch.url}{self.name}"
+
+    def _json(self, method: str, path: str = "", **kwargs: Any) -> Any:
+        return self.couch.json(method, self._base + path, **kwargs)
+
+    # -- the database itself ----------------------------------------------------
+
+    def exists(self) -> bool:
+        try:
+            self.couch.request("HEAD", self._base)
+        except NotFound:
+            return False
+        return True
+
+    def create(self) -> bool:
+        """Create the database; False if it already existed."""
+        try:
+            self._json("PUT")
+        except PreconditionFailed:
+            return False
+        return True
+
+    def drop(self) -> None:
+        self._json("DELETE")
+
+    def info(self) -> dict[str, Any]:
+        return self._json("GET")
+
+    def replicas(self) -> int:
+        """The database's `n` (copies of each document); 1 where the server has no
+        cluster object (a single node, or pouchdb-server)."""
+        cluster = self.info().get("cluster")
+        return int(cluster.get("n", 1)) if isinstance(cluster, dict) else 1
+
+    def security(self) -> dict[str, Any]:
+        return self._json("GET", "/_security")
+
+    def set_security(self, security: dict[str, Any]) -> None:
+        self._json("PUT", "/_security", body=security)
+
+    # -- documents --------------------------------------------------------------
+
+    def get(self, doc_id: str, **params: Any) -> dict[str, Any]:
+        return self._json("GET", "/" + doc_path(doc_id), params=params)
+
+    def get_or_none(self, doc_id: str, **params: Any) -> dict[str, Any] | None:
+        try:
+            return self.get(doc_id, **params)
+        except NotFound:
+            return None
+
+    def save(self, doc: dict[str, Any], **params: Any) -> str:
+        """Create or update `doc` (PUT with its `_id`, else POST for a server
+        UUID); store the new `_id`/`_rev` into it and return the revision."""
+        if "_id" in doc:
+            result = self._json("PUT", "/" + doc_path(doc["_id"]), body=doc, params=params)
+        else:
+            result = self._json("POST", "", body=doc, params=params)
+        doc["_id"], doc["_rev"] = result["id"], result["rev"]
+        return result["rev"]
+
+    def delete(self, doc_id: str, rev: str) -> str:
+        return self._json("DELETE", "/" + doc_path(doc_id), params={"rev": rev})["rev"]
+
+    def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict]:
+        """One `_bulk_docs` round trip. Results may come back in another order
+        (pouchdb-server), so callers pair them by `id`."""
+        body: dict[str, Any] = {"docs": docs}
+        if not new_edits:
+            body["new_edits"] = False
+        return self._json("POST", "/_bulk_docs", body=body)
+
+    def open_revs(self, doc_id: str) -> list[dict[str, Any]]:
+        """Every leaf revision of a document (conflict branches included)."""
+        rows = self._json(
+            "GET",
+            "/" + doc_path(doc_id),
+            params={"open_revs": "all", "revs": True},
+        )
+        return [row["ok"] for row in rows if "ok" in row]
+
+    def all_docs(self, **params: Any) -> dict[str, Any]:
+        return self._post_or_get("/_all_docs", params)
+
+    def view(self, ddoc: str, view: str, **params: Any) -> dict[str, Any]:
+        return self._post_or_get(
+            f"/_design/{quote(ddoc, safe='')}/_view/{quote(view, safe='')}", params
+        )
+
+    def _post_or_get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        if "keys" in params:
+            keys = params.pop("keys")
+            return self._json("POST", path, params=params, body={"keys": keys})
+        return self._json("GET", path, params=params)
+
+    def update(
+        self, ddoc: str, handler: str, doc_id: str, body: Any = None, **params: Any
+    ) -> UpdateResult:
+        """Call an update handler on a document. Raises Conflict on 409 (either
+        the handler's own refusal or CouchDB's revision conflict)."""
+        path = f"{self._base}/_design/{quote(ddoc, safe='')}/_update/{quote(handler, safe='')}/"
+        response = self.couch.request(
+            "POST", path + doc_path(doc_id), params=params, body=body or {}
+        )
+        try:
+            data = response.json()
+        except ValueError:
+            data = response.text
+        return UpdateResult(
+            response.status_code, data, response.headers.get("X-Couch-Update-NewRev")
+        )
+
+    # -- changes ------------------------------------------------------------------
+
+    def changes(
+        self,
+        *,
+        since: str | int = "now",
+        feed: str = "continuous",
+        heartbeat: float = 10.0,
+        stop: threading.Event | None = None,
+        max_backoff: float = 10.0,
+        **params: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield `_changes` rows for as long as the caller iterates (or until
+        `stop` is set; it is checked at every heartbeat). On a lost connection it
+        reconnects from the last seq seen, with capped backoff, logging one line
+        per outage. Extra params (filter, view, include_docs, ...) pass through.
+        `seq` values are opaque: stored and passed back, never compared."""
+        stop = stop or threading.Event()
+        backoff, down_since = 0.5, None
+        while not stop.is_set():
+            query = {**params, "feed": feed, "since": since, "heartbeat": int(heartbeat * 1000)}
+            try:
+                for row in self._feed_rows(query, heartbeat):
+                    if down_since is not None:
+                        log.warning(
+                            "reconnected to %s after %.1f s",
+                            self.url,
+                            time.monotonic() - down_since,
+                        )
+                        down_since, backoff = None, 0.5
+                    if stop.is_set():
+                        return
+                    if row is None:
+                        continue
+                    if "last_seq" in row:
+                        since = row["last_seq"]
+                        break
+                    since = row.get("seq", since)
+                    yield row
+            except ServerUnreachable as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("lost the changes feed of %s (%s); retrying", self.url, exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff)
+            except ServerError as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("changes feed of %s failed (%s); retrying", self.url, exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff)
+
+    def _feed_rows(self, query: dict[str, Any], heartbeat: float) -> Iterator[dict | None]:
+        """One connection's worth of a feed: change rows, None for a heartbeat,
+        and a final {"last_seq": ...} row."""
+        if query["feed"] == "continuous":
+            for line in self.couch.stream_lines(
+                self._base + "/_changes", params=query, read_timeout=heartbeat * 3
+            ):
+                yield json.loads(line) if line.strip() else None
+            return
+        # normal/longpoll answer one JSON object (over several lines): read it whole.
+        response = self._json(
+            "GET",
+            "/_changes",
+            params=query,
+            headers={"Accept-Encoding": "identity"},
+            timeout=max(heartbeat * 3, 60.0),
+        )
+        yield from response["results"]
+        yield {"last_seq": response["last_seq"]}

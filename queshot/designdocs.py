@@ -1,0 +1,415 @@
+"""Design documents as code: load a couchapp folder, render it, check it, push it.
+
+Layout (DESIGN.md): each folder of the source is `_design/<folder>`; inside, a
+folder is an object and a file a key named after the file without its
+extension (`views/pending/map.js` -> `views.pending.map`); `.json` files are
+parsed; `_attachments/` holds files served by CouchDB; other folders starting
+with `_` hold Jinja partials that templates include (CouchDB reserves `_`
+keys, so none is lost). Every text file is a
+Jinja2 template rendered with `context.json` of the source folder; a template
+may `{% include %}` another, which is how one CommonJS module reaches both
+`lib/` (handlers, validate_doc_update) and each map function (pouchdb-server
+has no require() in maps).
+`_security.json` beside the folders is applied to every database pushed to.
+
+Every function is compiled locally (QuickJS, as CouchDB 3.4+ runs) before
+anything is written: CouchDB accepts a broken validate_doc_update or update
+handler and then refuses every write.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import quickjs
+
+from .couch import BadRequest, Couch, Database, NotFound, ServerUnreachable
+
+log = logging.getLogger(__name__)
+
+CONTEXT_FILE = "context.json"
+SECURITY_FILE = "_security.json"
+ATTACHMENTS = "_attachments"
+STAGED_SUFFIX = "-staged"
+BUILTIN_REDUCERS = ("_count", "_sum", "_stats", "_approx_count_distinct")
+TEXT_TYPES = ("text/", "application/javascript", "application/json", "image/svg+xml")
+
+
+class DesignDocError(Exception):
+    """A design document that cannot be pushed; the message names the source file."""
+
+
+def default_source() -> Path:
+    """The queue's own design docs: inside the wheel, or the checkout's `designdocs/`."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "designdocs"
+    return packaged if packaged.is_dir() else here.parent / "designdocs"
+
+
+@dataclass
+class DesignDoc:
+    """One rendered design document and where each of its keys came from."""
+
+    name: str
+    doc: dict[str, Any]
+    sources: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"_design/{self.name}"
+
+    def view_names(self) -> list[str]:
+        views = self.doc.get("views", {})
+        return sorted(k for k, v in views.items() if isinstance(v, dict) and "map" in v)
+
+    def source_of(self, key: str) -> str:
+        path = self.sources.get(key)
+        return str(path) if path else f"_design/{self.name} {key}"
+
+
+@dataclass
+class Bundle:
+    """Everything rendered from one source folder."""
+
+    source: Path
+    design_docs: list[DesignDoc]
+    security: dict[str, Any] | None
+
+
+# -- loading and rendering -------------------------------------------------------
+
+
+def load(source: Path | str | None = None, context: dict[str, Any] | None = None) -> Bundle:
+    """Render and check every design doc under `source`; raises DesignDocError."""
+    root = Path(source) if source is not None else default_source()
+    if not root.is_dir():
+        raise DesignDocError(f"{root}: no such design-doc folder")
+    values = _read_json(root / CONTEXT_FILE) if (root / CONTEXT_FILE).exists() else {}
+    values.update(context or {})
+    security = _read_json(root / SECURITY_FILE) if (root / SECURITY_FILE).exists() else None
+    docs = [
+        _load_ddoc(folder, values)
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and not folder.name.startswith((".", "_"))
+    ]
+    if not docs:
+        raise DesignDocError(f"{root}: no design-doc folders in it")
+    for ddoc in docs:
+        check_javascript(ddoc)
+    return Bundle(root, docs, security)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DesignDocError(f"{path}: {exc}") from None
+
+
+def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.globals.update(context)
+    ddoc = DesignDoc(folder.name, {"_id": f"_design/{folder.name}", "language": "javascript"})
+    attachments: dict[str, Any] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if rel.parts[0].startswith("_") and rel.parts[0] != ATTACHMENTS:
+            continue  # Jinja partials (_partials/...): included by templates, not keys
+        if rel.parts[0] == ATTACHMENTS:
+            name = "/".join(rel.parts[1:])
+            attachments[name] = _attachment(env, path, rel)
+            ddoc.sources[f"{ATTACHMENTS}/{name}"] = path
+            continue
+        keys = [*rel.parts[:-1], rel.stem]
+        text = _render(env, path, rel)
+        if path.suffix == ".json":
+            try:
+                value: Any = json.loads(text)
+            except ValueError as exc:
+                raise DesignDocError(f"{path}: not valid JSON after rendering: {exc}") from None
+        else:
+            value = text.strip()
+        _set(ddoc.doc, keys, value, path)
+        ddoc.sources[".".join(keys)] = path
+    if attachments:
+        ddoc.doc["_attachments"] = attachments
+    return ddoc
+
+
+def _render(env: jinja2.Environment, path: Path, rel: Path) -> str:
+    try:
+        return env.get_template(rel.as_posix()).render()
+    except jinja2.TemplateSyntaxError as exc:
+        raise DesignDocError(f"{exc.filename or path}:{exc.lineno}: template error: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise DesignDocError(f"{path}: template error: {exc}") from None
+
+
+def _attachment(env: jinja2.Environment, path: Path, rel: Path) -> dict[str, Any]:
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if content_type.startswith(TEXT_TYPES):
+        data = _render(env, path, rel).encode()
+    else:
+        data = path.read_bytes()
+    return {"content_type": content_type, "data": base64.b64encode(data).decode()}
+
+
+def _set(doc: dict[str, Any], keys: list[str], value: Any, path: Path) -> None:
+    node = doc
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise DesignDocError(f"{path}: '{key}' is both a file and a folder")
+    if keys[-1] in node:
+        raise DesignDocError(f"{path}: key '{'.'.join(keys)}' is defined twice")
+    node[keys[-1]] = value
+
+
+# -- checking the JavaScript ---------------------------------------------------
+
+
+def _javascript(doc: dict[str, Any]) -> Iterable[tuple[str, str, bool]]:
+    """(key, source, is_module) for every function and CommonJS module CouchDB
+    would compile from this design doc."""
+    if isinstance(doc.get("validate_doc_update"), str):
+        yield "validate_doc_update", doc["validate_doc_update"], False
+    for section in ("updates", "filters", "shows", "lists"):
+        for name, src in (doc.get(section) or {}).items():
+            if isinstance(src, str):
+                yield f"{section}.{name}", src, False
+    for name, view in (doc.get("views") or {}).items():
+        if name == "lib":
+            continue
+        for part in ("map", "reduce"):
+            src = view.get(part) if isinstance(view, dict) else None
+            if isinstance(src, str) and src not in BUILTIN_REDUCERS:
+                yield f"views.{name}.{part}", src, False
+    yield from _modules("lib", doc.get("lib"))
+    yield from _modules("views.lib", (doc.get("views") or {}).get("lib"))
+
+
+def _modules(prefix: str, node: Any) -> Iterable[tuple[str, str, bool]]:
+    if isinstance(node, str):
+        yield prefix, node, True
+    elif isinstance(node, dict):
+        for name, child in node.items():
+            yield from _modules(f"{prefix}.{name}", child)
+
+
+def check_javascript(ddoc: DesignDoc) -> None:
+    """Compile every function of `ddoc` with QuickJS; raise DesignDocError naming
+    the source file of the first one that does not compile to a function."""
+    context = quickjs.Context()
+    for key, src, is_module in _javascript(ddoc.doc):
+        if is_module:
+            probe = f"typeof (function (require, exports, module) {{{src}\n}})"
+        else:
+            probe = f"typeof ({src}\n)"
+        try:
+            kind = context.eval(probe)
+        except quickjs.JSException as exc:
+            message, _, where = str(exc).partition("\n")
+            line = re.search(r":(\d+)", where)
+            place = f"{ddoc.source_of(key)}:{line.group(1)}" if line else ddoc.source_of(key)
+            raise DesignDocError(f"{place}: {message}") from None
+        if kind != "function":
+            raise DesignDocError(f"{ddoc.source_of(key)}: must be a single JavaScript function")
+
+
+# -- comparing -------------------------------------------------------------------
+
+
+def _digest(attachment: dict[str, Any]) -> str:
+    raw = base64.b64decode(attachment["data"])
+    return "md5-" + base64.b64encode(hashlib.md5(raw).digest()).decode()
+
+
+def flatten(doc: dict[str, Any]) -> dict[str, str]:
+    """A design doc as {key path: text}, the unit of comparison and of diffs.
+    Attachments compare by content type and MD5 digest (what CouchDB stores)."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for key, child in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, child)
+        else:
+            flat[prefix] = node if isinstance(node, str) else json.dumps(node, sort_keys=True)
+
+    for key, value in doc.items():
+        if key in ("_id", "_rev", "_revisions", "_attachments"):
+            continue
+        walk(key, value)
+    for name, att in (doc.get("_attachments") or {}).items():
+        digest = att["digest"] if "digest" in att else _digest(att)
+        flat[f"{ATTACHMENTS}/{name}"] = f"{att.get('content_type')} {digest}"
+    return flat
+
+
+@dataclass
+class Change:
+    """How a design doc on the server differs from the rendered one."""
+
+    ddoc: DesignDoc
+    current: dict[str, Any] | None
+    changed: list[str]
+
+    @property
+    def views_changed(self) -> bool:
+        return self.current is not None and any(k.startswith("views.") for k in self.changed)
+
+    def diff(self) -> str:
+        """A readable per-function unified diff (server -> local)."""
+        old = flatten(self.current) if self.current else {}
+        new = flatten(self.ddoc.doc)
+        out = []
+        for key in self.changed:
+            out.extend(
+                difflib.unified_diff(
+                    old.get(key, "").splitlines(),
+                    new.get(key, "").splitlines(),
+                    fromfile=f"server {self.ddoc.id} {key}",
+                    tofile=f"local {self.ddoc.source_of(key)}",
+                    lineterm="",
+                )
+            )
+        return "\n".join(out)
+
+
+def compare(db: Database, ddoc: DesignDoc) -> Change:
+    current = db.get_or_none(ddoc.id)
+    new = flatten(ddoc.doc)
+    old = flatten(current) if current else {}
+    changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k))
+    return Change(ddoc, current, changed)
+
+
+# -- pushing -------------------------------------------------------------------------
+
+
+@dataclass
+class PushResult:
+    database: str
+    target: str  # "_design/<name>" or "_security" or "database"
+    action: str  # unchanged, created, updated, staged, would create, would update
+    detail: str = ""
+    diff: str = ""
+
+    def __str__(self) -> str:
+        tail = f" ({self.detail})" if self.detail else ""
+        return f"{self.database}: {self.target} {self.action}{tail}"
+
+
+def push(
+    couch: Couch, databases: list[str], bundle: Bundle, *, dry_run: bool = False
+) -> list[PushResult]:
+    """Bring every database to the rendered design docs and security object,
+    writing only what differs. View changes go through a staged copy so that
+    queries never wait on an index rebuild."""
+    results = []
+    for name in databases:
+        db = couch.database(name)
+        exists = db.exists()
+        if not exists:
+            results.append(PushResult(name, "database", "would create" if dry_run else "created"))
+            if not dry_run:
+                db.create()
+        if bundle.security is not None:
+            results.append(_push_security(db, bundle.security, exists, dry_run))
+        for ddoc in bundle.design_docs:
+            results.append(_push_ddoc(db, ddoc, exists, dry_run))
+    return results
+
+
+def _push_security(db: Database, security: dict, exists: bool, dry_run: bool) -> PushResult:
+    current = db.security() if exists else {}
+    if current == security:
+        return PushResult(db.name, "_security", "unchanged")
+    if dry_run:
+        return PushResult(db.name, "_security", "would update")
+    db.set_security(security)
+    return PushResult(db.name, "_security", "updated")
+
+
+def _push_ddoc(db: Database, ddoc: DesignDoc, exists: bool, dry_run: bool) -> PushResult:
+    change = compare(db, ddoc) if exists else Change(ddoc, None, sorted(flatten(ddoc.doc)))
+    if not change.changed:
+        return PushResult(db.name, ddoc.id, "unchanged")
+    detail = ", ".join(change.changed)
+    if dry_run:
+        action = "would create" if change.current is None else "would update"
+        if change.views_changed:
+            action += " via staged copy"
+        return PushResult(db.name, ddoc.id, action, detail, change.diff())
+    if change.views_changed:
+        _swap_in_staged(db, ddoc, change.current)
+        return PushResult(db.name, ddoc.id, "updated via staged copy", detail)
+    doc = dict(ddoc.doc)
+    if change.current is not None:
+        doc["_rev"] = change.current["_rev"]
+    _save_ddoc(db, ddoc, doc)
+    return PushResult(db.name, ddoc.id, "created" if change.current is None else "updated", detail)
+
+
+def _save_ddoc(db: Database, ddoc: DesignDoc, doc: dict[str, Any]) -> None:
+    try:
+        db.save(doc)
+    except BadRequest as exc:
+        raise DesignDocError(
+            f"{db.name}: CouchDB refused {ddoc.id} (from {ddoc.source_of('')}): {exc.reason}"
+        ) from None
+
+
+def _swap_in_staged(db: Database, ddoc: DesignDoc, current: dict[str, Any]) -> None:
+    """CouchDB's documented zero-downtime view change: upload under
+    `_design/<name>-staged`, query it so the index is built, then write the
+    same content over the live design doc and delete the staged copy. Indexes
+    are keyed by the views' content, so the built index carries over. (The
+    docs use COPY for the swap; a PUT of identical content has the same effect
+    and pouchdb-server cannot COPY design docs.)"""
+    staged_name = ddoc.name + STAGED_SUFFIX
+    staged_id = f"_design/{staged_name}"
+    leftover = db.get_or_none(staged_id)
+    if leftover:
+        db.delete(staged_id, leftover["_rev"])
+    staged = dict(ddoc.doc, _id=staged_id)
+    _save_ddoc(db, ddoc, staged)
+    try:
+        _build_index(db, staged_name, ddoc.view_names())
+        _save_ddoc(db, ddoc, dict(ddoc.doc, _rev=current["_rev"]))
+    finally:
+        try:
+            db.delete(staged_id, db.get(staged_id)["_rev"])
+        except NotFound:
+            pass
+
+
+def _build_index(db: Database, ddoc_name: str, views: list[str], attempts: int = 60) -> None:
+    if not views:
+        return
+    for attempt in range(attempts):
+        try:
+            db.view(ddoc_name, views[0], limit=0)
+            return
+        except ServerUnreachable:  # a large index can outlast one read timeout
+            log.info("index of _design/%s still building (attempt %d)", ddoc_name, attempt + 1)
+    raise DesignDocError(f"{db.name}: index of _design/{ddoc_name} did not build in time")
+
