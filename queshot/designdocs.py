@@ -20,6 +20,7 @@ handler and then refuses every write.
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
 import hashlib
 import json
@@ -158,7 +159,9 @@ def _render(env: jinja2.Environment, path: Path, rel: Path) -> str:
     try:
         return env.get_template(rel.as_posix()).render()
     except jinja2.TemplateSyntaxError as exc:
-        raise DesignDocError(f"{exc.filename or path}:{exc.lineno}: template error: {exc}") from None
+        raise DesignDocError(
+            f"{exc.filename or path}:{exc.lineno}: template error: {exc}"
+        ) from None
     except jinja2.TemplateError as exc:
         raise DesignDocError(f"{path}: template error: {exc}") from None
 
@@ -396,10 +399,8 @@ def _swap_in_staged(db: Database, ddoc: DesignDoc, current: dict[str, Any]) -> N
         _build_index(db, staged_name, ddoc.view_names())
         _save_ddoc(db, ddoc, dict(ddoc.doc, _rev=current["_rev"]))
     finally:
-        try:
+        with contextlib.suppress(NotFound):
             db.delete(staged_id, db.get(staged_id)["_rev"])
-        except NotFound:
-            pass
 
 
 def _build_index(db: Database, ddoc_name: str, views: list[str], attempts: int = 60) -> None:
@@ -412,4 +413,3 @@ def _build_index(db: Database, ddoc_name: str, views: list[str], attempts: int =
         except ServerUnreachable:  # a large index can outlast one read timeout
             log.info("index of _design/%s still building (attempt %d)", ddoc_name, attempt + 1)
     raise DesignDocError(f"{db.name}: index of _design/{ddoc_name} did not build in time")
-

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from .config import DEFAULT_DEV_PORT
+from .couch import Couch, CouchError
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,9 @@ class DevServer:
                     f"pouchdb-server exited with {self._process.returncode} "
                     f"(log in {self._workdir}/log.txt)"
                 )
-            try:
-                httpx.get(self.url, timeout=1.0, headers={"Accept": "application/json"})
+            if _answers(self.url):
                 return
-            except httpx.TransportError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"pouchdb-server did not answer on {self.url} within {timeout} s")
 
@@ -120,10 +118,63 @@ class DevServer:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
+    def wait(self) -> None:
+        if self._process:
+            self._process.wait()
+
     def restart(self) -> None:
         """Stop and start again on the same port (and data folder)."""
         self.stop(keep_workdir=True)
         self.start()
+
+
+def _answers(url: str) -> bool:
+    with Couch(url, timeout=1.0, connect_timeout=1.0) as couch:
+        try:
+            couch.info()
+        except CouchError:
+            return False
+    return True
+
+
+def _start_background(port: int, data_dir: str | None) -> int:
+    """Leave a dev server running after this command (for `make push-designdocs`)."""
+    url = f"http://127.0.0.1:{port}/"
+    if _answers(url):
+        print(f"dev server already answering at {url}")
+        return 0
+    state = Path(".devserver")
+    state.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "queshot.devserver", "--port", str(port)]
+    if data_dir:
+        command += ["--dir", data_dir]
+    with open(state / "log.txt", "ab") as out:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    (state / "pid").write_text(str(process.pid))
+    deadline = time.monotonic() + 20
+    while not _answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            print(f"queshot dev server: did not start (see {state / 'log.txt'})", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(f"started a dev server at {url} (pid {process.pid}; `make dev-server-stop` stops it)")
+    return 0
+
+
+def _stop_background() -> int:
+    pid_file = Path(".devserver") / "pid"
+    if not pid_file.exists():
+        print("no background dev server recorded")
+        return 0
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        print("stopped the background dev server")
+    except (ProcessLookupError, ValueError):
+        print("the background dev server was not running")
+    pid_file.unlink()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,17 +182,25 @@ def main(argv: list[str] | None = None) -> int:
     port = int(os.environ.get("QUESHOT_DEV_PORT") or DEFAULT_DEV_PORT)
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--dir", help="keep data on disk here (default: in memory)")
+    parser.add_argument("--background", action="store_true", help="start detached unless running")
+    parser.add_argument("--stop", action="store_true", help="stop the detached one")
     args = parser.parse_args(argv)
+    data_dir = str(Path(args.dir).resolve()) if args.dir else None
+    if args.stop:
+        return _stop_background()
+    if args.background:
+        return _start_background(args.port, data_dir)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = DevServer(args.port, args.dir)
+    server = DevServer(args.port, data_dir)
     try:
         server.start()
     except RuntimeError as exc:
         print(f"queshot dev server: {exc}", file=sys.stderr)
         return 1
     print(f"pouchdb-server at {server.url} - Fauxton at {server.url}_utils - Ctrl-C stops it")
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
-        server._process.wait()
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,0 +1,55 @@
+# queshot — every target sets itself up on a fresh machine.
+# COUCHDB_URL points everything at a real CouchDB; without it the embedded
+# pouchdb-server (pinned in package.json) is used.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_PORT ?= 5989
+export QUESHOT_DEV_PORT ?= $(DEV_PORT)
+
+.PHONY: setup dev-server dev-server-stop push-designdocs demo test lint bench dev
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The dev server in the foreground (Ctrl-C stops it); data kept in .devserver/.
+dev-server-stop:
+	@$(BIN)/python -m queshot.devserver --stop
+
+dev-server: setup
+ifdef COUCHDB_URL
+	@echo "COUCHDB_URL is set: using $$($(BIN)/python -c 'import os; from queshot.couch import safe_url; print(safe_url(os.environ["COUCHDB_URL"]))'); no dev server started."
+else
+	$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data
+endif
+
+# Provision every database named by QUESHOT_DB (comma-separated; default queshot).
+# Without COUCHDB_URL a dev server is started in the background if none answers.
+push-designdocs: setup
+ifndef COUCHDB_URL
+	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
+endif
+	$(BIN)/queshot push
+
+demo: setup
+	$(BIN)/python -m queshot.demo
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check queshot tests
+	$(BIN)/ruff format --check queshot tests
+
+bench: setup
+	$(BIN)/queshot bench
