@@ -106,7 +106,8 @@ function reply(code, error, reason) {
 }
 
 // The checks every handler that acts on a held job shares: returns a refusal
-// (an update-handler result) or null when body.worker_id holds doc.
+// (an update-handler result) or null when body.worker_id holds doc and, when
+// body.rev is given, doc is still at that revision (no blind overwrites).
 function notHeld(doc, b) {
   if (!doc) return reply(404, 'not_found', 'no such job');
   if (!isJob(doc)) return reply(400, 'bad_request', 'not a queshot job');
@@ -114,6 +115,10 @@ function notHeld(doc, b) {
     return reply(409, 'not_held', 'job is ' + doc.state + ' and held by ' +
       JSON.stringify(doc.worker_id === undefined ? null : doc.worker_id) +
       ', not by ' + JSON.stringify(b.worker_id === undefined ? null : b.worker_id));
+  }
+  if (b.rev !== undefined && b.rev !== doc._rev) {
+    return reply(409, 'changed', 'job changed since revision ' + b.rev + ' (now ' + doc._rev +
+      '): someone else edited it');
   }
   return null;
 }

@@ -1,0 +1,290 @@
+"""The producer and admin API: the seed's createJob, jobExists, getJobData,
+setJobState, logJob, progressJob, setJobData (and its options limit, view,
+autoremove, writeonly) in Pythonic form, plus bulk enqueue and requeue.
+
+Every write goes through CouchDB's rules (validate_doc_update, update
+handlers); nothing here decides what a legal job is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .couch import Conflict, Database, NotFound
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+DDOC = "queshot"
+STATES = ("inactive", "active", "complete", "failed")
+BULK_CHUNK = 2000
+
+
+class QueueError(Exception):
+    """A queue operation that cannot be done as asked; the message says why."""
+
+
+class JobExists(QueueError):
+    """A job with the caller-supplied id is already in the queue."""
+
+
+class JobNotFound(QueueError, KeyError):
+    """No job with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def queue_path(name: str | Sequence[str]) -> list[str]:
+    """A queue name as its path: "email" -> ["email"]; ["email", "welcome"] stays."""
+    path = [name] if isinstance(name, str) else list(name)
+    if not path or not all(isinstance(p, str) and p for p in path):
+        raise QueueError(
+            f"invalid queue name {name!r}: a non-empty string or list of non-empty strings"
+        )
+    return path
+
+
+def _check_json(what: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise QueueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+class Queue:
+    """A named (or hierarchical) queue in one database.
+
+    `limit` is how many pending rows a worker reads per claim round, `view`
+    the pending view it reads, `autoremove` deletes jobs once complete (failed
+    ones stay), `writeonly` forbids creating workers. `max_attempts`,
+    `timeout`, `lease_seconds` and `backoff_seconds` are defaults stamped on
+    each job created here, except `lease_seconds`: the default lease of this
+    queue's workers (a job's own `lease_seconds` field wins over it)."""
+
+    def __init__(
+        self,
+        name: str | Sequence[str],
+        db: Database,
+        *,
+        limit: int = 10,
+        view: str = "pending",
+        autoremove: bool = False,
+        writeonly: bool = False,
+        max_attempts: int = 1,
+        timeout: float | None = None,
+        lease_seconds: float = 60.0,
+        backoff_seconds: float | None = None,
+    ) -> None:
+        self.name = name if isinstance(name, str) else list(name)
+        self.path = queue_path(name)
+        self.db = db
+        if limit < 1:
+            raise QueueError(f"limit must be >= 1 (got {limit})")
+        if max_attempts < 1:
+            raise QueueError(f"max_attempts must be >= 1 (got {max_attempts})")
+        if lease_seconds <= 0:
+            raise QueueError(f"lease_seconds must be > 0 (got {lease_seconds})")
+        self.limit = limit
+        self.view = view
+        self.autoremove = autoremove
+        self.writeonly = writeonly
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.lease_seconds = lease_seconds
+        self.backoff_seconds = backoff_seconds
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r}, {self.db!r})"
+
+    # -- producing -----------------------------------------------------------------
+
+    def new_job_doc(
+        self,
+        data: Any,
+        *,
+        id: str | None = None,
+        priority: int = 0,
+        delay: float | None = None,
+        run_at: float | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The document of a new waiting job (seed fields first)."""
+        _check_json("job data", data)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise QueueError(f"priority must be an integer (got {priority!r})")
+        created = now_ms()
+        doc: dict[str, Any] = {
+            "queues": self.name,
+            "state": "inactive",
+            "worker_id": None,
+            "priority": priority,
+            "log": [],
+            "data": data,
+            "created_at": created,
+            "attempts": 0,
+            "max_attempts": max_attempts or self.max_attempts,
+            "progress": 0,
+        }
+        if id is not None:
+            doc["_id"] = id
+        if delay is not None and run_at is not None:
+            raise QueueError("give either delay or run_at, not both")
+        if delay is not None:
+            doc["run_at"] = created + int(delay * 1000)
+        elif run_at is not None:
+            doc["run_at"] = int(run_at * 1000)
+        for field, value in (
+            ("timeout", timeout or self.timeout),
+            ("backoff_seconds", self.backoff_seconds),
+        ):
+            if value is not None:
+                doc[field] = value
+        return doc
+
+    def create_job(self, data: Any, **options: Any) -> str:
+        """Enqueue one job; returns its id. A caller-supplied `id` makes the job
+        unique: enqueuing it again raises JobExists. Options: id, priority,
+        delay (seconds), run_at (epoch seconds), max_attempts, timeout."""
+        doc = self.new_job_doc(data, **options)
+        try:
+            return self._save(doc)
+        except Conflict:
+            raise JobExists(
+                f"a job with id {doc['_id']!r} already exists in {self.db.name}"
+            ) from None
+
+    def create_jobs(self, datas: Iterable[Any], **options: Any) -> list[str]:
+        """Enqueue many jobs in `_bulk_docs` round trips; returns their ids in
+        order. Jobs the server refused are reported together (QueueError) after
+        the others are stored."""
+        docs = []
+        for data in datas:
+            doc = self.new_job_doc(data, **options)
+            doc["_id"] = uuid.uuid4().hex
+            docs.append(doc)
+        refused = []
+        for start in range(0, len(docs), BULK_CHUNK):
+            results = self.db.bulk_docs(docs[start : start + BULK_CHUNK])
+            refused += [r for r in results if "error" in r]
+        if refused:
+            reasons = "; ".join(f"{r['id']}: {r.get('reason', r['error'])}" for r in refused[:5])
+            raise QueueError(f"{len(refused)} of {len(docs)} jobs were refused: {reasons}")
+        return [doc["_id"] for doc in docs]
+
+    def _save(self, doc: dict[str, Any]) -> str:
+        self.db.save(doc)
+        return doc["_id"]
+
+    # -- reading ---------------------------------------------------------------------
+
+    def job_exists(self, job_id: str) -> bool:
+        return self.db.get_or_none(job_id) is not None
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job's whole document."""
+        try:
+            return self.db.get(job_id)
+        except NotFound:
+            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
+
+    def get_job_data(self, job_id: str) -> Any:
+        return self.get_job(job_id).get("data")
+
+    def stats(self) -> dict[str, int]:
+        """Jobs of this queue (exactly this path) per state."""
+        rows = self.db.view(
+            DDOC, "stats", startkey=[self.path], endkey=[self.path, {}], group_level=2
+        )["rows"]
+        counts = dict.fromkeys(STATES, 0)
+        for row in rows:
+            counts[row["key"][1]] = row["value"]
+        return counts
+
+    # -- changing ------------------------------------------------------------------
+
+    def _edit(self, job_id: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Read-modify-write under revision checks, retried when someone else
+        wrote in between; validate_doc_update has the last word."""
+        for _ in range(10):
+            doc = self.get_job(job_id)
+            change(doc)
+            try:
+                self.db.save(doc)
+                return doc
+            except Conflict:
+                continue
+        raise QueueError(f"job {job_id!r} kept changing under us; try again")
+
+    def set_job_data(self, job_id: str, data: Any) -> None:
+        _check_json("job data", data)
+        self._edit(job_id, lambda doc: doc.__setitem__("data", data))
+
+    def set_job_state(self, job_id: str, state: str) -> None:
+        """Move a job as an admin would in Fauxton. `inactive` requeues it (a
+        fresh start: attempts reset, no delay); `failed` cancels a waiting job;
+        `active` only comes from a worker's claim."""
+        if state not in STATES:
+            raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+        if state == "active":
+            raise QueueError("a job becomes 'active' only by a worker's claim")
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["state"] = state
+            if state == "inactive":
+                doc.update(worker_id=None, lease_expires_at=None, run_at=None, attempts=0)
+                doc.update(progress=0)
+            elif state == "failed":
+                doc.update(worker_id=None, lease_expires_at=None, failed_at=now_ms())
+            else:
+                doc.update(worker_id=None, lease_expires_at=None, completed_at=now_ms())
+
+        self._edit(job_id, change)
+
+    def requeue(self, job_id: str) -> None:
+        """Put a failed (or completed) job back to waiting, attempts reset."""
+        self.set_job_state(job_id, "inactive")
+
+    def remove_job(self, job_id: str) -> None:
+        doc = self.get_job(job_id)
+        self.db.delete(job_id, doc["_rev"])
+
+    def log_job(self, job_id: str, message: str) -> None:
+        """Append a line to the job's log, stamped by the server's clock."""
+        self._handler(job_id, "log", {"msg": str(message)})
+
+    def progress_job(self, job_id: str, progress: float) -> None:
+        self._handler(job_id, "progress", {"progress": progress})
+
+    def _handler(self, job_id: str, name: str, body: dict[str, Any]) -> None:
+        try:
+            self.db.update(DDOC, name, job_id, body)
+        except NotFound:
+            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
+
+    # -- consuming ---------------------------------------------------------------------
+
+    def create_worker(
+        self,
+        handler: Callable[..., Any],
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        **options: Any,
+    ) -> Worker:
+        """A worker that runs `handler(job)` for this queue's jobs (see Worker)."""
+        from .worker import Worker
+
+        return Worker(self, handler, name=name, concurrency=concurrency, **options)

@@ -1,0 +1,670 @@
+"""Workers: claim jobs through the `claim` update handler, run a Python
+handler on each, and write the outcome back under the same rules.
+
+The claim protocol is DESIGN.md's: candidates are spread so that workers do
+not all fight over the first rows; any 409 means "not yours"; claims carry
+`w` = the database's `n`, only a 201 is ownership, a 202 is settled by
+reading every leaf (`open_revs=all`) after a short wait and owning the job
+only if CouchDB's winning revision names this worker; the loser deletes its
+branch. While a job runs, a heartbeat extends its lease and checks for
+conflict branches (replication, `new_edits=false`), resolved the same way.
+
+Threads: one dispatcher claims, one thread per running job (daemon, so a
+handler that never returns cannot keep the process alive after shutdown),
+one heartbeat/status thread, one lease reaper, one `_changes` listener that
+wakes the dispatcher when a job becomes claimable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .couch import (
+    Conflict,
+    CouchError,
+    Forbidden,
+    NotFound,
+    ServerError,
+    ServerUnreachable,
+    Unauthorized,
+)
+from .queue import DDOC, Queue, QueueError, now_ms
+
+log = logging.getLogger(__name__)
+
+WORKER_DOC_PREFIX = "queshot-worker:"
+SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
+REAP_BATCH = 50
+MAX_SKIP_SCANS = 8
+
+
+class HandlerSource(Protocol):
+    """Where a worker gets its handler for each job (reloading in dev mode)."""
+
+    def get(self) -> Callable[[Job], Any]: ...
+
+
+class _Static:
+    def __init__(self, handler: Callable[[Job], Any]) -> None:
+        self._handler = handler
+
+    def get(self) -> Callable[[Job], Any]:
+        return self._handler
+
+
+def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """CouchDB's deterministic winner among leaf revisions: not deleted, then the
+    highest revision number, then the highest revision id."""
+
+    def rank(doc: dict[str, Any]) -> tuple[bool, int, str]:
+        number, _, rev_id = doc["_rev"].partition("-")
+        return (not doc.get("_deleted", False), int(number), rev_id)
+
+    return max(leaves, key=rank) if leaves else None
+
+
+class Job:
+    """A claimed job, as the handler sees it: `id`, `data`, `doc`, `attempts`,
+    `log(msg)` and `progress(pct)`. Writes go against the revision this worker
+    holds; if someone else changed the job (a human in Fauxton, the reaper),
+    the job is abandoned: its result will not overwrite theirs."""
+
+    def __init__(self, worker: Worker, doc: dict[str, Any], rev: str) -> None:
+        self.id: str = doc["_id"]
+        self.doc = doc
+        self.data: Any = doc.get("data")
+        self.attempts: int = doc.get("attempts", 1)
+        self.rev = rev
+        self.abandoned: str | None = None
+        self.started = time.monotonic()
+        self.next_beat = self.started
+        self._worker = worker
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, attempts={self.attempts})"
+
+    def log(self, message: str) -> None:
+        """Append a line to the job's log (server-stamped)."""
+        self._worker._write(self, "log", {"msg": str(message)})
+
+    def progress(self, percent: float) -> None:
+        """Report progress, 0-100."""
+        self._worker._write(self, "progress", {"progress": percent})
+
+
+@dataclass
+class WorkerStats:
+    """Counters for logs, the demo and the benchmark."""
+
+    claim_attempts: int = 0
+    claims_won: int = 0
+    claim_conflicts: int = 0
+    completed: int = 0
+    retried: int = 0
+    failed: int = 0
+    abandoned: int = 0
+    released: int = 0
+    reaped: int = 0
+    durations: list[float] = field(default_factory=list, repr=False)
+
+
+class Worker:
+    """Runs `handler(job)` for the jobs of `queue`, up to `concurrency` at once.
+
+    Seed controls: `wake_up()` (look for jobs now), `go_to_sleep()` (stop
+    looking until woken or a job arrives), `pause()` / `resume()` (claim
+    nothing until resumed; running jobs go on). `run()` blocks and handles
+    SIGTERM/SIGINT; `start()` / `stop()` are the non-blocking pair."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Callable[[Job], Any] | HandlerSource,
+        *,
+        name: str | None = None,
+        concurrency: int = 1,
+        lease_seconds: float | None = None,
+        poll_interval: float = 5.0,
+        reap_interval: float | None = None,
+        shutdown_grace: float = 30.0,
+        feed_heartbeat: float = 2.0,
+    ) -> None:
+        if queue.writeonly:
+            raise QueueError(f"queue {queue.name!r} is writeonly: it cannot create workers")
+        if concurrency < 1:
+            raise QueueError(f"concurrency must be >= 1 (got {concurrency})")
+        self.queue = queue
+        self.db = queue.db
+        self.handlers: HandlerSource = handler if hasattr(handler, "get") else _Static(handler)
+        host = socket.gethostname()
+        self.name = name or f"{host}-{os.getpid()}"
+        self.id = f"{self.name}:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds or queue.lease_seconds
+        self.poll_interval = poll_interval
+        self.reap_interval = reap_interval or max(1.0, self.lease_seconds / 2)
+        self.shutdown_grace = shutdown_grace
+        self.feed_heartbeat = feed_heartbeat
+        self.stats = WorkerStats()
+        self.fatal: Exception | None = None
+        self.replicas = 1
+
+        self._running: dict[str, Job] = {}
+        self._running_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._slot_free = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._asleep = False
+        self._stopping = threading.Event()  # no more claims
+        self._halt = threading.Event()  # background threads end
+        self._stop_requested = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._status_rev: str | None = None
+        self._outage_since: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Worker({self.id!r}, queue={self.queue.name!r})"
+
+    # -- seed controls ---------------------------------------------------------------
+
+    def wake_up(self) -> None:
+        self._asleep = False
+        self._wake.set()
+
+    def go_to_sleep(self) -> None:
+        self._asleep = True
+        self._wake.clear()
+
+    def pause(self) -> None:
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self.wake_up()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    @property
+    def running_jobs(self) -> list[str]:
+        with self._running_lock:
+            return list(self._running)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start claiming in background threads; returns at once."""
+        self.replicas = self.db.replicas()
+        self._write_status()
+        for target, name in (
+            (self._dispatch_loop, "dispatch"),
+            (self._heartbeat_loop, "heartbeat"),
+            (self._reap_loop, "reaper"),
+            (self._feed_loop, "changes"),
+        ):
+            thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info(
+            "worker %s on queue %s (concurrency %d, lease %ss, n=%d)",
+            self.id,
+            self.queue.name,
+            self.concurrency,
+            self.lease_seconds,
+            self.replicas,
+        )
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running jobs finish within `grace` seconds, give
+        back (release) those that cannot, and end the background threads."""
+        grace = self.shutdown_grace if grace is None else grace
+        self._stopping.set()
+        self._resumed.set()
+        self._wake.set()
+        deadline = time.monotonic() + grace
+        while self.running_jobs and time.monotonic() < deadline:
+            self._slot_free.wait(0.1)
+            self._slot_free.clear()
+        for job_id in self.running_jobs:
+            job = self._running.get(job_id)
+            if job is not None:
+                self._release(job)
+        self._halt.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._remove_status()
+        log.info("worker %s stopped: %s", self.id, self._summary())
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (graceful; a second signal exits at once) or
+        a fatal error (wrong credentials, missing design doc), which is raised."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+        self.start()
+        while not self._stop_requested.wait(0.5):
+            pass
+        self.stop()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requested.is_set():
+            log.warning("second signal: exiting now; leases bring running jobs back")
+            os._exit(1)
+        log.info("signal %d: finishing running jobs (up to %ss)", signum, self.shutdown_grace)
+        self._stop_requested.set()
+
+    def _fail_fatally(self, exc: Exception) -> None:
+        log.error("worker %s cannot go on: %s", self.id, exc)
+        self.fatal = exc
+        self._stopping.set()
+        self._stop_requested.set()
+
+    def _summary(self) -> str:
+        s = self.stats
+        return (
+            f"{s.completed} complete, {s.retried} retried, {s.failed} failed, "
+            f"{s.abandoned} abandoned, {s.released} released; claims {s.claims_won}/"
+            f"{s.claim_attempts} won, {s.claim_conflicts} conflicts"
+        )
+
+    # -- connection trouble ------------------------------------------------------------
+
+    def _outage(self, exc: Exception) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("CouchDB unavailable (%s); retrying with backoff", exc)
+
+    def _recovered(self) -> None:
+        if self._outage_since is not None:
+            log.warning("CouchDB back after %.1f s", time.monotonic() - self._outage_since)
+            self._outage_since = None
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        """Run `action` until it gets an answer: connection faults are retried
+        with capped backoff (the job's result waits in memory), for as long as
+        the worker is not halted."""
+        delay = 0.2
+        while True:
+            try:
+                result = action()
+                self._recovered()
+                return result
+            except (ServerUnreachable, ServerError) as exc:
+                self._outage(exc)
+                if self._halt.wait(delay):
+                    raise
+                delay = min(delay * 2, 5.0)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            if not self._resumed.is_set():
+                self._resumed.wait(0.5)
+                continue
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.wait(1.0)
+                self._slot_free.clear()
+                continue
+            if self._asleep:
+                self._wake.wait(self.poll_interval)
+                self._asleep = False
+                continue
+            self._wake.clear()
+            try:
+                candidates, next_due = self._candidates(free)
+                claimed = 0
+                for job_id in candidates:
+                    if self._stopping.is_set() or not self._resumed.is_set():
+                        break
+                    job = self._claim(job_id)
+                    if job is not None:
+                        self._start_job(job)
+                        claimed += 1
+                        if claimed >= free:
+                            break
+                self._recovered()
+                backoff = 0.2
+            except (ServerUnreachable, ServerError) as exc:
+                self._outage(exc)
+                self._halt.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            except (Unauthorized, Forbidden) as exc:
+                self._fail_fatally(exc)
+                return
+            except NotFound as exc:
+                self._fail_fatally(
+                    CouchError(f"{exc} - are the design docs pushed? (`queshot push`)")
+                )
+                return
+            if claimed == 0 and not candidates:
+                wait = self.poll_interval
+                if next_due is not None:
+                    wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
+                self._wake.wait(wait)
+
+    def _candidates(self, free: int) -> tuple[list[str], int | None]:
+        """Due job ids from a page of the pending view, shuffled so that
+        competing workers spread over the page. Jobs not yet due sort after
+        the due ones of their priority, so a not-due row skips the scan to the
+        next priority. Also returns the earliest not-due time seen."""
+        path = self.queue.path
+        startkey: list[Any] = [path]
+        now = now_ms()
+        due: list[str] = []
+        next_due = None
+        for _ in range(MAX_SKIP_SCANS):
+            rows = self.db.view(
+                DDOC,
+                self.queue.view,
+                startkey=startkey,
+                endkey=[path, {}],
+                limit=self.queue.limit,
+                reduce=False,
+            )["rows"]
+            skipped_to = None
+            for row in rows:
+                run_at = row["value"]
+                if isinstance(run_at, int | float) and run_at > now:
+                    next_due = run_at if next_due is None else min(next_due, run_at)
+                    skipped_to = [path, row["key"][1], {}]
+                    break
+                due.append(row["id"])
+            if skipped_to is None or len(due) >= free or len(rows) == 0:
+                break
+            startkey = skipped_to
+        random.shuffle(due)
+        return due, next_due
+
+    def _claim(self, job_id: str) -> Job | None:
+        self.stats.claim_attempts += 1
+        try:
+            result = self.db.update(
+                DDOC,
+                "claim",
+                job_id,
+                {"worker_id": self.id, "lease_seconds": self.lease_seconds},
+                w=self.replicas,
+            )
+        except (Conflict, NotFound):
+            self.stats.claim_conflicts += 1
+            return None
+        if result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
+            self.stats.claims_won += 1
+            return Job(self, result.body["job"], result.new_rev)
+        # 202: stored, but not on every copy; ownership unknown until settled.
+        log.info("claim of %s answered %d: settling", job_id, result.status)
+        time.sleep(SETTLE_DELAY)
+        doc = self._settle(job_id, result.new_rev)
+        if doc is None:
+            self.stats.claim_conflicts += 1
+            return None
+        self.stats.claims_won += 1
+        return Job(self, doc, doc["_rev"])
+
+    def _settle(self, job_id: str, my_rev: str | None) -> dict[str, Any] | None:
+        """Decide a contested claim from every leaf revision: return the winning
+        revision if it names this worker (and delete the other branches, so the
+        document converges), else delete this worker's own branch and return
+        None."""
+        leaves = self.db.open_revs(job_id)
+        winner = winning_revision(leaves)
+        mine = (
+            winner is not None
+            and winner.get("worker_id") == self.id
+            and (my_rev is None or winner["_rev"] == my_rev)
+        )
+        for leaf in leaves:
+            if leaf.get("_deleted") or leaf is winner:
+                continue
+            if mine or leaf["_rev"] == my_rev:
+                with contextlib.suppress(Conflict, NotFound):  # removed by another already
+                    self.db.delete(job_id, leaf["_rev"])
+        if mine and winner.get("state") == "active":
+            return winner
+        log.info(
+            "job %s: lost the contested claim (winner %s)",
+            job_id,
+            winner.get("worker_id") if winner else None,
+        )
+        return None
+
+    # -- running -------------------------------------------------------------------------
+
+    def _start_job(self, job: Job) -> None:
+        job.next_beat = job.started + self._beat_every(job)
+        with self._running_lock:
+            self._running[job.id] = job
+        threading.Thread(
+            target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
+        ).start()
+
+    def _beat_every(self, job: Job) -> float:
+        """Heartbeat well before the lease ends, and right after a timeout, so
+        that the server fails a job over its timeout promptly."""
+        every = max(0.5, self.lease_seconds / 3)
+        timeout = job.doc.get("timeout")
+        if isinstance(timeout, int | float) and timeout > 0:
+            until_timeout = job.started + timeout + 0.2 - time.monotonic()
+            every = min(every, max(0.2, until_timeout))
+        return every
+
+    def _run_job(self, job: Job) -> None:
+        outcome = "abandoned"
+        try:
+            handler = self.handlers.get()
+            try:
+                result = handler(job)
+                json.dumps(result, allow_nan=False)
+            except Exception as exc:  # the handler's failure is the job's outcome
+                error = {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(),
+                }
+                outcome = self._finish(job, "fail", {"error": error})
+            else:
+                body = {} if result is None else {"result": result}
+                outcome = self._finish(job, "complete", body)
+        except Exception:
+            log.exception("job %s: could not record its outcome", job.id)
+        finally:
+            duration = time.monotonic() - job.started
+            self.stats.durations.append(duration)
+            with self._running_lock:
+                self._running.pop(job.id, None)
+            self._slot_free.set()
+            self._wake.set()
+            log.info("job %s %s in %.3f s", job.id, outcome, duration)
+
+    def _finish(self, job: Job, handler: str, body: dict[str, Any]) -> str:
+        response = self._write(job, handler, body)
+        if response is None:
+            self.stats.abandoned += 1
+            return f"abandoned ({job.abandoned})"
+        if handler == "complete":
+            self.stats.completed += 1
+            if self.queue.autoremove:
+                try:
+                    self._retrying(lambda: self.db.delete(job.id, job.rev))
+                except Conflict:
+                    log.info("job %s changed after completing; not removed", job.id)
+            return "complete"
+        if isinstance(response.body, dict) and response.body.get("state") == "inactive":
+            self.stats.retried += 1
+            return f"failed, retry {job.attempts + 1} scheduled"
+        self.stats.failed += 1
+        return "failed"
+
+    def _write(self, job: Job, handler: str, body: dict[str, Any], *, retry: bool = True) -> Any:
+        """Call a lifecycle handler for a held job against the revision held.
+        A 409 means someone else changed the job: abandon it, never overwrite."""
+        with job._lock:
+            if job.abandoned:
+                log.debug(
+                    "job %s is abandoned (%s): %s not written", job.id, job.abandoned, handler
+                )
+                return None
+            payload = {**body, "worker_id": self.id, "rev": job.rev}
+
+            def send() -> Any:
+                return self.db.update(DDOC, handler, job.id, payload)
+
+            try:
+                response = self._retrying(send) if retry else send()
+            except (Conflict, NotFound) as exc:
+                job.abandoned = exc.reason or exc.error or "changed by someone else"
+                log.warning(
+                    "job %s: %s refused (%s); abandoning its result", job.id, handler, job.abandoned
+                )
+                return None
+            job.rev = response.new_rev or job.rev
+            return response
+
+    def _release(self, job: Job) -> None:
+        try:
+            if self._write(job, "release", {}, retry=False) is not None:
+                self.stats.released += 1
+                log.info("job %s released unfinished", job.id)
+        except CouchError as exc:
+            log.warning("job %s: release failed (%s); its lease will bring it back", job.id, exc)
+        with job._lock:
+            job.abandoned = job.abandoned or "released at shutdown"
+
+    # -- heartbeats, status, reaping, wake-ups -----------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        status_every = max(1.0, self.lease_seconds / 3)
+        next_status = time.monotonic() + status_every
+        while not self._halt.wait(0.2):
+            now = time.monotonic()
+            with self._running_lock:
+                due = [job for job in self._running.values() if job.next_beat <= now]
+            for job in due:
+                self._beat(job)
+            if now >= next_status:
+                self._write_status()
+                next_status = now + status_every
+
+    def _beat(self, job: Job) -> None:
+        job.next_beat = time.monotonic() + self._beat_every(job)
+        try:
+            response = self._write(
+                job, "heartbeat", {"lease_seconds": self.lease_seconds}, retry=False
+            )
+            if response is not None:
+                doc = self.db.get(job.id, conflicts=True)
+                if doc.get("_conflicts") and self._settle(job.id, job.rev) is None:
+                    with job._lock:
+                        job.abandoned = "lost a conflict to another worker's claim"
+                    log.warning("job %s: %s", job.id, job.abandoned)
+        except (ServerUnreachable, ServerError) as exc:
+            self._outage(exc)
+            job.next_beat = time.monotonic() + 1.0
+        except CouchError as exc:
+            log.warning("job %s: heartbeat failed: %s", job.id, exc)
+
+    def _reap_loop(self) -> None:
+        while not self._halt.wait(self.reap_interval * random.uniform(0.5, 1.5)):
+            try:
+                self.reap()
+            except (ServerUnreachable, ServerError) as exc:
+                self._outage(exc)
+            except CouchError as exc:
+                log.warning("reaper: %s", exc)
+
+    def reap(self) -> int:
+        """Take back running jobs whose lease or timeout has run out. The
+        `expire` handler decides by the server's clock; this only nominates."""
+        rows = self.db.view(DDOC, "leases", endkey=now_ms(), limit=REAP_BATCH)["rows"]
+        reaped = 0
+        for row in rows:
+            try:
+                self.db.update(DDOC, "expire", row["id"], {})
+            except (Conflict, NotFound):
+                continue
+            reaped += 1
+            log.warning("job %s: lease of %s ran out; taken back", row["id"], row["value"])
+        self.stats.reaped += reaped
+        return reaped
+
+    def _feed_loop(self) -> None:
+        try:
+            for _ in self.db.changes(
+                since="now",
+                filter="_view",
+                view=f"{DDOC}/{self.queue.view}",
+                heartbeat=self.feed_heartbeat,
+                stop=self._halt,
+            ):
+                self._asleep = False
+                self._wake.set()
+        except (Unauthorized, Forbidden) as exc:
+            self._fail_fatally(exc)
+        except CouchError as exc:
+            log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
+
+    # -- worker status document ------------------------------------------------------
+
+    @property
+    def status_id(self) -> str:
+        return WORKER_DOC_PREFIX + self.id
+
+    def _write_status(self) -> None:
+        """Keep a small document saying this worker is alive and what it holds,
+        for `queshot workers` and the dashboard."""
+        doc: dict[str, Any] = {
+            "_id": self.status_id,
+            "type": "queshot_worker",
+            "name": self.name,
+            "worker_id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queue.name,
+            "concurrency": self.concurrency,
+            "jobs": self.running_jobs,
+            "paused": self.paused,
+            "last_seen": now_ms(),
+            "lease_seconds": self.lease_seconds,
+        }
+        if self._status_rev:
+            doc["_rev"] = self._status_rev
+        try:
+            self._status_rev = self.db.save(doc)
+        except Conflict:
+            current = self.db.get_or_none(self.status_id)
+            self._status_rev = current["_rev"] if current else None
+        except (ServerUnreachable, ServerError) as exc:
+            self._outage(exc)
+
+    def _remove_status(self) -> None:
+        if not self._status_rev:
+            return
+        try:
+            self.db.delete(self.status_id, self._status_rev)
+        except CouchError as exc:
+            log.debug("status document not removed: %s", exc)
