@@ -247,7 +247,8 @@ class Worker:
                 self._release(job)
         self._halt.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread.name != "queshot-changes":  # ends at its next feed heartbeat
+                thread.join(timeout=5)
         self._remove_status()
         log.info("worker %s stopped: %s", self.id, self._summary())
 

@@ -4,8 +4,13 @@ pouchdb-server on a free loopback port in a temp folder. A fresh database per te
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,3 +51,64 @@ def db(couch: Couch, db_name: str) -> Database:
     """A fresh database with queshot's design docs and security pushed."""
     designdocs.push(couch, [db_name], designdocs.load())
     return couch.database(db_name)
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def record_file(tmp_path: Path) -> Path:
+    """Where worker subprocesses running tests/recording.py log executions."""
+    return tmp_path / "executions.jsonl"
+
+
+@pytest.fixture
+def spawn_worker(server_url: str, record_file: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `queshot worker` subprocesses (handler from tests/recording.py by
+    default); any still running at the end are killed."""
+    processes: list[subprocess.Popen] = []
+
+    def spawn(
+        db_name: str,
+        queue: str,
+        *args: str,
+        handler: str = "recording:handle",
+        stderr: Any = subprocess.PIPE,
+    ) -> subprocess.Popen:
+        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), QUESHOT_TEST_RECORD=str(record_file))
+        command = [
+            sys.executable,
+            "-m",
+            "queshot.cli",
+            "worker",
+            handler,
+            "--queue",
+            queue,
+            "--url",
+            server_url,
+            "--db",
+            db_name,
+            *args,
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    """Poll until `predicate()` is truthy; fail the test with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
