@@ -208,7 +208,7 @@ def _set(doc: dict[str, Any], keys: list[str], value: Any, path: Path) -> None:
 # -- checking the JavaScript ---------------------------------------------------
 
 
-def _javascript(doc: dict[str, Any]) -> Iterable[tuple[str, str, bool]]:
+def javascript_sources(doc: dict[str, Any]) -> Iterable[tuple[str, str, bool]]:
     """(key, source, is_module) for every function and CommonJS module CouchDB
     would compile from this design doc."""
     if isinstance(doc.get("validate_doc_update"), str):
@@ -240,7 +240,7 @@ def check_javascript(ddoc: DesignDoc) -> None:
     """Compile every function of `ddoc` with QuickJS; raise DesignDocError naming
     the source file of the first one that does not compile to a function."""
     context = quickjs.Context()
-    for key, src, is_module in _javascript(ddoc.doc):
+    for key, src, is_module in javascript_sources(ddoc.doc):
         if is_module:
             probe = f"typeof (function (require, exports, module) {{{src}\n}})"
         else:
