@@ -419,11 +419,14 @@ class Database:
         max_backoff: float = 10.0,
         **params: Any,
     ) -> Iterator[dict[str, Any]]:
-        """Yield `_changes` rows for as long as the caller iterates (or until
-        `stop` is set; it is checked at every heartbeat). On a lost connection it
-        reconnects from the last seq seen, with capped backoff, logging one line
-        per outage. Extra params (filter, view, include_docs, ...) pass through.
-        `seq` values are opaque: stored and passed back, never compared."""
+        """Yield `_changes` rows. A `normal` feed ends after one answer (the
+        changes there are now); `longpoll` and `continuous` go on for as long as
+        the caller iterates, or until `stop` is set (checked at every heartbeat
+        of a continuous feed, between answers of a longpoll). On a lost
+        connection it reconnects from the last seq seen, with capped backoff,
+        logging one line per outage. Extra params (filter, view, include_docs,
+        ...) pass through. `seq` values are opaque: stored and passed back,
+        never compared."""
         stop = stop or threading.Event()
         backoff, down_since = 0.5, None
         while not stop.is_set():
@@ -442,6 +445,8 @@ class Database:
                     if row is None:
                         continue
                     if "last_seq" in row:
+                        if feed == "normal":
+                            return
                         since = row["last_seq"]
                         break
                     since = row.get("seq", since)

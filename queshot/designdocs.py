@@ -27,6 +27,7 @@ import json
 import logging
 import mimetypes
 import re
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class DesignDoc:
     name: str
     doc: dict[str, Any]
     sources: dict[str, Path] = field(default_factory=dict)
+    partials: list[Path] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -113,9 +115,18 @@ def load(source: Path | str | None = None, context: dict[str, Any] | None = None
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        text = path.read_text()
+    except OSError as exc:
         raise DesignDocError(f"{path}: {exc}") from None
+    return _parse_json(text, path)
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    """Parse JSON; a mistake is reported as `file:line: reason`, like the JavaScript's."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DesignDocError(f"{path}:{exc.lineno}: invalid JSON: {exc}") from None
 
 
 def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
@@ -133,21 +144,16 @@ def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
         if any(part.startswith(".") for part in rel.parts):
             continue
         if rel.parts[0].startswith("_") and rel.parts[0] != ATTACHMENTS:
-            continue  # Jinja partials (_partials/...): included by templates, not keys
+            ddoc.partials.append(path)  # Jinja partials: included by templates, not keys
+            continue
         if rel.parts[0] == ATTACHMENTS:
             name = "/".join(rel.parts[1:])
-            attachments[name] = _attachment(env, path, rel)
+            attachments[name] = _attachment(env, folder, rel)
             ddoc.sources[f"{ATTACHMENTS}/{name}"] = path
             continue
         keys = [*rel.parts[:-1], rel.stem]
-        text = _render(env, path, rel)
-        if path.suffix == ".json":
-            try:
-                value: Any = json.loads(text)
-            except ValueError as exc:
-                raise DesignDocError(f"{path}: not valid JSON after rendering: {exc}") from None
-        else:
-            value = text.strip()
+        text = _render(env, folder, rel)
+        value: Any = _parse_json(text, path) if path.suffix == ".json" else text.strip()
         _set(ddoc.doc, keys, value, path)
         ddoc.sources[".".join(keys)] = path
     if attachments:
@@ -155,21 +161,34 @@ def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
     return ddoc
 
 
-def _render(env: jinja2.Environment, path: Path, rel: Path) -> str:
+def _render(env: jinja2.Environment, folder: Path, rel: Path) -> str:
     try:
         return env.get_template(rel.as_posix()).render()
     except jinja2.TemplateSyntaxError as exc:
-        raise DesignDocError(
-            f"{exc.filename or path}:{exc.lineno}: template error: {exc}"
-        ) from None
+        where = f"{exc.filename or folder / rel}:{exc.lineno}"
+        raise DesignDocError(f"{where}: template error: {exc}") from None
     except jinja2.TemplateError as exc:
-        raise DesignDocError(f"{path}: template error: {exc}") from None
+        where = _template_line(exc, folder) or folder / rel
+        raise DesignDocError(f"{where}: template error: {exc}") from None
 
 
-def _attachment(env: jinja2.Environment, path: Path, rel: Path) -> dict[str, Any]:
+def _template_line(exc: Exception, folder: Path) -> str | None:
+    """`file:line` of the innermost template line in a render error's traceback
+    (Jinja rewrites its frames to template lines), so that an undefined name in
+    an included partial names the partial."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).is_relative_to(folder)
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def _attachment(env: jinja2.Environment, folder: Path, rel: Path) -> dict[str, Any]:
+    path = folder / rel
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if content_type.startswith(TEXT_TYPES):
-        data = _render(env, path, rel).encode()
+        data = _render(env, folder, rel).encode()
     else:
         data = path.read_bytes()
     return {"content_type": content_type, "data": base64.b64encode(data).decode()}
@@ -189,7 +208,7 @@ def _set(doc: dict[str, Any], keys: list[str], value: Any, path: Path) -> None:
 # -- checking the JavaScript ---------------------------------------------------
 
 
-def _javascript(doc: dict[str, Any]) -> Iterable[tuple[str, str, bool]]:
+def javascript_sources(doc: dict[str, Any]) -> Iterable[tuple[str, str, bool]]:
     """(key, source, is_module) for every function and CommonJS module CouchDB
     would compile from this design doc."""
     if isinstance(doc.get("validate_doc_update"), str):
@@ -221,7 +240,7 @@ def check_javascript(ddoc: DesignDoc) -> None:
     """Compile every function of `ddoc` with QuickJS; raise DesignDocError naming
     the source file of the first one that does not compile to a function."""
     context = quickjs.Context()
-    for key, src, is_module in _javascript(ddoc.doc):
+    for key, src, is_module in javascript_sources(ddoc.doc):
         if is_module:
             probe = f"typeof (function (require, exports, module) {{{src}\n}})"
         else:
@@ -231,10 +250,31 @@ def check_javascript(ddoc: DesignDoc) -> None:
         except quickjs.JSException as exc:
             message, _, where = str(exc).partition("\n")
             line = re.search(r":(\d+)", where)
-            place = f"{ddoc.source_of(key)}:{line.group(1)}" if line else ddoc.source_of(key)
-            raise DesignDocError(f"{place}: {message}") from None
+            place = _source_line(ddoc, key, src, int(line.group(1))) if line else None
+            raise DesignDocError(f"{place or ddoc.source_of(key)}: {message}") from None
         if kind != "function":
             raise DesignDocError(f"{ddoc.source_of(key)}: must be a single JavaScript function")
+
+
+def _source_line(ddoc: DesignDoc, key: str, src: str, line: int) -> str | None:
+    """`file:line` of line `line` of the rendered `key`. Rendering keeps no line
+    map, so the line is looked up by its text: at the same line of the key's own
+    file, else the one line that reads the same in that file or in a partial it
+    may include. None when the key has no file of its own."""
+    path = ddoc.sources.get(key)
+    lines = src.splitlines()
+    if path is None or not 0 < line <= len(lines):
+        return None
+    wanted = lines[line - 1].strip()
+    own = [text.strip() for text in path.read_text().splitlines()]
+    if line <= len(own) and own[line - 1] == wanted:
+        return f"{path}:{line}"
+    for candidate in (path, *ddoc.partials) if wanted else ():
+        texts = own if candidate == path else candidate.read_text().splitlines()
+        hits = [n for n, text in enumerate(texts, 1) if text.strip() == wanted]
+        if len(hits) == 1:
+            return f"{candidate}:{hits[0]}"
+    return f"{path} (line {line} once rendered)"
 
 
 # -- comparing -------------------------------------------------------------------
