@@ -303,8 +303,10 @@ class Database:
     # -- the database itself ----------------------------------------------------
 
     def exists(self) -> bool:
+        """GET rather than HEAD: a 401 to a HEAD has no body, and the body has
+        CouchDB's reason ("Name or password is incorrect.")."""
         try:
-            self.couch.request("HEAD", self._base)
+            self.info()
         except NotFound:
             return False
         return True

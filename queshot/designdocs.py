@@ -99,6 +99,8 @@ def load(source: Path | str | None = None, context: dict[str, Any] | None = None
     if not root.is_dir():
         raise DesignDocError(f"{root}: no such design-doc folder")
     values = _read_json(root / CONTEXT_FILE) if (root / CONTEXT_FILE).exists() else {}
+    if not isinstance(values, dict):
+        raise DesignDocError(f"{root / CONTEXT_FILE}: must be a JSON object of template values")
     values.update(context or {})
     security = _read_json(root / SECURITY_FILE) if (root / SECURITY_FILE).exists() else None
     docs = [
