@@ -4,6 +4,7 @@ pouchdb-server on a free loopback port in a temp folder. A fresh database per te
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -112,3 +113,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float
             return value
         time.sleep(every)
     pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
+
+
+@pytest.fixture
+def push_variant(couch: Couch, db_name: str, tmp_path: Path) -> Callable[..., Database]:
+    """Push a modified copy of queshot's design docs to the test database:
+    `edit(folder)` changes the copy of designdocs/queshot/ first."""
+
+    def push(edit: Callable[[Path], None]) -> Database:
+        source = tmp_path / "designdocs"
+        shutil.copytree(designdocs.default_source(), source)
+        edit(source / "queshot")
+        designdocs.push(couch, [db_name], designdocs.load(source))
+        return couch.database(db_name)
+
+    return push

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from queshot import JobExists, JobNotFound, Queue, QueueError, designdocs
+from queshot import JobExists, JobNotFound, Queue, QueueError
 from queshot.couch import Database, Forbidden
 
 
@@ -199,21 +199,21 @@ def test_limit_pages_through_all_jobs(db: Database) -> None:
     assert queue.stats()["complete"] == 5
 
 
-def test_view_option_chooses_the_pending_view(couch, db_name: str, tmp_path: Path) -> None:
+def test_view_option_chooses_the_pending_view(push_variant) -> None:
     """The seed's `view` option: a worker reads only what that view offers."""
-    source = tmp_path / "designdocs"
-    shutil.copytree(designdocs.default_source(), source)
-    urgent = source / "queshot" / "views" / "urgent"
-    shutil.copytree(source / "queshot" / "views" / "pending", urgent)
-    map_js = urgent / "map.js"
-    map_js.write_text(
-        map_js.read_text().replace(
-            "if (!isJob(doc) || doc.state !== 'inactive') return;",
-            "if (!isJob(doc) || doc.state !== 'inactive' || !(doc.priority >= 5)) return;",
+
+    def add_urgent_view(ddoc: Path) -> None:
+        urgent = ddoc / "views" / "urgent"
+        shutil.copytree(ddoc / "views" / "pending", urgent)
+        map_js = urgent / "map.js"
+        map_js.write_text(
+            map_js.read_text().replace(
+                "if (!isJob(doc) || doc.state !== 'inactive') return;",
+                "if (!isJob(doc) || doc.state !== 'inactive' || !(doc.priority >= 5)) return;",
+            )
         )
-    )
-    designdocs.push(couch, [db_name], designdocs.load(source))
-    db = couch.database(db_name)
+
+    db = push_variant(add_urgent_view)
     queue = Queue("ops", db, view="urgent")
     urgent_id = queue.create_job({"n": 1}, priority=5)
     routine_id = queue.create_job({"n": 2}, priority=0)
