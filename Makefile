@@ -41,8 +41,12 @@ ifndef COUCHDB_URL
 endif
 	$(BIN)/queshot push
 
+# The main job end to end; without COUCHDB_URL on the dev server (left running for Fauxton).
 demo: setup
-	$(BIN)/python -m queshot.demo
+ifndef COUCHDB_URL
+	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
+endif
+	$(BIN)/queshot demo
 
 test: setup
 	$(BIN)/pytest -q

@@ -7,12 +7,13 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import config, designdocs
-from .couch import Couch, CouchError
+from . import config, demo, designdocs
+from .couch import Couch, CouchError, safe_url
 from .queue import Queue, QueueError
 
 log = logging.getLogger("queshot")
@@ -121,6 +122,45 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = width * done // total if total else width
+    return "#" * filled + "." * (width - filled)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    url = config.server_url(args.url)
+    interactive = sys.stdout.isatty()
+    last_print = 0.0
+
+    def show(rows: list[demo.QueueProgress]) -> None:
+        nonlocal last_print
+        line = "  ".join(
+            f"{r.name} [{_bar(r.done, r.total)}] {r.counts['complete']} ok "
+            f"{r.counts['failed']} failed {r.counts['active']} running"
+            for r in rows
+        )
+        if interactive:
+            print("\r" + line, end="", flush=True)
+        elif time.monotonic() - last_print >= 1 or all(r.done >= r.total for r in rows):
+            print(line, flush=True)
+            last_print = time.monotonic()
+
+    print(f"queshot demo on {safe_url(url)} (database {demo.DATABASE})")
+    rows = demo.run(url, show, concurrency=args.concurrency)
+    if interactive:
+        print()
+    print(f"\n{'queue':<16}{'complete':>10}{'failed':>8}{'jobs/s':>9}")
+    for row in rows:
+        counts = row.counts
+        print(f"{row.name:<16}{counts['complete']:>10}{counts['failed']:>8}{row.rate:>9.1f}")
+    base = safe_url(url)
+    print(
+        f"\nThe failures are on purpose (bad addresses). Look at the jobs in Fauxton:\n"
+        f"  {base}_utils/#database/{demo.DATABASE}/_all_docs\n"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queshot", description="A job queue on CouchDB.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -156,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--max-attempts", type=int, help="attempts before it fails for good")
     enqueue.add_argument("--timeout", type=float, help="seconds a run may take")
     enqueue.set_defaults(func=cmd_enqueue)
+
+    demo_cmd = commands.add_parser("demo", help="run the demo end to end (make demo)")
+    demo_cmd.add_argument("--url", help="CouchDB URL (default: $COUCHDB_URL, else the dev server)")
+    demo_cmd.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
+    demo_cmd.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,61 @@
+"""SIGTERM/SIGINT on a worker process: finish or give back, exit 0, leave nothing active."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from conftest import wait_until
+from recording import read_records
+
+from queshot import Queue
+from queshot.couch import Database
+
+
+def started(record_file: Path, job_id: str) -> bool:
+    return any(r["id"] == job_id and r["event"] == "start" for r in read_records(record_file))
+
+
+def test_sigterm_lets_the_running_job_finish(db: Database, spawn_worker, record_file) -> None:
+    queue = Queue("term", db)
+    job_id = queue.create_job({"sleep": 2})
+    worker = spawn_worker(db.name, "term", "--grace", "20", "--poll-interval", "0.5")
+    wait_until(lambda: started(record_file, job_id))
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    doc = queue.get_job(job_id)
+    assert doc["state"] == "complete"
+    assert queue.stats()["active"] == 0
+
+
+def test_sigterm_releases_what_cannot_finish_in_the_grace_period(
+    db: Database, spawn_worker, record_file
+) -> None:
+    queue = Queue("term", db)
+    job_id = queue.create_job({"sleep": 30})
+    worker = spawn_worker(db.name, "term", "--grace", "0.5", "--poll-interval", "0.5")
+    wait_until(lambda: started(record_file, job_id))
+    began = time.monotonic()
+    worker.send_signal(signal.SIGINT)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    assert time.monotonic() - began < 10
+    doc = queue.get_job(job_id)
+    assert (doc["state"], doc["worker_id"], doc["attempts"]) == ("inactive", None, 0)
+    assert "released unfinished" in stderr
+
+
+def test_a_second_signal_exits_at_once(db: Database, spawn_worker, record_file) -> None:
+    queue = Queue("term", db)
+    job_id = queue.create_job({"sleep": 30})
+    worker = spawn_worker(db.name, "term", "--grace", "60", "--poll-interval", "0.5")
+    wait_until(lambda: started(record_file, job_id))
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=10)
+    assert worker.returncode != 0
+    assert "second signal" in stderr
+    assert queue.get_job(job_id)["state"] == "active"  # its lease brings it back later
