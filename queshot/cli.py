@@ -26,16 +26,26 @@ def _couch(args: argparse.Namespace) -> Couch:
     return Couch(config.server_url(args.url))
 
 
+def _print_result(result: designdocs.PushResult) -> None:
+    print(result, flush=True)
+    if result.diff:
+        print(result.diff)
+
+
 def cmd_push(args: argparse.Namespace) -> int:
+    databases = config.database_names(args.db)
+    if args.watch:
+        with _couch(args) as couch:
+            try:
+                designdocs.watch(couch, databases, args.source, on_result=_print_result)
+            except KeyboardInterrupt:
+                log.info("stopped watching")
+        return 0
     bundle = designdocs.load(args.source)
     with _couch(args) as couch:
-        results = designdocs.push(
-            couch, config.database_names(args.db), bundle, dry_run=args.dry_run
-        )
+        results = designdocs.push(couch, databases, bundle, dry_run=args.dry_run)
     for result in results:
-        print(result)
-        if result.diff:
-            print(result.diff)
+        _print_result(result)
     return 0
 
 
@@ -47,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="render and push design docs and _security")
     _connection_options(push)
     push.add_argument("--source", help="design-doc folder (default: queshot's own)")
-    push.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    mode = push.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    mode.add_argument(
+        "--watch", action="store_true", help="push again on every save until Ctrl-C (dev loop)"
+    )
     push.set_defaults(func=cmd_push)
     return parser
 
