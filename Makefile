@@ -57,3 +57,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/queshot bench
+
+# The development loop (Ctrl-C ends it): a dev server (left running, as for
+# push-designdocs), design docs pushed again on every save, and a worker whose
+# handler (queshot/examples/hello.py) is re-imported on every save.
+dev: setup
+ifndef COUCHDB_URL
+	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
+endif
+	@$(BIN)/queshot push --watch & pusher=$$!; \
+	trap 'kill $$pusher 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/queshot worker queshot.examples.hello:handle --queue dev --reload

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -47,16 +47,9 @@ def _queue(args: argparse.Namespace, couch: Couch, **options: Any) -> Queue:
     return Queue(queue_name(args.queue), couch.database(databases[0]), **options)
 
 
-def load_handler(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"handler {spec!r} must look like package.module:function")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    handler = load_handler(args.handler)
+    if os.getcwd() not in sys.path:  # a console script does not put it there; handlers live here
+        sys.path.insert(0, os.getcwd())
     with _couch(args) as couch:
         queue = _queue(
             args,
@@ -66,7 +59,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
             lease_seconds=args.lease_seconds,
         )
         worker = queue.create_worker(
-            handler,
+            args.handler,
+            reload=args.reload,
             name=args.name,
             concurrency=args.concurrency,
             shutdown_grace=args.grace,
@@ -109,16 +103,26 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_result(result: designdocs.PushResult) -> None:
+    print(result, flush=True)
+    if result.diff:
+        print(result.diff)
+
+
 def cmd_push(args: argparse.Namespace) -> int:
+    databases = config.database_names(args.db)
+    if args.watch:
+        with _couch(args) as couch:
+            try:
+                designdocs.watch(couch, databases, args.source, on_result=_print_result)
+            except KeyboardInterrupt:
+                log.info("stopped watching")
+        return 0
     bundle = designdocs.load(args.source)
     with _couch(args) as couch:
-        results = designdocs.push(
-            couch, config.database_names(args.db), bundle, dry_run=args.dry_run
-        )
+        results = designdocs.push(couch, databases, bundle, dry_run=args.dry_run)
     for result in results:
-        print(result)
-        if result.diff:
-            print(result.diff)
+        _print_result(result)
     return 0
 
 
@@ -169,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="render and push design docs and _security")
     _connection_options(push)
     push.add_argument("--source", help="design-doc folder (default: queshot's own)")
-    push.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    mode = push.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
+    mode.add_argument(
+        "--watch", action="store_true", help="push again on every save until Ctrl-C (dev loop)"
+    )
     push.set_defaults(func=cmd_push)
 
     worker = commands.add_parser("worker", help="run a worker: MODULE:CALLABLE handles each job")
@@ -183,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--autoremove", action="store_true", help="delete completed jobs")
     worker.add_argument("--grace", type=float, default=30.0, help="seconds to finish on SIGTERM")
     worker.add_argument("--poll-interval", type=float, default=5.0, help="fallback poll (s)")
+    worker.add_argument("--reload", action="store_true", help="re-import the handler on change")
     worker.set_defaults(func=cmd_worker)
 
     enqueue = commands.add_parser("enqueue", help="add a job (JSON) or many (--file jobs.jsonl)")

@@ -27,8 +27,9 @@ import json
 import logging
 import mimetypes
 import re
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from typing import Any
 import jinja2
 import quickjs
 
-from .couch import BadRequest, Couch, Database, NotFound, ServerUnreachable
+from .couch import BadRequest, Couch, CouchError, Database, NotFound, ServerUnreachable
+from .filewatch import FileWatcher
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +97,7 @@ class Bundle:
 
 def load(source: Path | str | None = None, context: dict[str, Any] | None = None) -> Bundle:
     """Render and check every design doc under `source`; raises DesignDocError."""
-    root = Path(source) if source is not None else default_source()
-    if not root.is_dir():
-        raise DesignDocError(f"{root}: no such design-doc folder")
+    root = _source_root(source)
     values = _read_json(root / CONTEXT_FILE) if (root / CONTEXT_FILE).exists() else {}
     if not isinstance(values, dict):
         raise DesignDocError(f"{root / CONTEXT_FILE}: must be a JSON object of template values")
@@ -113,6 +113,13 @@ def load(source: Path | str | None = None, context: dict[str, Any] | None = None
     for ddoc in docs:
         check_javascript(ddoc)
     return Bundle(root, docs, security)
+
+
+def _source_root(source: Path | str | None) -> Path:
+    root = Path(source) if source is not None else default_source()
+    if not root.is_dir():
+        raise DesignDocError(f"{root}: no such design-doc folder")
+    return root
 
 
 def _read_json(path: Path) -> Any:
@@ -143,8 +150,8 @@ def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
     attachments: dict[str, Any] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
+        if any(part.startswith((".", "#")) for part in rel.parts) or rel.name.endswith("~"):
+            continue  # hidden files, editor backups and lock files
         if rel.parts[0].startswith("_") and rel.parts[0] != ATTACHMENTS:
             ddoc.partials.append(path)  # Jinja partials: included by templates, not keys
             continue
@@ -455,3 +462,46 @@ def _build_index(db: Database, ddoc_name: str, views: list[str], attempts: int =
         except ServerUnreachable:  # a large index can outlast one read timeout
             log.info("index of _design/%s still building (attempt %d)", ddoc_name, attempt + 1)
     raise DesignDocError(f"{db.name}: index of _design/{ddoc_name} did not build in time")
+
+
+# -- watching ------------------------------------------------------------------------
+
+
+def _log_result(result: PushResult) -> None:
+    log.info("%s", result)
+
+
+def watch(
+    couch: Couch,
+    databases: list[str],
+    source: Path | str | None = None,
+    *,
+    debounce: float = 0.5,
+    stop: threading.Event | None = None,
+    on_result: Callable[[PushResult], None] = _log_result,
+) -> None:
+    """Push, then push again after every burst of saves under `source`, until
+    `stop` is set (or Ctrl-C): the edit-and-reload loop for design docs. A save
+    that does not render or compile pushes nothing, so the server keeps the
+    last good design docs; it is reported in one log line, as is a push the
+    server refuses, and the watch goes on."""
+    root = _source_root(source).resolve()
+
+    def push_all() -> None:
+        try:
+            results = push(couch, databases, load(root))
+        except (DesignDocError, CouchError) as exc:
+            log.error("not pushed, the server keeps the previous design docs: %s", exc)
+            return
+        for result in results:
+            on_result(result)
+
+    def visible(path: Path) -> bool:  # load() skips hidden files, such as editors' swap files
+        if not path.is_relative_to(root):
+            return False
+        return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+    with FileWatcher(lambda _: push_all(), debounce=debounce, accept=visible) as watcher:
+        watcher.watch([root], recursive=True)
+        push_all()
+        (stop or threading.Event()).wait()

@@ -177,6 +177,10 @@ def _stop_background() -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the embedded pouchdb-server (dev only).")
     port = int(os.environ.get("QUESHOT_DEV_PORT") or DEFAULT_DEV_PORT)
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"queshot dev server: {exc}", file=sys.stderr)
         return 1
     print(f"pouchdb-server at {server.url} - Fauxton at {server.url}_utils - Ctrl-C stops it")
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGTERM, _interrupt)  # the main thread's finally stops the server
     try:
         server.wait()
     except KeyboardInterrupt:

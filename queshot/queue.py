@@ -278,7 +278,7 @@ class Queue:
 
     def create_worker(
         self,
-        handler: Callable[..., Any],
+        handler: Callable[..., Any] | str,
         *,
         name: str | None = None,
         concurrency: int = 1,

@@ -42,6 +42,7 @@ from .couch import (
     Unauthorized,
 )
 from .queue import DDOC, Queue, QueueError, now_ms
+from .reload import ReloadingHandler, load_handler
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class HandlerSource(Protocol):
 
     def get(self) -> Callable[[Job], Any]: ...
 
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class _Static:
     def __init__(self, handler: Callable[[Job], Any]) -> None:
@@ -63,6 +68,23 @@ class _Static:
 
     def get(self) -> Callable[[Job], Any]:
         return self._handler
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _handler_source(handler: Callable[[Job], Any] | str, reload: bool) -> HandlerSource:
+    """A handler given as a callable or as "package.module:callable"; with
+    `reload`, its module (and the project modules it imports) are re-imported
+    on change: running jobs keep the code they started with."""
+    if not reload:
+        return _Static(load_handler(handler) if isinstance(handler, str) else handler)
+    if not isinstance(handler, str):
+        handler = f"{handler.__module__}:{handler.__qualname__}"
+    return ReloadingHandler(handler)
 
 
 def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -133,8 +155,9 @@ class Worker:
     def __init__(
         self,
         queue: Queue,
-        handler: Callable[[Job], Any] | HandlerSource,
+        handler: Callable[[Job], Any] | str,
         *,
+        reload: bool = False,
         name: str | None = None,
         concurrency: int = 1,
         lease_seconds: float | None = None,
@@ -149,7 +172,7 @@ class Worker:
             raise QueueError(f"concurrency must be >= 1 (got {concurrency})")
         self.queue = queue
         self.db = queue.db
-        self.handlers: HandlerSource = handler if hasattr(handler, "get") else _Static(handler)
+        self.handlers = _handler_source(handler, reload)
         host = socket.gethostname()
         self.name = name or f"{host}-{os.getpid()}"
         self.id = f"{self.name}:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -212,6 +235,7 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.replicas = self.db.replicas()
         self._write_status()
+        self.handlers.start()
         for target, name in (
             (self._dispatch_loop, "dispatch"),
             (self._heartbeat_loop, "heartbeat"),
@@ -250,6 +274,7 @@ class Worker:
             if thread.name != "queshot-changes":  # ends at its next feed heartbeat
                 thread.join(timeout=5)
         self._remove_status()
+        self.handlers.close()
         log.info("worker %s stopped: %s", self.id, self._summary())
 
     def run(self) -> None:

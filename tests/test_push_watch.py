@@ -1,0 +1,90 @@
+"""`queshot push --watch`: design docs follow their source files on a real server."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from queshot import designdocs
+from queshot.couch import Couch, Database
+
+LINE = "emit(deadline(doc), doc.worker_id);"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    copy = tmp_path / "designdocs"
+    shutil.copytree(designdocs.default_source(), copy)
+    return copy
+
+
+@pytest.fixture
+def watching(couch: Couch, db_name: str, source: Path) -> Iterator[list[designdocs.PushResult]]:
+    """`watch` running in a thread; yields the results it reported."""
+    results: list[designdocs.PushResult] = []
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            designdocs.watch(
+                couch, [db_name], source, debounce=0.1, stop=stop, on_result=results.append
+            )
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    yield results
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert not failures
+
+
+def leases_map(db: Database) -> str:
+    doc = db.get_or_none("_design/queshot")
+    return doc["views"]["leases"]["map"] if doc else ""
+
+
+def test_saves_are_pushed_and_broken_ones_are_not(
+    watching: list[designdocs.PushResult],
+    couch: Couch,
+    db_name: str,
+    source: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="queshot.designdocs")
+    db = couch.database(db_name)
+    view = source / "queshot" / "views" / "leases" / "map.js"
+    original = view.read_text()
+    wait_for(lambda: LINE in leases_map(db))
+    assert ("_design/queshot", "created") in [(r.target, r.action) for r in watching]
+
+    view.write_text(original.replace(LINE, "emit(deadline(doc), 'edited');"))
+    wait_for(lambda: "'edited'" in leases_map(db))
+    rev = db.get("_design/queshot")["_rev"]
+
+    view.write_text(original.replace(LINE, "emit(deadline(doc), 'broken';"))
+    wait_for(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.startswith("not pushed, the server keeps the previous design docs: ")
+    assert str(view) in error
+    assert db.get("_design/queshot")["_rev"] == rev
+
+    view.write_text(original.replace(LINE, "emit(deadline(doc), 'fixed');"))
+    wait_for(lambda: "'fixed'" in leases_map(db))
+    assert db.view("queshot", "leases")["rows"] == []  # the new index answers
