@@ -57,7 +57,7 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         assert response.text == (ATTACHMENTS / name).read_text()
 
 
-def test_csp_check_has_nothing_to_say_without_node_config(couch: Couch) -> None:
+def test_dashboard_csp_check(couch: Couch) -> None:
     if os.environ.get("COUCHDB_URL"):
         message = admin.dashboard_csp(couch)
         assert message is None or message.startswith("dashboard: ")
