@@ -9,12 +9,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import config, demo, designdocs
-from .couch import Couch, CouchError, safe_url
-from .queue import Queue, QueueError
+from . import admin, config, demo, designdocs
+from .couch import Couch, CouchError, Database, safe_url
+from .queue import STATES, Queue, QueueError, now_ms
 
 log = logging.getLogger("queshot")
 
@@ -40,11 +41,15 @@ def queue_name(text: str) -> str | list[str]:
     return parts[0] if len(parts) == 1 else parts
 
 
-def _queue(args: argparse.Namespace, couch: Couch, **options: Any) -> Queue:
+def _database(args: argparse.Namespace, couch: Couch) -> Database:
     databases = config.database_names(args.db)
     if len(databases) != 1:
         raise ValueError("this command works on one database: give a single --db")
-    return Queue(queue_name(args.queue), couch.database(databases[0]), **options)
+    return couch.database(databases[0])
+
+
+def _queue(args: argparse.Namespace, couch: Couch, **options: Any) -> Queue:
+    return Queue(queue_name(args.queue), _database(args, couch), **options)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -165,6 +170,275 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- watching and steering jobs: stats, jobs, show, requeue, clean, workers ------------
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=lambda o: o.__dict__))
+
+
+def _age(ms: float) -> str:
+    """A duration for humans: 45s, 12m 5s, 3h 20m, 2d 4h."""
+    seconds = int(max(0, ms) // 1000)
+    for big, big_size, small, small_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "m", 60),
+        ("m", 60, "s", 1),
+    ):
+        if seconds >= big_size:
+            rest = seconds % big_size // small_size
+            return f"{seconds // big_size}{big}" + (f" {rest}{small}" if rest else "")
+    return f"{seconds}s"
+
+
+def _when(ms: Any) -> str:
+    if not isinstance(ms, int | float):
+        return "-"
+    stamp = datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    delta = ms - now_ms()
+    return f"{stamp} (in {_age(delta)})" if delta > 0 else f"{stamp} ({_age(-delta)} ago)"
+
+
+def _queue_text(queues: Any) -> str:
+    return "/".join(map(str, queues)) if isinstance(queues, list) else str(queues)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [headers, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _couch(args) as couch:
+        result = admin.stats(_database(args, couch))
+    if args.json:
+        _print_json(result)
+        return 0
+    if not result.queues:
+        print("no jobs")
+        return 0
+    now = now_ms()
+
+    def waiting(since: int | None) -> str:
+        return "-" if since is None else _age(now - since)
+
+    rows = [
+        [
+            _queue_text(q.queue),
+            *(q.counts[s] for s in STATES),
+            q.total,
+            waiting(q.oldest_waiting_since),
+        ]
+        for q in result.queues
+    ]
+    rows.append(
+        [
+            "total",
+            *(result.totals[s] for s in STATES),
+            result.total,
+            waiting(result.oldest_waiting_since),
+        ]
+    )
+    _table(["QUEUE", *(s.upper() for s in STATES), "TOTAL", "OLDEST WAITING"], rows)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _couch(args) as couch:
+        jobs = admin.list_jobs(
+            _database(args, couch),
+            queue=queue_name(args.queue) if args.queue else None,
+            state=args.state,
+            limit=args.limit,
+            newest_first=args.newest,
+        )
+    if args.json:
+        _print_json(jobs)
+        return 0
+    if not jobs:
+        print("no jobs")
+        return 0
+    now = now_ms()
+    rows = [
+        [
+            job.id,
+            job.state,
+            _queue_text(job.queues),
+            _age(now - job.since),
+            job.priority,
+            f"{job.attempts}/{job.max_attempts or '-'}",
+            "-" if job.progress is None else f"{job.progress:g}%",
+            (job.error or "")[:60] if job.state != "active" else job.worker_id,
+        ]
+        for job in jobs
+    ]
+    _table(["ID", "STATE", "QUEUE", "FOR", "PRI", "ATTEMPTS", "PROGRESS", "WORKER/ERROR"], rows)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _couch(args) as couch:
+        doc = admin.get_job(_database(args, couch), args.id)
+    if args.json:
+        _print_json(doc)
+        return 0
+    print(f"job {doc['_id']} (rev {doc.get('_rev')})")
+    state = doc.get("state")
+    since = {"active": "claimed_at", "complete": "completed_at", "failed": "failed_at"}
+    fields = [
+        ("queue", _queue_text(doc.get("queues"))),
+        ("state", f"{state}, since {_when(doc.get(since.get(state, 'created_at')))}"),
+        ("priority", doc.get("priority", 0)),
+        ("attempts", f"{doc.get('attempts', 0)} of {doc.get('max_attempts', '-')}"),
+        ("progress", f"{doc.get('progress') or 0}%"),
+        ("worker", doc.get("worker_id") or "-"),
+        ("lease until", _when(doc.get("lease_expires_at"))),
+        ("run at", _when(doc.get("run_at"))),
+        ("created", _when(doc.get("created_at"))),
+    ]
+    for name, value in fields:
+        print(f"  {name:<12} {value}")
+    print("data:")
+    print("  " + json.dumps(doc.get("data"), indent=2).replace("\n", "\n  "))
+    lines = doc.get("log") or []
+    print(f"log ({len(lines)} lines):" if lines else "log: empty")
+    for line in lines:
+        if isinstance(line, dict):
+            stamp = datetime.fromtimestamp(line.get("at", 0) / 1000).strftime("%H:%M:%S")
+            print(f"  {stamp}  {line.get('msg')}")
+        else:
+            print(f"  {line}")
+    error = doc.get("error")
+    if isinstance(error, dict):
+        print(f"last error (attempt {error.get('attempt', '?')}, {error.get('type', 'Error')}):")
+        print(f"  {error.get('message')}")
+        if error.get("traceback"):
+            print("  " + error["traceback"].rstrip().replace("\n", "\n  "))
+    return 0
+
+
+def _report(outcomes: list[admin.Outcome], done: str, args: argparse.Namespace) -> int:
+    """Print what a bulk command did; exit status 1 if any job was not done."""
+    failed = [o for o in outcomes if not o.ok]
+    if args.json:
+        _print_json({done: sum(o.ok for o in outcomes), "not_" + done: failed})
+    else:
+        print(f"{done} {len(outcomes) - len(failed)} job(s)")
+        for outcome in failed:
+            print(f"  {outcome.id}: not {done}: {outcome.detail}")
+    return 1 if failed else 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    if bool(args.ids) == args.failed:
+        raise ValueError("give job ids, or --failed (optionally with --queue)")
+    if args.queue and not args.failed:
+        raise ValueError("--queue goes with --failed")
+    with _couch(args) as couch:
+        db = _database(args, couch)
+        if args.failed:
+            queue = queue_name(args.queue) if args.queue else None
+            outcomes = admin.requeue_failed(db, queue=queue)
+        else:
+            outcomes = admin.requeue(db, args.ids)
+    return _report(outcomes, "requeued", args)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    with _couch(args) as couch:
+        outcomes = admin.clean(
+            _database(args, couch),
+            state=args.state,
+            older_than=admin.parse_duration(args.older_than),
+            queue=queue_name(args.queue) if args.queue else None,
+        )
+    return _report(outcomes, "deleted", args)
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    with _couch(args) as couch:
+        found = admin.workers(_database(args, couch))
+    if args.json:
+        _print_json(found)
+        return 0
+    if not found:
+        print("no workers")
+        return 0
+    now = now_ms()
+    rows = [
+        [
+            w.name,
+            w.host or "-",
+            w.pid or "-",
+            _queue_text(w.queues),
+            f"{len(w.jobs)}/{w.concurrency or '-'}",
+            f"{_age(now - w.last_seen)} ago",
+            "GONE" if w.gone else ("paused" if w.paused else "alive"),
+        ]
+        for w in found
+    ]
+    _table(["NAME", "HOST", "PID", "QUEUE", "JOBS", "LAST SEEN", "STATUS"], rows)
+    return 0
+
+
+def cmd_push_checking_dashboard(args: argparse.Namespace) -> int:
+    """`queshot push`, then the server setting the dashboard needs (see admin.dashboard_csp)."""
+    status = cmd_push(args)
+    with _couch(args) as couch:
+        message = admin.dashboard_csp(couch, enable=args.dashboard_csp and not args.dry_run)
+        urls = [admin.dashboard_url(couch.database(n)) for n in config.database_names(args.db)]
+    if message:
+        print(message)
+    for url in urls:
+        print(f"dashboard: {url}")
+    return status
+
+
+def _add_admin_commands(commands: Any) -> None:
+    """Watching and steering jobs (issue #6)."""
+
+    def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
+        parser = commands.add_parser(name, help=help)
+        _connection_options(parser)
+        parser.add_argument("--json", action="store_true", help="JSON for scripts")
+        parser.set_defaults(func=func)
+        return parser
+
+    command("stats", "jobs per queue and state, oldest waiting job", cmd_stats)
+
+    jobs = command("jobs", "list jobs by queue and/or state", cmd_jobs)
+    jobs.add_argument("--queue", help="queue name, or a path like email/welcome")
+    jobs.add_argument("--state", choices=STATES)
+    jobs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    jobs.add_argument("--newest", action="store_true", help="most recent first")
+
+    show = command("show", "one job: its fields, data, log and last error", cmd_show)
+    show.add_argument("id", help="job id")
+
+    requeue = command("requeue", "put failed (or complete) jobs back to waiting", cmd_requeue)
+    requeue.add_argument("ids", nargs="*", metavar="ID", help="job ids")
+    requeue.add_argument("--failed", action="store_true", help="every failed job")
+    requeue.add_argument("--queue", help="with --failed: only this queue")
+
+    clean = command("clean", "delete finished jobs older than a given age", cmd_clean)
+    clean.add_argument("--state", choices=("complete", "failed"), default="complete")
+    clean.add_argument("--older-than", required=True, help="age, e.g. 7d, 12h, 30m")
+    clean.add_argument("--queue", help="only this queue")
+
+    command("workers", "workers' status documents (gone ones marked)", cmd_workers)
+
+    push = commands.choices["push"]
+    push.add_argument(
+        "--dashboard-csp",
+        action="store_true",
+        help="let the dashboard's script run on CouchDB 3: set the server-wide "
+        f'[csp] attachments_header_value to "{admin.DASHBOARD_CSP}" (server admin)',
+    )
+    push.set_defaults(func=cmd_push_checking_dashboard)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queshot", description="A job queue on CouchDB.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -210,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--url", help="CouchDB URL (default: $COUCHDB_URL, else the dev server)")
     demo_cmd.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
     demo_cmd.set_defaults(func=cmd_demo)
+    _add_admin_commands(commands)
     return parser
 
 

@@ -247,6 +247,21 @@ class Couch:
     def all_dbs(self) -> list[str]:
         return self.json("GET", "/_all_dbs")
 
+    def node_config(self, section: str) -> dict[str, str] | None:
+        """One config section of the node we talk to (server admins only: else
+        Unauthorized/Forbidden). None where the server has no
+        `/_node/_local/_config` at all (pouchdb-server): not CouchDB, no such settings."""
+        try:
+            return self.json("GET", f"/_node/_local/_config/{quote(section, safe='')}")
+        except NotFound:
+            return None
+
+    def set_node_config(self, section: str, key: str, value: str) -> str:
+        """Set one config value on the node we talk to (only that node of a
+        cluster, server-wide for every database on it); returns the old value."""
+        path = f"/_node/_local/_config/{quote(section, safe='')}/{quote(key, safe='')}"
+        return self.json("PUT", path, body=value)
+
     def stream_lines(
         self, path: str, *, params: dict[str, Any], read_timeout: float
     ) -> Iterator[str]:

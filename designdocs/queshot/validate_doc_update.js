@@ -31,6 +31,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
 
     if (newDoc.type === job.WORKER_TYPE) {
       if (!isWorker) deny('queshot: only workers may write worker status documents');
+      if (old && job.isJob(old)) deny('queshot: a job cannot become a worker status document');
       if (typeof newDoc.name !== 'string' || !newDoc.name) deny("queshot: a worker status document needs a 'name'");
       if (!job.isNumber(newDoc.last_seen)) deny("queshot: a worker status document needs 'last_seen' (epoch ms)");
       return;
@@ -55,7 +56,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
       deny('queshot: a running job stays with the worker holding it (' + old.worker_id + ')');
     }
     if (!isAdmin) {
-      ['queues', 'priority', 'created_at'].forEach(function (field) {
+      ['queues', 'priority', 'created_at', 'data'].forEach(function (field) {
         if (JSON.stringify(old[field]) !== JSON.stringify(newDoc[field])) {
           deny("queshot: only a queue admin may change '" + field + "' of a job");
         }

@@ -1,0 +1,347 @@
+"""Watching and steering jobs: what `queshot stats/jobs/show/requeue/clean/workers`
+report, as data (the CLI only formats it), and the server setting the dashboard needs.
+
+Listings read the `jobs_by_state` ([state, since]) and `jobs_by_queue`
+([path, state, since]) views, whose rows carry a job summary, so no whole job
+(data, log) is loaded to list it. `since` is when the job entered its state.
+Every write goes through validate_doc_update like a Fauxton edit would.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .couch import Couch, Database, Forbidden, NotFound, Unauthorized
+from .queue import DDOC, STATES, JobNotFound, Queue, QueueError, now_ms, queue_path
+from .worker import WORKER_DOC_PREFIX
+
+log = logging.getLogger(__name__)
+
+JOBS_BY_STATE = "jobs_by_state"
+JOBS_BY_QUEUE = "jobs_by_queue"
+BATCH = 500
+REQUEUEABLE = ("failed", "complete")
+GONE_AFTER_LEASES = 3
+DEFAULT_LEASE = 60.0  # seconds, Queue's default, for status documents that do not say
+DASHBOARD_PATH = f"_design/{DDOC}/index.html"
+DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `30s`, `15m`, `12h`, `7d`, `2w` (a bare number is seconds)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 12h, 7d, 2w)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _key_range(
+    state: str | None, queue: list[str] | None, until: int | None = None
+) -> tuple[str, list[Any], list[Any]]:
+    """The view and key range of jobs in `state` (any, if None) of `queue`
+    (exactly that path; any queue if None) that entered it no later than `until`."""
+    prefix: list[Any] = [queue] if queue is not None else []
+    if state is not None:
+        prefix.append(state)
+    end = [*prefix, {} if until is None else until]
+    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), prefix, end
+
+
+# -- counts ----------------------------------------------------------------------------
+
+
+@dataclass
+class QueueStats:
+    """Jobs of one queue path per state; `oldest_waiting_since` is when the
+    longest-waiting due job became due (epoch ms), None if none is waiting."""
+
+    queue: list[str]
+    counts: dict[str, int]
+    total: int
+    oldest_waiting_since: int | None
+
+
+@dataclass
+class Stats:
+    queues: list[QueueStats]
+    totals: dict[str, int]
+    total: int
+    oldest_waiting_since: int | None
+
+
+def stats(db: Database) -> Stats:
+    """Counts per queue and state (the `stats` view at group_level=2), with the
+    age of each queue's oldest waiting job: the first sign of a stuck queue."""
+    now = now_ms()
+    per_queue: dict[str, QueueStats] = {}
+    for row in db.view(DDOC, "stats", group_level=2)["rows"]:
+        path, state = row["key"]
+        path = path if isinstance(path, list) else [str(path)]
+        entry = per_queue.setdefault(
+            "\0".join(path), QueueStats(path, dict.fromkeys(STATES, 0), 0, None)
+        )
+        entry.counts[state] = entry.counts.get(state, 0) + row["value"]
+        entry.total += row["value"]
+    for entry in per_queue.values():
+        if entry.counts["inactive"]:
+            view, start, end = _key_range("inactive", entry.queue, until=now)
+            rows = db.view(DDOC, view, startkey=start, endkey=end, limit=1)["rows"]
+            entry.oldest_waiting_since = rows[0]["key"][-1] if rows else None
+    queues = sorted(per_queue.values(), key=lambda q: q.queue)
+    totals = dict.fromkeys(STATES, 0)
+    for entry in queues:
+        for state, count in entry.counts.items():
+            totals[state] = totals.get(state, 0) + count
+    waiting = [q.oldest_waiting_since for q in queues if q.oldest_waiting_since is not None]
+    return Stats(queues, totals, sum(totals.values()), min(waiting, default=None))
+
+
+# -- listing and reading -----------------------------------------------------------
+
+
+@dataclass
+class JobSummary:
+    """One job as listings show it (a row of the jobs_by_* views)."""
+
+    id: str
+    queues: str | list[str] | None
+    state: str | None
+    since: int
+    priority: int
+    attempts: int
+    max_attempts: int | None
+    progress: float | None
+    worker_id: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> JobSummary:
+        value = dict(row["value"])
+        value.pop("rev", None)
+        return cls(id=row["id"], since=row["key"][-1], **value)
+
+
+def list_jobs(
+    db: Database,
+    *,
+    queue: str | list[str] | None = None,
+    state: str | None = None,
+    limit: int = 20,
+    newest_first: bool = False,
+) -> list[JobSummary]:
+    """Jobs of a queue (exactly that path) and/or state, ordered by state, then
+    by when they entered it (oldest first unless `newest_first`)."""
+    if state is not None and state not in STATES:
+        raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+    view, start, end = _key_range(state, queue_path(queue) if queue is not None else None)
+    if newest_first:
+        start, end = end, start
+    rows = db.view(DDOC, view, startkey=start, endkey=end, limit=limit, descending=newest_first)[
+        "rows"
+    ]
+    return [JobSummary.from_row(row) for row in rows]
+
+
+def get_job(db: Database, job_id: str) -> dict[str, Any]:
+    """A job's whole document (data, log, errors) for `queshot show`."""
+    try:
+        return db.get(job_id)
+    except NotFound:
+        raise JobNotFound(f"no job {job_id!r} in {db.name}") from None
+
+
+# -- requeue and clean --------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What happened to one job: `ok` (requeued/deleted), else `detail` says why not."""
+
+    id: str
+    ok: bool
+    detail: str = ""
+
+
+def _drain(
+    db: Database,
+    view: str,
+    start: list[Any],
+    end: list[Any],
+    act: Callable[[list[dict[str, Any]]], list[Outcome]],
+) -> list[Outcome]:
+    """Apply `act` to every row of a key range, a batch at a time, while `act`
+    moves rows out of the range (requeue, delete). Pages by the last row's key
+    and id (CouchDB's documented pagination), so rows `act` could not deal
+    with are neither retried nor make the walk skip others."""
+    outcomes: list[Outcome] = []
+    last: dict[str, Any] | None = None
+    while True:
+        page: dict[str, Any] = {"startkey": start, "endkey": end, "limit": BATCH}
+        if last is not None:
+            page.update(startkey=last["key"], startkey_docid=last["id"])
+        rows = db.view(DDOC, view, **page)["rows"]
+        fresh = rows[1:] if rows and last is not None and rows[0]["id"] == last["id"] else rows
+        if fresh:
+            outcomes += act(fresh)
+            last = fresh[-1]
+        if len(rows) < BATCH or not fresh:
+            return outcomes
+
+
+def _requeue_one(db: Database, job_id: str) -> Outcome:
+    doc = db.get_or_none(job_id)
+    if doc is None:
+        return Outcome(job_id, False, "no such job")
+    if doc.get("state") not in REQUEUEABLE:
+        return Outcome(job_id, False, f"job is {doc.get('state')}, not failed or complete")
+    try:
+        Queue(doc["queues"], db).requeue(job_id)
+    except Forbidden as exc:
+        return Outcome(job_id, False, exc.reason)
+    except (JobNotFound, QueueError) as exc:
+        return Outcome(job_id, False, str(exc))
+    return Outcome(job_id, True)
+
+
+def requeue(db: Database, job_ids: list[str]) -> list[Outcome]:
+    """Put failed (or complete) jobs back to waiting with attempts reset, as
+    `Queue.requeue` does. Waiting or running jobs are left alone."""
+    return [_requeue_one(db, job_id) for job_id in job_ids]
+
+
+def requeue_failed(db: Database, *, queue: str | list[str] | None = None) -> list[Outcome]:
+    """Requeue every job that had failed (of one queue, or all) when called;
+    jobs that fail again meanwhile are not picked up twice."""
+    path = queue_path(queue) if queue is not None else None
+    view, start, end = _key_range("failed", path, until=now_ms())
+    return _drain(db, view, start, end, lambda rows: requeue(db, [r["id"] for r in rows]))
+
+
+def _delete_rows(db: Database, rows: list[dict[str, Any]]) -> list[Outcome]:
+    docs = [{"_id": r["id"], "_rev": r["value"]["rev"], "_deleted": True} for r in rows]
+    results = {r["id"]: r for r in db.bulk_docs(docs)}  # pair by id (COUCH-NOTES.md)
+    outcomes = []
+    for doc in docs:
+        result = results.get(doc["_id"], {"error": "no answer"})
+        detail = "" if "error" not in result else result.get("reason") or result["error"]
+        outcomes.append(Outcome(doc["_id"], not detail, detail))
+    return outcomes
+
+
+def clean(
+    db: Database,
+    *,
+    state: str = "complete",
+    older_than: float,
+    queue: str | list[str] | None = None,
+) -> list[Outcome]:
+    """Delete jobs that have been `state` (complete or failed) for longer than
+    `older_than` seconds, in `_bulk_docs` batches. A job changed since it was
+    listed is not deleted (its outcome says why)."""
+    if state not in ("complete", "failed"):
+        raise QueueError(f"clean removes complete or failed jobs, not {state!r}")
+    path = queue_path(queue) if queue is not None else None
+    view, start, end = _key_range(state, path, until=now_ms() - int(older_than * 1000))
+    outcomes = _drain(db, view, start, end, lambda rows: _delete_rows(db, rows))
+    log.info("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
+    return outcomes
+
+
+# -- workers --------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerStatus:
+    """A worker's status document; `gone` when it has not written it for
+    GONE_AFTER_LEASES leases (killed, or cut off from CouchDB)."""
+
+    worker_id: str
+    name: str
+    host: str | None
+    pid: int | None
+    queues: str | list[str] | None
+    concurrency: int | None
+    jobs: list[str] = field(default_factory=list)
+    paused: bool = False
+    last_seen: int = 0
+    lease_seconds: float | None = None
+    gone: bool = False
+
+
+def workers(db: Database) -> list[WorkerStatus]:
+    """Every worker that has written a status document, gone ones marked."""
+    rows = db.all_docs(
+        startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0", include_docs=True
+    )["rows"]
+    now = now_ms()
+    found = []
+    for row in rows:
+        doc = row.get("doc") or {}
+        last_seen = doc.get("last_seen") or 0
+        lease = doc.get("lease_seconds")
+        found.append(
+            WorkerStatus(
+                worker_id=doc.get("worker_id") or row["id"][len(WORKER_DOC_PREFIX) :],
+                name=doc.get("name", ""),
+                host=doc.get("host"),
+                pid=doc.get("pid"),
+                queues=doc.get("queues"),
+                concurrency=doc.get("concurrency"),
+                jobs=list(doc.get("jobs") or []),
+                paused=bool(doc.get("paused")),
+                last_seen=last_seen,
+                lease_seconds=lease,
+                gone=now - last_seen > GONE_AFTER_LEASES * (lease or DEFAULT_LEASE) * 1000,
+            )
+        )
+    return found
+
+
+# -- the dashboard ----------------------------------------------------------------------
+
+
+def dashboard_url(db: Database) -> str:
+    return f"{db.url}/{DASHBOARD_PATH}"
+
+
+def dashboard_csp(couch: Couch, *, enable: bool = False) -> str | None:
+    """Check (and with `enable`, fix) the one CouchDB setting the dashboard
+    needs: CouchDB 3 sends `Content-Security-Policy: sandbox` with attachments,
+    which stops the dashboard's script. Returns a line for the user, or None
+    when there is nothing to say (already fine, or not CouchDB). Setting it is
+    server-wide and per node: every attachment on that node gets DASHBOARD_CSP."""
+    setting = "[csp] attachments_header_value"
+    how = (
+        f'set {setting} = "{DASHBOARD_CSP}" (server-wide, on every node), '
+        "or run `queshot push --dashboard-csp` as a server admin"
+    )
+    try:
+        csp = couch.node_config("csp")
+    except (Unauthorized, Forbidden):
+        return (
+            f"dashboard: cannot read the server's {setting} (needs a server admin); if "
+            f"the dashboard shows no data, CouchDB's default CSP 'sandbox' blocks it: {how}"
+        )
+    if csp is None:
+        return None  # pouchdb-server: no config API, no CSP on attachments
+    if csp.get("attachments_enable", "true") == "false":
+        return None
+    value = csp.get("attachments_header_value", "sandbox")
+    if "sandbox" not in value:
+        return None
+    if not enable:
+        return (
+            f"dashboard: CouchDB sends 'Content-Security-Policy: {value}' on attachments, "
+            f"which stops the dashboard's script: {how}"
+        )
+    couch.set_node_config("csp", "attachments_header_value", DASHBOARD_CSP)
+    return (
+        f'dashboard: set {setting} = "{DASHBOARD_CSP}" on {couch.url} '
+        "(server-wide: applies to every attachment on this node; repeat on each node of a cluster)"
+    )

@@ -1,0 +1,168 @@
+"""validate_doc_update as a human meets it in Fauxton: every rule, with its reason.
+
+The test server runs in admin party (everyone is `_admin`), so these are the
+rules an admin sees; the per-role rules are in test_roles.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from queshot.couch import Database, Forbidden
+from queshot.queue import Queue, now_ms
+
+
+def job(**fields: Any) -> dict[str, Any]:
+    doc = {
+        "queues": "email",
+        "state": "inactive",
+        "worker_id": None,
+        "priority": 0,
+        "log": [],
+        "data": {"to": "a@example.org"},
+        "created_at": now_ms(),
+        "attempts": 0,
+        "max_attempts": 1,
+        "progress": 0,
+    }
+    doc.update(fields)
+    return doc
+
+
+@pytest.fixture
+def db(module_db: Database) -> Database:
+    return module_db
+
+
+def refusal(db: Database, doc: dict[str, Any]) -> str:
+    with pytest.raises(Forbidden) as caught:
+        db.save(doc)
+    return caught.value.reason
+
+
+def stored(db: Database, **fields: Any) -> dict[str, Any]:
+    doc = job(**fields)
+    db.save(doc)
+    return doc
+
+
+# -- allowed ---------------------------------------------------------------------------
+
+
+def test_admin_requeues_a_failed_job_by_editing_it(db: Database) -> None:
+    doc = stored(
+        db,
+        state="failed",
+        attempts=1,
+        failed_at=now_ms(),
+        error={"message": "boom", "type": "RuntimeError"},
+    )
+    doc.update(state="inactive", worker_id=None, run_at=None, lease_expires_at=None)
+    db.save(doc)  # attempts stays 1: a Fauxton requeue keeps what the human leaves
+    assert db.get(doc["_id"])["state"] == "inactive"
+    assert db.get(doc["_id"])["attempts"] == 1
+
+
+def test_set_job_state_inactive_resets_attempts(db: Database) -> None:
+    doc = stored(db, state="failed", attempts=3, max_attempts=3, failed_at=now_ms())
+    Queue("email", db).set_job_state(doc["_id"], "inactive")
+    requeued = db.get(doc["_id"])
+    assert (requeued["state"], requeued["attempts"], requeued["worker_id"]) == ("inactive", 0, None)
+
+
+def test_data_of_a_waiting_job_can_be_edited(db: Database) -> None:
+    doc = stored(db)
+    doc["data"] = {"to": "b@example.org"}
+    db.save(doc)
+    assert db.get(doc["_id"])["data"] == {"to": "b@example.org"}
+
+
+def test_a_job_can_be_deleted(db: Database) -> None:
+    doc = stored(db, state="failed", failed_at=now_ms())
+    db.delete(doc["_id"], doc["_rev"])
+    assert db.get_or_none(doc["_id"]) is None
+
+
+def test_seed_style_string_log_lines_are_accepted(db: Database) -> None:
+    stored(db, log=["started", {"at": now_ms(), "msg": "done"}])
+
+
+# -- refused, with the reason a human reads ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"state": "queued"}, "'state' must be one of inactive, active, complete, failed"),
+        ({"state": "active", "worker_id": None, "lease_expires_at": 1}, "needs the 'worker_id'"),
+        ({"state": "active", "worker_id": "w1"}, "an 'active' job needs 'lease_expires_at'"),
+        ({"priority": "high"}, "'priority' must be an integer"),
+        ({"priority": 1.5}, "'priority' must be an integer"),
+        ({"progress": 150}, "'progress' must be a number from 0 to 100"),
+        ({"progress": "half"}, "'progress' must be a number from 0 to 100"),
+        ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
+        ({"attempts": "1"}, "'attempts' must be a whole number >= 0"),
+        ({"created_at": "yesterday"}, "'created_at' must be a number (epoch milliseconds)"),
+        ({"log": [42]}, "every 'log' entry must be a string or {at: <epoch ms>, msg: <string>}"),
+        ({"log": [{"msg": "no time"}]}, "every 'log' entry must be a string or {at"),
+        ({"log": "one line"}, "'log' must be an array"),
+        ({"queues": ""}, "'queues' must be a non-empty string or a non-empty array"),
+        ({"queues": ["email", 3]}, "'queues' must be a non-empty string or a non-empty array"),
+        ({"error": "boom"}, "'error' must be an object with a string 'message'"),
+    ],
+)
+def test_an_invalid_job_is_refused(db: Database, fields: dict[str, Any], reason: str) -> None:
+    assert refusal(db, job(**fields)).startswith("queshot: invalid job: ")
+    assert reason in refusal(db, job(**fields))
+
+
+def test_an_edit_that_breaks_a_stored_job_is_refused(db: Database) -> None:
+    doc = stored(db)
+    doc["priority"] = "urgent"
+    assert "'priority' must be an integer" in refusal(db, doc)
+
+
+def test_a_document_that_is_not_a_job_is_refused(db: Database) -> None:
+    reason = refusal(db, {"_id": "notes", "text": "hello"})
+    assert "this database holds jobs: a document needs 'queues' and 'state'" in reason
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"state": "complete", "completed_at": 1}, {"worker_id": "w1", "lease_expires_at": 1}),
+        ({"state": "inactive"}, {"completed_at": 1}),
+        ({"state": "failed", "failed_at": 1}, {"state": "complete"}),
+    ],
+)
+def test_illegal_moves_are_refused(
+    db: Database, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    doc = stored(db, **before)
+    target = {"complete": "active", "inactive": "complete", "failed": "complete"}[before["state"]]
+    doc.update(after, state=target)
+    reason = refusal(db, doc)
+    assert reason == f"queshot: a job cannot move from '{before['state']}' to '{target}'"
+
+
+def test_a_job_cannot_become_a_worker_status_document(db: Database) -> None:
+    doc = stored(db)
+    status = {"_id": doc["_id"], "_rev": doc["_rev"], "type": "queshot_worker"}
+    status.update(name="w", last_seen=now_ms())
+    assert refusal(db, status) == "queshot: a job cannot become a worker status document"
+
+
+def test_a_worker_status_document_cannot_become_a_job(db: Database) -> None:
+    status = {"_id": "queshot-worker:w", "type": "queshot_worker", "name": "w"}
+    status["last_seen"] = now_ms()
+    db.save(status)
+    doc = job(_id=status["_id"], _rev=status["_rev"])
+    assert refusal(db, doc) == "queshot: a document that is not a job cannot become one"
+
+
+def test_a_worker_status_document_needs_name_and_last_seen(db: Database) -> None:
+    reason = refusal(db, {"_id": "queshot-worker:x", "type": "queshot_worker", "name": "x"})
+    assert reason == "queshot: a worker status document needs 'last_seen' (epoch ms)"
+    reason = refusal(db, {"_id": "queshot-worker:x", "type": "queshot_worker", "last_seen": 1})
+    assert reason == "queshot: a worker status document needs a 'name'"
