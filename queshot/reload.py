@@ -212,8 +212,9 @@ class ReloadingHandler:
     was given (old code), new work gets the new one. A change that does not
     import is logged and the previous code keeps serving.
 
-    Modules are re-executed in place (importlib.reload), so old functions look
-    up module globals in the reloaded namespace; fine for a dev loop."""
+    Each reload imports the changed modules (and the project modules that
+    import them) into new module objects, so a running job's function keeps its
+    old globals too."""
 
     def __init__(self, spec: str, *, debounce: float = 0.3) -> None:
         self.spec = spec
@@ -258,19 +259,17 @@ class ReloadingHandler:
         if not self._pending:
             return
         importlib.invalidate_caches()
-        saved: dict[str, dict[str, Any]] = {}
+        replaced: dict[str, ModuleType] = {}
         name = self._module_name
         try:
             for name in self._project.to_reload(self._pending):
-                module = sys.modules[name]
-                saved[name] = dict(module.__dict__)
-                _forget_bytecode(module)
-                importlib.reload(module)
+                replaced[name] = sys.modules[name]
+                _import_afresh(name, replaced[name])
             name = self._module_name
             handler = _resolve(self.spec, sys.modules[name], self._attrs)
         except Exception as exc:
-            for module_name, namespace in saved.items():
-                _restore(sys.modules[module_name], namespace)
+            for module_name, module in replaced.items():
+                _install(module_name, module)
             reason = str(exc) if isinstance(exc, HandlerImportError) else _describe(exc)
             log.error("reload of %s failed, keeping the previous code: %s", name, reason)
             return
@@ -292,10 +291,21 @@ def _forget_bytecode(module: ModuleType) -> None:
             Path(importlib.util.cache_from_source(module.__file__)).unlink(missing_ok=True)
 
 
-def _restore(module: ModuleType, namespace: dict[str, Any]) -> None:
-    """Put back a module's globals after a failed reload (which may have run
-    halfway), without a moment where an old name is missing."""
-    current = module.__dict__
-    current.update(namespace)
-    for key in current.keys() - namespace.keys():
-        del current[key]
+def _import_afresh(name: str, old: ModuleType) -> None:
+    """Execute the module's current source into a NEW module object and put it
+    in sys.modules (and on its parent package). The old module object is left
+    as it was, so functions of running jobs keep their code and their globals."""
+    _forget_bytecode(old)
+    spec = importlib.util.spec_from_file_location(
+        name, old.__file__, submodule_search_locations=old.__spec__.submodule_search_locations
+    )
+    module = importlib.util.module_from_spec(spec)
+    _install(name, module)
+    spec.loader.exec_module(module)
+
+
+def _install(name: str, module: ModuleType) -> None:
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)

@@ -75,8 +75,10 @@ def spawn_worker(server_url: str, record_file: Path) -> Iterator[Callable[..., s
         *args: str,
         handler: str = "recording:handle",
         stderr: Any = subprocess.PIPE,
+        pythonpath: tuple[Path, ...] = (),
     ) -> subprocess.Popen:
-        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR), QUESHOT_TEST_RECORD=str(record_file))
+        path = os.pathsep.join(str(p) for p in (*pythonpath, TESTS_DIR))
+        env = dict(os.environ, PYTHONPATH=path, QUESHOT_TEST_RECORD=str(record_file))
         command = [
             sys.executable,
             "-m",
