@@ -245,7 +245,7 @@ class Queue:
             doc["state"] = state
             if state == "inactive":
                 doc.update(worker_id=None, lease_expires_at=None, run_at=None, attempts=0)
-                doc.update(progress=0)
+                doc.update(progress=0, failed_at=None, completed_at=None)  # `errors` stay: history
             elif state == "failed":
                 doc.update(worker_id=None, lease_expires_at=None, failed_at=now_ms())
             else:

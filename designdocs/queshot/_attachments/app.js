@@ -282,6 +282,7 @@ async function requeue() {
   const message = $('job-message');
   const doc = Object.assign({}, openJob, {
     state: 'inactive', worker_id: null, run_at: null, attempts: 0, lease_expires_at: null, progress: 0,
+    failed_at: null, completed_at: null,
   });
   let saved;
   try {
