@@ -413,6 +413,17 @@ class Worker:
         except (Conflict, NotFound):
             self.stats.claim_conflicts += 1
             return None
+        except Forbidden:
+            # pouchdb-server runs validate_doc_update against the newest revision
+            # rather than the one the handler read, so a claim that lost the race
+            # to a claim *and* a completion is refused as "complete -> active"
+            # (403) where CouchDB answers 409. Refused either way; fatal only if
+            # the job is still waiting (then the refusal is about us).
+            current = self.db.get_or_none(job_id)
+            if current is not None and current.get("state") == "inactive":
+                raise
+            self.stats.claim_conflicts += 1
+            return None
         if result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
             self.stats.claims_won += 1
             return Job(self, result.body["job"], result.new_rev)
