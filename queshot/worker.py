@@ -18,6 +18,8 @@ wakes the dispatcher when a job becomes claimable.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import logging
 import os
@@ -30,6 +32,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from .couch import (
@@ -49,6 +52,8 @@ WORKER_DOC_PREFIX = "queshot-worker:"
 SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
 REAP_BATCH = 50
 MAX_SKIP_SCANS = 8
+COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
+COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
 
 
 class HandlerSource(Protocol):
@@ -88,6 +93,10 @@ class Job:
         self.data: Any = doc.get("data")
         self.attempts: int = doc.get("attempts", 1)
         self.rev = rev
+        # While `rev` is still the claim's, the stored document is this copy
+        # (`doc` is the handler's to change): see Worker._complete.
+        self.claimed_rev = rev
+        self._claimed_doc = copy.deepcopy(doc)
         self.abandoned: str | None = None
         self.started = time.monotonic()
         self.next_beat = self.started
@@ -104,6 +113,15 @@ class Job:
     def progress(self, percent: float) -> None:
         """Report progress, 0-100."""
         self._worker._write(self, "progress", {"progress": percent})
+
+
+@dataclass
+class _Completion:
+    """A completed job document waiting for the next `_bulk_docs` batch."""
+
+    doc: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +193,7 @@ class Worker:
         self._stop_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self._status_rev: str | None = None
+        self._completions: SimpleQueue[_Completion] = SimpleQueue()
         self._outage_since: float | None = None
 
     def __repr__(self) -> str:
@@ -217,6 +236,7 @@ class Worker:
             (self._heartbeat_loop, "heartbeat"),
             (self._reap_loop, "reaper"),
             (self._feed_loop, "changes"),
+            (self._complete_loop, "complete"),
         ):
             thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
             thread.start()
@@ -513,7 +533,10 @@ class Worker:
             log.info("job %s %s in %.3f s", job.id, outcome, duration)
 
     def _finish(self, job: Job, handler: str, body: dict[str, Any]) -> str:
-        response = self._write(job, handler, body)
+        if handler == "complete":
+            response = self._complete(job, body)
+        else:
+            response = self._write(job, handler, body)
         if response is None:
             self.stats.abandoned += 1
             return f"abandoned ({job.abandoned})"
@@ -555,6 +578,74 @@ class Worker:
                 return None
             job.rev = response.new_rev or job.rev
             return response
+
+    def _complete(self, job: Job, body: dict[str, Any]) -> Any:
+        """Complete a held job. If nothing was written to it since the claim
+        (no heartbeat, log or progress: the common short job), the stored
+        document is known, so the completed document is written back through
+        `_bulk_docs`, batched with other jobs', against the claim's revision: a
+        job someone else changed still answers 409 (abandoned, as with the
+        handler), and validate_doc_update still rules. One round trip per batch
+        instead of one handler call per job. Otherwise, or if the batch refused
+        it for another reason, the `complete` handler."""
+        with job._lock:
+            if not job.abandoned and job.rev == job.claimed_rev:
+                completion = _Completion(self._completed_doc(job, body))
+                self._completions.put(completion)
+                while not completion.done.wait(0.5):
+                    if self._halt.is_set():
+                        job.abandoned = "worker halted before the completion was written"
+                        return None
+                result = completion.result
+                if result.get("rev") and not result.get("error"):
+                    job.rev = result["rev"]
+                    return result
+                if result.get("error") == "conflict":
+                    job.abandoned = "changed by someone else"
+                    log.warning(
+                        "job %s: complete refused (conflict); abandoning its result", job.id
+                    )
+                    return None
+                log.info("job %s: batched completion refused (%s); via handler", job.id, result)
+        return self._write(job, "complete", body)
+
+    def _completed_doc(self, job: Job, body: dict[str, Any]) -> dict[str, Any]:
+        """What the `complete` handler would store (completed_at by this
+        machine's clock instead of the server's), on the claimed revision."""
+        doc = {
+            name: value
+            for name, value in job._claimed_doc.items()
+            if name in ("_id", "_attachments") or not name.startswith("_")
+        }
+        doc.update(_rev=job.rev, state="complete", completed_at=now_ms(), progress=100)
+        doc.update(lease_expires_at=None, **body)
+        return doc
+
+    def _complete_loop(self) -> None:
+        """Write queued completions, many per `_bulk_docs` round trip: each
+        batch takes what arrived while the previous one was in flight, and
+        while other jobs are running it waits up to COMPLETE_LINGER for them."""
+        while not self._halt.is_set():
+            try:
+                batch = [self._completions.get(timeout=0.5)]
+            except Empty:
+                continue
+            deadline = time.monotonic() + COMPLETE_LINGER
+            while len(batch) < COMPLETE_BATCH:
+                wait = deadline - time.monotonic() if len(self._running) > len(batch) else 0
+                try:
+                    batch.append(self._completions.get(timeout=max(wait, 0.0)))
+                except Empty:
+                    break
+            docs = [completion.doc for completion in batch]
+            try:
+                written = self._retrying(functools.partial(self.db.bulk_docs, docs))
+                results = {result.get("id"): result for result in written}
+            except CouchError as exc:
+                results = {doc["_id"]: {"error": type(exc).__name__} for doc in docs}
+            for completion in batch:
+                completion.result = results.get(completion.doc["_id"]) or {"error": "no result"}
+                completion.done.set()
 
     def _release(self, job: Job) -> None:
         try:
