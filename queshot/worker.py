@@ -31,6 +31,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
@@ -52,8 +53,11 @@ WORKER_DOC_PREFIX = "queshot-worker:"
 SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
 REAP_BATCH = 50
 MAX_SKIP_SCANS = 8
+MAX_PAGE = 400  # pending rows read per claim round, at most (see _claim_some)
 COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
 COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
+ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
+SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
 
 
 class HandlerSource(Protocol):
@@ -194,6 +198,10 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._status_rev: str | None = None
         self._completions: SimpleQueue[_Completion] = SimpleQueue()
+        self._page = queue.limit
+        self._spare: list[str] = []  # rows of the last page not tried yet
+        self._spare_read = 0.0  # when that page was read (monotonic)
+        self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
         self._outage_since: float | None = None
 
     def __repr__(self) -> str:
@@ -266,6 +274,7 @@ class Worker:
             if job is not None:
                 self._release(job)
         self._halt.set()
+        self._claimer.shutdown(wait=False)
         for thread in self._threads:
             thread.join(timeout=5)
         self._remove_status()
@@ -348,6 +357,10 @@ class Worker:
             if free <= 0:
                 self._slot_free.wait(1.0)
                 self._slot_free.clear()
+                if self.concurrency - len(self._running) < self.concurrency:
+                    # Jobs completed in one batch free their slots one by one:
+                    # a moment's wait lets one round claim for all of them.
+                    self._halt.wait(ROUND_GATHER)
                 continue
             if self._asleep:
                 self._wake.wait(self.poll_interval)
@@ -356,16 +369,7 @@ class Worker:
             self._wake.clear()
             try:
                 candidates, next_due = self._candidates(free)
-                claimed = 0
-                for job_id in candidates:
-                    if self._stopping.is_set() or not self._resumed.is_set():
-                        break
-                    job = self._claim(job_id)
-                    if job is not None:
-                        self._start_job(job)
-                        claimed += 1
-                        if claimed >= free:
-                            break
+                claimed = self._claim_some(candidates, free)
                 self._recovered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -388,14 +392,21 @@ class Worker:
                 self._wake.wait(wait)
 
     def _candidates(self, free: int) -> tuple[list[str], int | None]:
-        """Due job ids from a page of the pending view, shuffled so that
-        competing workers spread over the page. Jobs not yet due sort after
-        the due ones of their priority, so a not-due row skips the scan to the
-        next priority. Also returns the earliest not-due time seen."""
+        """Due job ids from a page of the pending view, shuffled within each
+        priority so that competing workers spread over the page while higher
+        priorities still go first. Jobs not yet due sort after the due ones of
+        their priority, so a not-due row skips the scan to the next priority.
+        Also returns the earliest not-due time seen. The rows of the last page
+        that its round did not need come first while fresh (SPARE_TTL): one
+        read then serves several rounds."""
+        spare, self._spare = self._spare, []
+        if spare and time.monotonic() - self._spare_read < SPARE_TTL:
+            return spare, None
+        self._spare_read = time.monotonic()
         path = self.queue.path
         startkey: list[Any] = [path]
         now = now_ms()
-        due: list[str] = []
+        due: list[tuple[Any, str]] = []
         next_due = None
         for _ in range(MAX_SKIP_SCANS):
             rows = self.db.view(
@@ -403,7 +414,7 @@ class Worker:
                 self.queue.view,
                 startkey=startkey,
                 endkey=[path, {}],
-                limit=self.queue.limit,
+                limit=self._page,
                 reduce=False,
             )["rows"]
             skipped_to = None
@@ -413,12 +424,50 @@ class Worker:
                     next_due = run_at if next_due is None else min(next_due, run_at)
                     skipped_to = [path, row["key"][1], {}]
                     break
-                due.append(row["id"])
+                due.append((row["key"][1], row["id"]))
             if skipped_to is None or len(due) >= free or len(rows) == 0:
                 break
             startkey = skipped_to
         random.shuffle(due)
-        return due, next_due
+        due.sort(key=lambda row: row[0])  # stable: random order within each priority
+        return [job_id for _, job_id in due], next_due
+
+    def _claim_some(self, candidates: list[str], free: int) -> int:
+        """Claim candidates until `free` jobs are won, as many claims at once
+        as slots are free; the jobs won in one go start together, so that
+        short ones also finish together and share a completion batch. Adapts
+        the page read: more than one lost claim in ten means
+        rivals pick from the same rows, so the next page is twice as large
+        (random picks then collide less); rounds without a loss shrink it back
+        towards the queue's `limit`."""
+        claimed = attempts = 0
+        rest = list(candidates)
+        failure: Exception | None = None
+        while rest and claimed < free and failure is None:
+            if self._stopping.is_set() or not self._resumed.is_set():
+                break
+            batch, rest = rest[: free - claimed], rest[free - claimed :]
+            attempts += len(batch)
+            won = []
+            for future in [self._claimer.submit(self._claim, job_id) for job_id in batch]:
+                try:
+                    job = future.result()
+                except Exception as exc:  # raised below, once every won job is started
+                    failure = failure or exc
+                    continue
+                if job is not None:
+                    won.append(job)
+            self._start_job(*won)
+            claimed += len(won)
+        self._spare = rest if failure is None else []
+        lost = attempts - claimed
+        if lost * 10 > attempts:
+            self._page = min(MAX_PAGE, self._page * 2)
+        elif attempts and not lost:
+            self._page = max(self.queue.limit, self._page - self._page // 8)
+        if failure is not None:
+            raise failure
+        return claimed
 
     def _claim(self, job_id: str) -> Job | None:
         self.stats.claim_attempts += 1
@@ -486,13 +535,17 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    def _start_job(self, job: Job) -> None:
-        job.next_beat = job.started + self._beat_every(job)
+    def _start_job(self, *jobs: Job) -> None:
+        """Run jobs, each in its own thread; all are registered as running
+        first (the completion batch counts on it)."""
         with self._running_lock:
-            self._running[job.id] = job
-        threading.Thread(
-            target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
-        ).start()
+            for job in jobs:
+                job.next_beat = job.started + self._beat_every(job)
+                self._running[job.id] = job
+        for job in jobs:
+            threading.Thread(
+                target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
+            ).start()
 
     def _beat_every(self, job: Job) -> float:
         """Heartbeat well before the lease ends, and right after a timeout, so
