@@ -201,6 +201,10 @@ class Worker:
         self._page = queue.limit
         self._spare: list[str] = []  # rows of the last page not tried yet
         self._spare_read = 0.0  # when that page was read (monotonic)
+        self._hints: SimpleQueue[str] = SimpleQueue()
+        self._listening = threading.Event()  # the dispatcher is idle: feed open
+        self._feed_off = threading.Event()  # busy or stopping: feed closes
+        self._feed_since: str | int = "now"  # sequence of the last pending read
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
         self._outage_since: float | None = None
 
@@ -274,6 +278,7 @@ class Worker:
             if job is not None:
                 self._release(job)
         self._halt.set()
+        self._feed_off.set()
         self._claimer.shutdown(wait=False)
         for thread in self._threads:
             thread.join(timeout=5)
@@ -363,13 +368,18 @@ class Worker:
                     self._halt.wait(ROUND_GATHER)
                 continue
             if self._asleep:
+                self._listen(True)
                 self._wake.wait(self.poll_interval)
                 self._asleep = False
                 continue
             self._wake.clear()
             try:
-                candidates, next_due = self._candidates(free)
-                claimed = self._claim_some(candidates, free)
+                hints = self._take_hints(free)
+                if hints:
+                    candidates, next_due = hints, None
+                else:
+                    candidates, next_due = self._candidates(free)
+                claimed = self._claim_some(candidates, free, from_view=not hints)
                 self._recovered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -385,7 +395,10 @@ class Worker:
                     CouchError(f"{exc} - are the design docs pushed? (`queshot push`)")
                 )
                 return
+            if claimed:
+                self._listen(False)
             if claimed == 0 and not candidates:
+                self._listen(True)
                 wait = self.poll_interval
                 if next_due is not None:
                     wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
@@ -408,15 +421,18 @@ class Worker:
         now = now_ms()
         due: list[tuple[Any, str]] = []
         next_due = None
-        for _ in range(MAX_SKIP_SCANS):
-            rows = self.db.view(
+        for scan in range(MAX_SKIP_SCANS):
+            page = self.db.view(
                 DDOC,
                 self.queue.view,
                 startkey=startkey,
                 endkey=[path, {}],
                 limit=self._page,
                 reduce=False,
-            )["rows"]
+                update_seq=scan == 0,
+            )
+            self._feed_since = page.get("update_seq", self._feed_since)
+            rows = page["rows"]
             skipped_to = None
             for row in rows:
                 run_at = row["value"]
@@ -432,11 +448,21 @@ class Worker:
         due.sort(key=lambda row: row[0])  # stable: random order within each priority
         return [job_id for _, job_id in due], next_due
 
-    def _claim_some(self, candidates: list[str], free: int) -> int:
+    def _take_hints(self, free: int) -> list[str]:
+        """Jobs the changes feed saw become claimable, if they fit the free
+        slots: claiming them saves a pending-view read. A burst (more hints
+        than slots) is left to the view, whose random picks spread rivals."""
+        hints: dict[str, None] = {}
+        with contextlib.suppress(Empty):
+            while True:
+                hints[self._hints.get_nowait()] = None
+        return list(hints) if len(hints) <= free else []
+
+    def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
         """Claim candidates until `free` jobs are won, as many claims at once
         as slots are free; the jobs won in one go start together, so that
         short ones also finish together and share a completion batch. Adapts
-        the page read: more than one lost claim in ten means
+        the page read: more than one lost claim in ten from a view page means
         rivals pick from the same rows, so the next page is twice as large
         (random picks then collide less); rounds without a loss shrink it back
         towards the queue's `limit`."""
@@ -459,11 +485,11 @@ class Worker:
                     won.append(job)
             self._start_job(*won)
             claimed += len(won)
-        self._spare = rest if failure is None else []
+        self._spare = rest if from_view and failure is None else []
         lost = attempts - claimed
-        if lost * 10 > attempts:
+        if from_view and lost * 10 > attempts:
             self._page = min(MAX_PAGE, self._page * 2)
-        elif attempts and not lost:
+        elif from_view and attempts and not lost:
             self._page = max(self.queue.limit, self._page - self._page // 8)
         if failure is not None:
             raise failure
@@ -767,21 +793,43 @@ class Worker:
         self.stats.reaped += reaped
         return reaped
 
+    def _listen(self, on: bool) -> None:
+        """Open the changes feed (the dispatcher is idle) or close it (busy)."""
+        if on:
+            self._feed_off.clear()
+            self._listening.set()
+        else:
+            self._listening.clear()
+            self._feed_off.set()
+
     def _feed_loop(self) -> None:
-        try:
-            for _ in self.db.changes(
-                since="now",
-                filter="_view",
-                view=f"{DDOC}/{self.queue.view}",
-                heartbeat=self.feed_heartbeat,
-                stop=self._halt,
-            ):
-                self._asleep = False
-                self._wake.set()
-        except (Unauthorized, Forbidden) as exc:
-            self._fail_fatally(exc)
-        except CouchError as exc:
-            log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
+        """Wake the dispatcher when a job becomes claimable, handing it the id
+        as a hint. Listens only while the dispatcher is idle: a busy one reads
+        the pending view after every round anyway, and every open feed costs
+        the server work on every write (pouchdb-server runs the view's map per
+        change per feed). Each time it opens, it starts from the sequence of
+        the dispatcher's last pending read, so no job that arrived in between
+        is missed. A busy worker's feed closes at its next row or heartbeat."""
+        while not self._halt.is_set():
+            if not self._listening.wait(0.5):
+                continue
+            try:
+                for row in self.db.changes(
+                    since=self._feed_since,
+                    filter="_view",
+                    view=f"{DDOC}/{self.queue.view}",
+                    heartbeat=self.feed_heartbeat,
+                    stop=self._feed_off,
+                ):
+                    self._hints.put(row["id"])
+                    self._asleep = False
+                    self._wake.set()
+            except (Unauthorized, Forbidden) as exc:
+                self._fail_fatally(exc)
+                return
+            except CouchError as exc:
+                log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
+                return
 
     # -- worker status document ------------------------------------------------------
 
