@@ -232,23 +232,22 @@ def percentile(values: list[float], pct: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
-def measure_latency(queue: Queue, count: int) -> dict[str, float]:
-    """Enqueue-to-start times of jobs arriving one at a time at idle workers:
-    the handler's start time minus the job's `created_at`."""
+def measure_latency(pool: WorkerPool, queue: Queue, count: int) -> dict[str, float]:
+    """Enqueue-to-start times of jobs arriving one at a time at idle workers
+    (each after the previous one has finished, and a pause): the handler's
+    start time minus the job's `created_at`."""
     ids = []
     for i in range(count):
+        done = pool.counters()["completed"]
         ids.append(queue.create_job({"i": i}))
+        deadline = time.monotonic() + 30.0
+        while pool.counters()["completed"] == done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("a latency job did not complete within 30 s")
+            time.sleep(0.005)
         time.sleep(random.uniform(0.05, 0.1))
-    deadline = time.monotonic() + 30.0
-    while True:
-        rows = queue.db.all_docs(keys=ids, include_docs=True)["rows"]
-        docs = [row.get("doc") or {} for row in rows]
-        if all(doc.get("state") == "complete" for doc in docs):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError("latency jobs did not all complete within 30 s")
-        time.sleep(0.2)
-    latencies = [doc["result"]["started_ms"] - doc["created_at"] for doc in docs]
+    rows = queue.db.all_docs(keys=ids, include_docs=True)["rows"]
+    latencies = [row["doc"]["result"]["started_ms"] - row["doc"]["created_at"] for row in rows]
     return {p: percentile(latencies, n) for p, n in (("p50", 50), ("p95", 95), ("p99", 99))} | {
         "max": max(latencies)
     }
@@ -350,7 +349,7 @@ def _measure(config: BenchConfig, url: str, server_pid: int | None, db: Database
         log.info("idle: %d workers for %.0f s", config.workers, config.idle_seconds)
         idle = measure_idle(pool, config.idle_seconds)
         log.info("latency: %d jobs one at a time", config.latency_jobs)
-        latency = measure_latency(queue, config.latency_jobs)
+        latency = measure_latency(pool, queue, config.latency_jobs)
         pool.stop()
 
     # Enough jobs to keep the workers busy through the window even at the ceiling.
