@@ -58,6 +58,7 @@ COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
 COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
 SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
+MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 
 
 class HandlerSource(Protocol):
@@ -205,6 +206,8 @@ class Worker:
         self._listening = threading.Event()  # the dispatcher is idle: feed open
         self._feed_off = threading.Event()  # busy or stopping: feed closes
         self._feed_since: str | int = "now"  # sequence of the last pending read
+        self._next_due: int | None = None  # earliest not-due job of that read
+        self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
         self._outage_since: float | None = None
 
@@ -374,12 +377,23 @@ class Worker:
                 continue
             self._wake.clear()
             try:
+                if self._hint_delay and not self._hints.empty():
+                    # Let the usual winner of hint races go first; meanwhile a
+                    # burst shows as more hints than slots (then: the view).
+                    self._halt.wait(self._hint_delay)
                 hints = self._take_hints(free)
                 if hints:
-                    candidates, next_due = hints, None
+                    candidates, next_due = hints, self._next_due
                 else:
                     candidates, next_due = self._candidates(free)
+                    self._next_due = next_due
                 claimed = self._claim_some(candidates, free, from_view=not hints)
+                if hints:  # who keeps losing the race for hints lets the winner go first
+                    self._hint_delay = (
+                        self._hint_delay / 2
+                        if claimed
+                        else min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
+                    )
                 self._recovered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -397,7 +411,9 @@ class Worker:
                 return
             if claimed:
                 self._listen(False)
-            if claimed == 0 and not candidates:
+            elif not candidates or (hints and self._listening.is_set()):
+                # Nothing to claim, or only hints that rivals won while the feed
+                # listened (it would have named anything newer): wait for more.
                 self._listen(True)
                 wait = self.poll_interval
                 if next_due is not None:
@@ -463,9 +479,9 @@ class Worker:
         as slots are free; the jobs won in one go start together, so that
         short ones also finish together and share a completion batch. Adapts
         the page read: more than one lost claim in ten from a view page means
-        rivals pick from the same rows, so the next page is twice as large
-        (random picks then collide less); rounds without a loss shrink it back
-        towards the queue's `limit`."""
+        rivals pick from the same rows, so the next page is four times as
+        large (random picks then collide less); rounds without a loss shrink
+        it back slowly towards the queue's `limit`."""
         claimed = attempts = 0
         rest = list(candidates)
         failure: Exception | None = None
@@ -488,9 +504,9 @@ class Worker:
         self._spare = rest if from_view and failure is None else []
         lost = attempts - claimed
         if from_view and lost * 10 > attempts:
-            self._page = min(MAX_PAGE, self._page * 2)
+            self._page = min(MAX_PAGE, self._page * 4)
         elif from_view and attempts and not lost:
-            self._page = max(self.queue.limit, self._page - self._page // 8)
+            self._page = max(self.queue.limit, self._page - self._page // 16)
         if failure is not None:
             raise failure
         return claimed
