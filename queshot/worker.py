@@ -203,9 +203,7 @@ class Worker:
         self._spare: list[str] = []  # rows of the last page not tried yet
         self._spare_read = 0.0  # when that page was read (monotonic)
         self._hints: SimpleQueue[str] = SimpleQueue()
-        self._listening = threading.Event()  # the dispatcher is idle: feed open
-        self._feed_off = threading.Event()  # busy or stopping: feed closes
-        self._feed_since: str | int = "now"  # sequence of the last pending read
+        self._drained = False  # the last view read found nothing, no hint dropped since
         self._next_due: int | None = None  # earliest not-due job of that read
         self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
@@ -281,7 +279,6 @@ class Worker:
             if job is not None:
                 self._release(job)
         self._halt.set()
-        self._feed_off.set()
         self._claimer.shutdown(wait=False)
         for thread in self._threads:
             thread.join(timeout=5)
@@ -371,7 +368,6 @@ class Worker:
                     self._halt.wait(ROUND_GATHER)
                 continue
             if self._asleep:
-                self._listen(True)
                 self._wake.wait(self.poll_interval)
                 self._asleep = False
                 continue
@@ -386,7 +382,7 @@ class Worker:
                     candidates, next_due = hints, self._next_due
                 else:
                     candidates, next_due = self._candidates(free)
-                    self._next_due = next_due
+                    self._next_due, self._drained = next_due, not candidates
                 claimed = self._claim_some(candidates, free, from_view=not hints)
                 if hints:  # who keeps losing the race for hints lets the winner go first
                     self._hint_delay = (
@@ -409,12 +405,9 @@ class Worker:
                     CouchError(f"{exc} - are the design docs pushed? (`queshot push`)")
                 )
                 return
-            if claimed:
-                self._listen(False)
-            elif not candidates or (hints and self._listening.is_set()):
-                # Nothing to claim, or only hints that rivals won while the feed
-                # listened (it would have named anything newer): wait for more.
-                self._listen(True)
+            if not claimed and (not candidates or (hints and self._drained)):
+                # Nothing to claim, or only hints that rivals won since a read
+                # found nothing (the feed would have named anything newer).
                 wait = self.poll_interval
                 if next_due is not None:
                     wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
@@ -437,18 +430,15 @@ class Worker:
         now = now_ms()
         due: list[tuple[Any, str]] = []
         next_due = None
-        for scan in range(MAX_SKIP_SCANS):
-            page = self.db.view(
+        for _ in range(MAX_SKIP_SCANS):
+            rows = self.db.view(
                 DDOC,
                 self.queue.view,
                 startkey=startkey,
                 endkey=[path, {}],
                 limit=self._page,
                 reduce=False,
-                update_seq=scan == 0,
-            )
-            self._feed_since = page.get("update_seq", self._feed_since)
-            rows = page["rows"]
+            )["rows"]
             skipped_to = None
             for row in rows:
                 run_at = row["value"]
@@ -472,7 +462,10 @@ class Worker:
         with contextlib.suppress(Empty):
             while True:
                 hints[self._hints.get_nowait()] = None
-        return list(hints) if len(hints) <= free else []
+        if len(hints) > free:
+            self._drained = False
+            return []
+        return list(hints)
 
     def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
         """Claim candidates until `free` jobs are won, as many claims at once
@@ -682,16 +675,15 @@ class Worker:
         job someone else changed still answers 409 (abandoned, as with the
         handler), and validate_doc_update still rules. One round trip per batch
         instead of one handler call per job. Otherwise, or if the batch refused
-        it for another reason, the `complete` handler."""
+        it for another reason, or if the worker halts before the batch is
+        written (a job claimed during shutdown), the `complete` handler."""
         with job._lock:
             if not job.abandoned and job.rev == job.claimed_rev:
                 completion = _Completion(self._completed_doc(job, body))
                 self._completions.put(completion)
-                while not completion.done.wait(0.5):
-                    if self._halt.is_set():
-                        job.abandoned = "worker halted before the completion was written"
-                        return None
-                result = completion.result
+                while not completion.done.wait(0.5) and not self._halt.is_set():
+                    pass
+                result = completion.result if completion.done.is_set() else {}
                 if result.get("rev") and not result.get("error"):
                     job.rev = result["rev"]
                     return result
@@ -701,7 +693,7 @@ class Worker:
                         "job %s: complete refused (conflict); abandoning its result", job.id
                     )
                     return None
-                log.info("job %s: batched completion refused (%s); via handler", job.id, result)
+                log.info("job %s: batched completion not written (%s); via handler", job.id, result)
         return self._write(job, "complete", body)
 
     def _completed_doc(self, job: Job, body: dict[str, Any]) -> dict[str, Any]:
@@ -809,43 +801,25 @@ class Worker:
         self.stats.reaped += reaped
         return reaped
 
-    def _listen(self, on: bool) -> None:
-        """Open the changes feed (the dispatcher is idle) or close it (busy)."""
-        if on:
-            self._feed_off.clear()
-            self._listening.set()
-        else:
-            self._listening.clear()
-            self._feed_off.set()
-
     def _feed_loop(self) -> None:
         """Wake the dispatcher when a job becomes claimable, handing it the id
-        as a hint. Listens only while the dispatcher is idle: a busy one reads
-        the pending view after every round anyway, and every open feed costs
-        the server work on every write (pouchdb-server runs the view's map per
-        change per feed). Each time it opens, it starts from the sequence of
-        the dispatcher's last pending read, so no job that arrived in between
-        is missed. A busy worker's feed closes at its next row or heartbeat."""
-        while not self._halt.is_set():
-            if not self._listening.wait(0.5):
-                continue
-            try:
-                for row in self.db.changes(
-                    since=self._feed_since,
-                    filter="_view",
-                    view=f"{DDOC}/{self.queue.view}",
-                    heartbeat=self.feed_heartbeat,
-                    stop=self._feed_off,
-                ):
-                    self._hints.put(row["id"])
-                    self._asleep = False
-                    self._wake.set()
-            except (Unauthorized, Forbidden) as exc:
-                self._fail_fatally(exc)
-                return
-            except CouchError as exc:
-                log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
-                return
+        as a hint. One feed for the worker's life: pouchdb-server keeps
+        serving (and paying for) every continuous feed a client ever closed."""
+        try:
+            for row in self.db.changes(
+                since="now",
+                filter="_view",
+                view=f"{DDOC}/{self.queue.view}",
+                heartbeat=self.feed_heartbeat,
+                stop=self._halt,
+            ):
+                self._hints.put(row["id"])
+                self._asleep = False
+                self._wake.set()
+        except (Unauthorized, Forbidden) as exc:
+            self._fail_fatally(exc)
+        except CouchError as exc:
+            log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
 
     # -- worker status document ------------------------------------------------------
 
