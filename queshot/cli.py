@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import admin, config, demo, designdocs
+from . import admin, bench, config, demo, designdocs
 from .couch import Couch, CouchError, Database, safe_url
 from .queue import STATES, Queue, QueueError, now_ms
 
@@ -485,7 +485,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
     demo_cmd.set_defaults(func=cmd_demo)
     _add_admin_commands(commands)
+
+    bench = commands.add_parser(
+        "bench", help="measure throughput, latency and contention on a throwaway database"
+    )
+    bench.add_argument("--url", help="CouchDB URL (default: $COUCHDB_URL, else embedded)")
+    bench.add_argument("--jobs", type=int, default=10_000, help="jobs per bulk run")
+    bench.add_argument("--workers", type=int, default=4, help="worker processes")
+    bench.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of timed runs")
+    bench.add_argument(
+        "--contention", default="1,2,4,8", help="worker counts for claims per job (1,2,4,8)"
+    )
+    bench.add_argument("--contention-jobs", type=int, default=500, help="jobs per such run")
+    bench.add_argument("--latency-jobs", type=int, default=100, help="jobs sent one at a time")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    settings = bench.BenchConfig(
+        jobs=args.jobs,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        contention=tuple(int(n) for n in args.contention.split(",") if n.strip()),
+        contention_jobs=args.contention_jobs,
+        latency_jobs=args.latency_jobs,
+    )
+    results = bench.run(settings, args.url or os.environ.get("COUCHDB_URL"))
+    print(bench.format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ wakes the dispatcher when a job becomes claimable.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import logging
 import os
@@ -29,7 +31,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from .couch import (
@@ -50,6 +54,12 @@ WORKER_DOC_PREFIX = "queshot-worker:"
 SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
 REAP_BATCH = 50
 MAX_SKIP_SCANS = 8
+MAX_PAGE = 400  # pending rows read per claim round, at most (see _claim_some)
+COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
+COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
+ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
+SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
+MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 
 
 class HandlerSource(Protocol):
@@ -110,6 +120,10 @@ class Job:
         self.data: Any = doc.get("data")
         self.attempts: int = doc.get("attempts", 1)
         self.rev = rev
+        # While `rev` is still the claim's, the stored document is this copy
+        # (`doc` is the handler's to change): see Worker._complete.
+        self.claimed_rev = rev
+        self._claimed_doc = copy.deepcopy(doc)
         self.abandoned: str | None = None
         self.started = time.monotonic()
         self.next_beat = self.started
@@ -126,6 +140,15 @@ class Job:
     def progress(self, percent: float) -> None:
         """Report progress, 0-100."""
         self._worker._write(self, "progress", {"progress": percent})
+
+
+@dataclass
+class _Completion:
+    """A completed job document waiting for the next `_bulk_docs` batch."""
+
+    doc: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,6 +221,15 @@ class Worker:
         self._stop_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self._status_rev: str | None = None
+        self._completions: SimpleQueue[_Completion] = SimpleQueue()
+        self._page = queue.limit
+        self._spare: list[str] = []  # rows of the last page not tried yet
+        self._spare_read = 0.0  # when that page was read (monotonic)
+        self._hints: SimpleQueue[str] = SimpleQueue()
+        self._drained = False  # the last view read found nothing, no hint dropped since
+        self._next_due: int | None = None  # earliest not-due job of that read
+        self._hint_delay = 0.0  # seconds to wait before claiming hints
+        self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
         self._outage_since: float | None = None
 
     def __repr__(self) -> str:
@@ -241,6 +273,7 @@ class Worker:
             (self._heartbeat_loop, "heartbeat"),
             (self._reap_loop, "reaper"),
             (self._feed_loop, "changes"),
+            (self._complete_loop, "complete"),
         ):
             thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
             thread.start()
@@ -270,6 +303,7 @@ class Worker:
             if job is not None:
                 self._release(job)
         self._halt.set()
+        self._claimer.shutdown(wait=False)
         for thread in self._threads:
             if thread.name != "queshot-changes":  # ends at its next feed heartbeat
                 thread.join(timeout=5)
@@ -354,6 +388,10 @@ class Worker:
             if free <= 0:
                 self._slot_free.wait(1.0)
                 self._slot_free.clear()
+                if self.concurrency - len(self._running) < self.concurrency:
+                    # Jobs completed in one batch free their slots one by one:
+                    # a moment's wait lets one round claim for all of them.
+                    self._halt.wait(ROUND_GATHER)
                 continue
             if self._asleep:
                 self._wake.wait(self.poll_interval)
@@ -361,17 +399,23 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                candidates, next_due = self._candidates(free)
-                claimed = 0
-                for job_id in candidates:
-                    if self._stopping.is_set() or not self._resumed.is_set():
-                        break
-                    job = self._claim(job_id)
-                    if job is not None:
-                        self._start_job(job)
-                        claimed += 1
-                        if claimed >= free:
-                            break
+                if self._hint_delay and not self._hints.empty():
+                    # Let the usual winner of hint races go first; meanwhile a
+                    # burst shows as more hints than slots (then: the view).
+                    self._halt.wait(self._hint_delay)
+                hints = self._take_hints(free)
+                if hints:
+                    candidates, next_due = hints, self._next_due
+                else:
+                    candidates, next_due = self._candidates(free)
+                    self._next_due, self._drained = next_due, not candidates
+                claimed = self._claim_some(candidates, free, from_view=not hints)
+                if hints:  # who keeps losing the race for hints lets the winner go first
+                    self._hint_delay = (
+                        self._hint_delay / 2
+                        if claimed
+                        else min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
+                    )
                 self._recovered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -387,21 +431,30 @@ class Worker:
                     CouchError(f"{exc} - are the design docs pushed? (`queshot push`)")
                 )
                 return
-            if claimed == 0 and not candidates:
+            if not claimed and (not candidates or (hints and self._drained)):
+                # Nothing to claim, or only hints that rivals won since a read
+                # found nothing (the feed would have named anything newer).
                 wait = self.poll_interval
                 if next_due is not None:
                     wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
                 self._wake.wait(wait)
 
     def _candidates(self, free: int) -> tuple[list[str], int | None]:
-        """Due job ids from a page of the pending view, shuffled so that
-        competing workers spread over the page. Jobs not yet due sort after
-        the due ones of their priority, so a not-due row skips the scan to the
-        next priority. Also returns the earliest not-due time seen."""
+        """Due job ids from a page of the pending view, shuffled within each
+        priority so that competing workers spread over the page while higher
+        priorities still go first. Jobs not yet due sort after the due ones of
+        their priority, so a not-due row skips the scan to the next priority.
+        Also returns the earliest not-due time seen. The rows of the last page
+        that its round did not need come first while fresh (SPARE_TTL): one
+        read then serves several rounds."""
+        spare, self._spare = self._spare, []
+        if spare and time.monotonic() - self._spare_read < SPARE_TTL:
+            return spare, None
+        self._spare_read = time.monotonic()
         path = self.queue.path
         startkey: list[Any] = [path]
         now = now_ms()
-        due: list[str] = []
+        due: list[tuple[Any, str]] = []
         next_due = None
         for _ in range(MAX_SKIP_SCANS):
             rows = self.db.view(
@@ -409,7 +462,7 @@ class Worker:
                 self.queue.view,
                 startkey=startkey,
                 endkey=[path, {}],
-                limit=self.queue.limit,
+                limit=self._page,
                 reduce=False,
             )["rows"]
             skipped_to = None
@@ -419,12 +472,63 @@ class Worker:
                     next_due = run_at if next_due is None else min(next_due, run_at)
                     skipped_to = [path, row["key"][1], {}]
                     break
-                due.append(row["id"])
+                due.append((row["key"][1], row["id"]))
             if skipped_to is None or len(due) >= free or len(rows) == 0:
                 break
             startkey = skipped_to
         random.shuffle(due)
-        return due, next_due
+        due.sort(key=lambda row: row[0])  # stable: random order within each priority
+        return [job_id for _, job_id in due], next_due
+
+    def _take_hints(self, free: int) -> list[str]:
+        """Jobs the changes feed saw become claimable, if they fit the free
+        slots: claiming them saves a pending-view read. A burst (more hints
+        than slots) is left to the view, whose random picks spread rivals."""
+        hints: dict[str, None] = {}
+        with contextlib.suppress(Empty):
+            while True:
+                hints[self._hints.get_nowait()] = None
+        if len(hints) > free:
+            self._drained = False
+            return []
+        return list(hints)
+
+    def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
+        """Claim candidates until `free` jobs are won, as many claims at once
+        as slots are free; the jobs won in one go start together, so that
+        short ones also finish together and share a completion batch. Adapts
+        the page read: more than one lost claim in ten from a view page means
+        rivals pick from the same rows, so the next page is four times as
+        large (random picks then collide less); rounds without a loss shrink
+        it back slowly towards the queue's `limit`."""
+        claimed = attempts = 0
+        rest = list(candidates)
+        failure: Exception | None = None
+        while rest and claimed < free and failure is None:
+            if self._stopping.is_set() or not self._resumed.is_set():
+                break
+            batch, rest = rest[: free - claimed], rest[free - claimed :]
+            attempts += len(batch)
+            won = []
+            for future in [self._claimer.submit(self._claim, job_id) for job_id in batch]:
+                try:
+                    job = future.result()
+                except Exception as exc:  # raised below, once every won job is started
+                    failure = failure or exc
+                    continue
+                if job is not None:
+                    won.append(job)
+            self._start_job(*won)
+            claimed += len(won)
+        self._spare = rest if from_view and failure is None else []
+        lost = attempts - claimed
+        if from_view and lost * 10 > attempts:
+            self._page = min(MAX_PAGE, self._page * 4)
+        elif from_view and attempts and not lost:
+            self._page = max(self.queue.limit, self._page - self._page // 16)
+        if failure is not None:
+            raise failure
+        return claimed
 
     def _claim(self, job_id: str) -> Job | None:
         self.stats.claim_attempts += 1
@@ -437,6 +541,17 @@ class Worker:
                 w=self.replicas,
             )
         except (Conflict, NotFound):
+            self.stats.claim_conflicts += 1
+            return None
+        except Forbidden:
+            # pouchdb-server runs validate_doc_update against the newest revision
+            # rather than the one the handler read, so a claim that lost the race
+            # to a claim *and* a completion is refused as "complete -> active"
+            # (403) where CouchDB answers 409. Refused either way; fatal only if
+            # the job is still waiting (then the refusal is about us).
+            current = self.db.get_or_none(job_id)
+            if current is not None and current.get("state") == "inactive":
+                raise
             self.stats.claim_conflicts += 1
             return None
         if result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
@@ -481,13 +596,17 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    def _start_job(self, job: Job) -> None:
-        job.next_beat = job.started + self._beat_every(job)
+    def _start_job(self, *jobs: Job) -> None:
+        """Run jobs, each in its own thread; all are registered as running
+        first (the completion batch counts on it)."""
         with self._running_lock:
-            self._running[job.id] = job
-        threading.Thread(
-            target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
-        ).start()
+            for job in jobs:
+                job.next_beat = job.started + self._beat_every(job)
+                self._running[job.id] = job
+        for job in jobs:
+            threading.Thread(
+                target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
+            ).start()
 
     def _beat_every(self, job: Job) -> float:
         """Heartbeat well before the lease ends, and right after a timeout, so
@@ -528,7 +647,10 @@ class Worker:
             log.info("job %s %s in %.3f s", job.id, outcome, duration)
 
     def _finish(self, job: Job, handler: str, body: dict[str, Any]) -> str:
-        response = self._write(job, handler, body)
+        if handler == "complete":
+            response = self._complete(job, body)
+        else:
+            response = self._write(job, handler, body)
         if response is None:
             self.stats.abandoned += 1
             return f"abandoned ({job.abandoned})"
@@ -570,6 +692,73 @@ class Worker:
                 return None
             job.rev = response.new_rev or job.rev
             return response
+
+    def _complete(self, job: Job, body: dict[str, Any]) -> Any:
+        """Complete a held job. If nothing was written to it since the claim
+        (no heartbeat, log or progress: the common short job), the stored
+        document is known, so the completed document is written back through
+        `_bulk_docs`, batched with other jobs', against the claim's revision: a
+        job someone else changed still answers 409 (abandoned, as with the
+        handler), and validate_doc_update still rules. One round trip per batch
+        instead of one handler call per job. Otherwise, or if the batch refused
+        it for another reason, or if the worker halts before the batch is
+        written (a job claimed during shutdown), the `complete` handler."""
+        with job._lock:
+            if not job.abandoned and job.rev == job.claimed_rev:
+                completion = _Completion(self._completed_doc(job, body))
+                self._completions.put(completion)
+                while not completion.done.wait(0.5) and not self._halt.is_set():
+                    pass
+                result = completion.result if completion.done.is_set() else {}
+                if result.get("rev") and not result.get("error"):
+                    job.rev = result["rev"]
+                    return result
+                if result.get("error") == "conflict":
+                    job.abandoned = "changed by someone else"
+                    log.warning(
+                        "job %s: complete refused (conflict); abandoning its result", job.id
+                    )
+                    return None
+                log.info("job %s: batched completion not written (%s); via handler", job.id, result)
+        return self._write(job, "complete", body)
+
+    def _completed_doc(self, job: Job, body: dict[str, Any]) -> dict[str, Any]:
+        """What the `complete` handler would store (completed_at by this
+        machine's clock instead of the server's), on the claimed revision."""
+        doc = {
+            name: value
+            for name, value in job._claimed_doc.items()
+            if name in ("_id", "_attachments") or not name.startswith("_")
+        }
+        doc.update(_rev=job.rev, state="complete", completed_at=now_ms(), progress=100)
+        doc.update(lease_expires_at=None, **body)
+        return doc
+
+    def _complete_loop(self) -> None:
+        """Write queued completions, many per `_bulk_docs` round trip: each
+        batch takes what arrived while the previous one was in flight, and
+        while other jobs are running it waits up to COMPLETE_LINGER for them."""
+        while not self._halt.is_set():
+            try:
+                batch = [self._completions.get(timeout=0.5)]
+            except Empty:
+                continue
+            deadline = time.monotonic() + COMPLETE_LINGER
+            while len(batch) < COMPLETE_BATCH:
+                wait = deadline - time.monotonic() if len(self._running) > len(batch) else 0
+                try:
+                    batch.append(self._completions.get(timeout=max(wait, 0.0)))
+                except Empty:
+                    break
+            docs = [completion.doc for completion in batch]
+            try:
+                written = self._retrying(functools.partial(self.db.bulk_docs, docs))
+                results = {result.get("id"): result for result in written}
+            except CouchError as exc:
+                results = {doc["_id"]: {"error": type(exc).__name__} for doc in docs}
+            for completion in batch:
+                completion.result = results.get(completion.doc["_id"]) or {"error": "no result"}
+                completion.done.set()
 
     def _release(self, job: Job) -> None:
         try:
@@ -639,14 +828,18 @@ class Worker:
         return reaped
 
     def _feed_loop(self) -> None:
+        """Wake the dispatcher when a job becomes claimable, handing it the id
+        as a hint. One feed for the worker's life: pouchdb-server keeps
+        serving (and paying for) every continuous feed a client ever closed."""
         try:
-            for _ in self.db.changes(
+            for row in self.db.changes(
                 since="now",
                 filter="_view",
                 view=f"{DDOC}/{self.queue.view}",
                 heartbeat=self.feed_heartbeat,
                 stop=self._halt,
             ):
+                self._hints.put(row["id"])
                 self._asleep = False
                 self._wake.set()
         except (Unauthorized, Forbidden) as exc:

@@ -1,0 +1,61 @@
+"""`queshot bench` in a tiny configuration, so that it cannot rot: every
+measurement runs and reports something sane. No timing thresholds here; the
+targets are checked by reading `make bench`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from queshot import bench, cli
+from queshot.couch import Couch
+
+
+def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--url", server_url, "--jobs", "200", "--workers", "2"]
+    argv += ["--concurrency", "2", "--seconds", "1", "--contention", "1,2"]
+    argv += ["--contention-jobs", "20", "--latency-jobs", "5", "--json", str(out)]
+
+    assert cli.main(argv) == 0
+
+    results = json.loads(out.read_text())
+    for key in ("ceiling_per_s", "throughput_per_s", "ratio", "claims_per_job", "enqueue_per_s"):
+        assert key in results
+    assert results["ceiling_per_s"] > 0
+    assert results["throughput_per_s"] > 0
+    assert results["ratio"] == results["throughput_per_s"] / results["ceiling_per_s"]
+    latency = results["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert [run["workers"] for run in results["contention"]] == [1, 2]
+    assert all(run["claims_per_job"] >= 1 for run in results["contention"])
+    assert results["claims_per_job"] == results["contention"][-1]["claims_per_job"]
+    assert results["enqueue_per_s"]["bulk"] > 0 and results["enqueue_per_s"]["single"] > 0
+    assert all(5 < mb < 1000 for mb in results["worker_rss_mb"].values())
+    assert 0 <= results["worker_idle_cpu_percent"] < 100
+    table = capsys.readouterr().out
+    assert "ceiling" in table and "enqueue-to-start" in table
+
+
+def test_bench_drops_its_database(server_url: str) -> None:
+    config = bench.BenchConfig(
+        jobs=20,
+        workers=1,
+        concurrency=1,
+        seconds=0.5,
+        contention=(),
+        latency_jobs=2,
+        single_jobs=2,
+        idle_seconds=0.5,
+    )
+    with Couch(server_url) as couch:
+        before = set(couch.all_dbs())
+        bench.run(config, server_url)
+        assert set(couch.all_dbs()) == before
+
+
+def test_percentile() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert bench.percentile(values, 50) == 50.5
+    assert bench.percentile(values, 99) == 99.01
+    assert bench.percentile([7.0], 95) == 7.0

@@ -1,0 +1,103 @@
+"""The worker's throughput paths keep the queue's rules: batched completions,
+claims from view pages, spare rows and feed hints (issue #7)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from queshot.couch import Database
+from queshot.queue import Queue
+from queshot.worker import Job
+
+
+def _drain(queue: Queue, handler: Any, count: int, concurrency: int = 4) -> Any:
+    worker = queue.create_worker(handler, concurrency=concurrency, poll_interval=0.5)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while worker.stats.completed + worker.stats.abandoned < count:
+        assert time.monotonic() < deadline, worker.stats
+        time.sleep(0.05)
+    worker.stop()
+    return worker
+
+
+def test_batched_completions_store_results_once(db: Database) -> None:
+    queue = Queue("batch", db)
+    ids = queue.create_jobs({"n": n} for n in range(40))
+    worker = _drain(queue, lambda job: {"double": job.data["n"] * 2}, 40)
+    assert worker.stats.completed == 40 and worker.stats.claims_won == 40
+    for doc in (queue.get_job(job_id) for job_id in ids):
+        assert doc["state"] == "complete" and doc["progress"] == 100
+        assert doc["result"] == {"double": doc["data"]["n"] * 2}
+        assert doc["lease_expires_at"] is None and isinstance(doc["completed_at"], int)
+        assert doc["_rev"].startswith("3-")  # created, claimed, completed: nothing else
+
+
+def test_a_job_that_wrote_since_its_claim_completes_through_the_handler(db: Database) -> None:
+    queue = Queue("logged", db)
+    [job_id] = queue.create_jobs([{}])
+
+    def handler(job: Job) -> str:
+        job.log("working")
+        job.doc["data"] = "changed by the handler"  # not written back
+        return "done"
+
+    _drain(queue, handler, 1)
+    doc = queue.get_job(job_id)
+    assert doc["state"] == "complete" and doc["result"] == "done"
+    assert doc["data"] == {} and [line["msg"] for line in doc["log"]] == ["working"]
+
+
+def test_a_completion_against_a_changed_job_is_abandoned(db: Database) -> None:
+    queue = Queue("changed", db)
+    [job_id] = queue.create_jobs([{}])
+    started, go_on = threading.Event(), threading.Event()
+
+    def handler(job: Job) -> str:
+        started.set()
+        go_on.wait(10)
+        return "late"
+
+    worker = queue.create_worker(handler, poll_interval=0.5)
+    worker.start()
+    assert started.wait(10)
+    queue.set_job_state(job_id, "failed")  # an admin cancels it meanwhile
+    go_on.set()
+    deadline = time.monotonic() + 10
+    while worker.stats.abandoned == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.stop()
+    doc = queue.get_job(job_id)
+    assert doc["state"] == "failed" and "result" not in doc
+    assert worker.stats.completed == 0
+
+
+def test_higher_priority_runs_first_even_from_a_large_page(db: Database) -> None:
+    queue = Queue("prio", db)
+    queue.create_jobs({"n": n} for n in range(30))
+    queue.create_jobs([{"urgent": True}], priority=5)
+    order: list[Any] = []
+    _drain(queue, lambda job: order.append(job.data), 31, concurrency=1)
+    assert order[0] == {"urgent": True}
+
+
+def test_jobs_enqueued_while_idle_wake_the_worker_promptly(db: Database) -> None:
+    queue = Queue("wake", db)
+    worker = queue.create_worker(lambda job: None, concurrency=2, poll_interval=30)
+    worker.start()
+    try:
+        time.sleep(0.5)  # idle: the first round found nothing, the feed listens
+        for _ in range(3):
+            done = worker.stats.completed
+            queue.create_job({})
+            deadline = time.monotonic() + 5  # far below the 30 s poll
+            while worker.stats.completed == done:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            time.sleep(0.3)
+    finally:
+        worker.stop()
+    assert worker.stats.completed == 3
