@@ -164,7 +164,6 @@ class WorkerStats:
     abandoned: int = 0
     released: int = 0
     reaped: int = 0
-    durations: list[float] = field(default_factory=list, repr=False)
 
 
 class Worker:
@@ -639,7 +638,6 @@ class Worker:
             log.exception("job %s: could not record its outcome", job.id)
         finally:
             duration = time.monotonic() - job.started
-            self.stats.durations.append(duration)
             with self._running_lock:
                 self._running.pop(job.id, None)
             self._slot_free.set()
