@@ -113,6 +113,44 @@ def _encode_params(params: dict[str, Any] | None) -> dict[str, str]:
     return encoded
 
 
+class Outage:
+    """Whether a server answers, as seen by several threads at once: the first
+    failure of an outage and the first answer after it are logged once each,
+    instead of a line (or a traceback) per failed request and per thread."""
+
+    def __init__(self, name: str, logger: logging.Logger = log) -> None:
+        self.name = name
+        self._log = logger
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._ended_at: float | None = None
+
+    def ended_within(self, seconds: float) -> bool:
+        """True while down, or if the last outage ended less than `seconds` ago."""
+        if self._since is not None:
+            return True
+        return self._ended_at is not None and time.monotonic() - self._ended_at < seconds
+
+    def failed(self, exc: Exception) -> None:
+        """A request got no answer (or a 5xx); logs only if this starts an outage."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        self._log.warning("%s unavailable (%s); retrying with backoff", self.name, exc)
+
+    def answered(self) -> None:
+        """A request got an answer; logs only if this ends an outage."""
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            now = time.monotonic()
+            took, self._since, self._ended_at = now - self._since, None, now
+        self._log.warning("%s answers again after %.1f s", self.name, took)
+
+
 @dataclass(frozen=True)
 class UpdateResult:
     """What an update handler answered: 201 (saved, quorum met), 202 (saved,
@@ -434,6 +472,7 @@ class Database:
         heartbeat: float = 10.0,
         stop: threading.Event | None = None,
         max_backoff: float = 10.0,
+        outage: Outage | None = None,
         **params: Any,
     ) -> Iterator[dict[str, Any]]:
         """Yield `_changes` rows. A `normal` feed ends after one answer (the
@@ -441,22 +480,19 @@ class Database:
         the caller iterates, or until `stop` is set (checked at every heartbeat
         of a continuous feed, between answers of a longpoll). On a lost
         connection it reconnects from the last seq seen, with capped backoff,
-        logging one line per outage. Extra params (filter, view, include_docs,
-        ...) pass through. `seq` values are opaque: stored and passed back,
-        never compared."""
+        reporting the outage to `outage` (a worker shares one across its
+        threads; by default the feed logs its own one line per outage). Extra
+        params (filter, view, include_docs, ...) pass through. `seq` values are
+        opaque: stored and passed back, never compared."""
         stop = stop or threading.Event()
-        backoff, down_since = 0.5, None
+        outage = outage or Outage(f"the changes feed of {self.url}")
+        backoff = 0.5
         while not stop.is_set():
             query = {**params, "feed": feed, "since": since, "heartbeat": int(heartbeat * 1000)}
             try:
                 for row in self._feed_rows(query, heartbeat):
-                    if down_since is not None:
-                        log.warning(
-                            "reconnected to %s after %.1f s",
-                            self.url,
-                            time.monotonic() - down_since,
-                        )
-                        down_since, backoff = None, 0.5
+                    outage.answered()
+                    backoff = 0.5
                     if stop.is_set():
                         return
                     if row is None:
@@ -468,16 +504,10 @@ class Database:
                         break
                     since = row.get("seq", since)
                     yield row
-            except ServerUnreachable as exc:
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("lost the changes feed of %s (%s); retrying", self.url, exc)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, max_backoff)
-            except ServerError as exc:
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("changes feed of %s failed (%s); retrying", self.url, exc)
+            except (ServerUnreachable, ServerError) as exc:
+                if stop.is_set():  # the connection was dropped because we are done
+                    return
+                outage.failed(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff)
 

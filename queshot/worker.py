@@ -13,6 +13,11 @@ Threads: one dispatcher claims, one thread per running job (daemon, so a
 handler that never returns cannot keep the process alive after shutdown),
 one heartbeat/status thread, one lease reaper, one `_changes` listener that
 wakes the dispatcher when a job becomes claimable.
+
+Connection faults (no answer, or a 5xx) are never fatal: running jobs keep
+running, finished ones keep their outcome in memory, every thread retries with
+capped backoff, and all of them report to one `Outage`, so that an outage is
+one log line per worker (and one when CouchDB answers again).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .couch import (
     CouchError,
     Forbidden,
     NotFound,
+    Outage,
     ServerError,
     ServerUnreachable,
     Unauthorized,
@@ -60,6 +66,7 @@ COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
 SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
+MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
 
 
 class HandlerSource(Protocol):
@@ -229,7 +236,7 @@ class Worker:
         self._next_due: int | None = None  # earliest not-due job of that read
         self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
-        self._outage_since: float | None = None
+        self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, queue={self.queue.name!r})"
@@ -349,15 +356,8 @@ class Worker:
 
     # -- connection trouble ------------------------------------------------------------
 
-    def _outage(self, exc: Exception) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning("CouchDB unavailable (%s); retrying with backoff", exc)
-
-    def _recovered(self) -> None:
-        if self._outage_since is not None:
-            log.warning("CouchDB back after %.1f s", time.monotonic() - self._outage_since)
-            self._outage_since = None
+    # Every thread reports to one Outage, so that an outage is one log line per
+    # worker (and one when CouchDB answers again), not one per thread or request.
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
         """Run `action` until it gets an answer: connection faults are retried
@@ -367,13 +367,13 @@ class Worker:
         while True:
             try:
                 result = action()
-                self._recovered()
+                self._outage.answered()
                 return result
             except (ServerUnreachable, ServerError) as exc:
-                self._outage(exc)
+                self._outage.failed(exc)
                 if self._halt.wait(delay):
                     raise
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -415,12 +415,12 @@ class Worker:
                         if claimed
                         else min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
                     )
-                self._recovered()
+                self._outage.answered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
-                self._outage(exc)
+                self._outage.failed(exc)
                 self._halt.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, MAX_RETRY_DELAY)
                 continue
             except (Unauthorized, Forbidden) as exc:
                 self._fail_fatally(exc)
@@ -795,8 +795,9 @@ class Worker:
                     with job._lock:
                         job.abandoned = "lost a conflict to another worker's claim"
                     log.warning("job %s: %s", job.id, job.abandoned)
+            self._outage.answered()
         except (ServerUnreachable, ServerError) as exc:
-            self._outage(exc)
+            self._outage.failed(exc)
             job.next_beat = time.monotonic() + 1.0
         except CouchError as exc:
             log.warning("job %s: heartbeat failed: %s", job.id, exc)
@@ -805,8 +806,9 @@ class Worker:
         while not self._halt.wait(self.reap_interval * random.uniform(0.5, 1.5)):
             try:
                 self.reap()
+                self._outage.answered()
             except (ServerUnreachable, ServerError) as exc:
-                self._outage(exc)
+                self._outage.failed(exc)
             except CouchError as exc:
                 log.warning("reaper: %s", exc)
 
@@ -836,6 +838,8 @@ class Worker:
                 view=f"{DDOC}/{self.queue.view}",
                 heartbeat=self.feed_heartbeat,
                 stop=self._halt,
+                max_backoff=MAX_RETRY_DELAY,
+                outage=self._outage,
             ):
                 self._hints.put(row["id"])
                 self._asleep = False
@@ -871,12 +875,16 @@ class Worker:
         if self._status_rev:
             doc["_rev"] = self._status_rev
         try:
-            self._status_rev = self.db.save(doc)
-        except Conflict:
-            current = self.db.get_or_none(self.status_id)
-            self._status_rev = current["_rev"] if current else None
+            try:
+                self._status_rev = self.db.save(doc)
+            except Conflict:  # an earlier save landed but its answer was lost
+                current = self.db.get_or_none(self.status_id)
+                self._status_rev = current["_rev"] if current else None
+            self._outage.answered()
         except (ServerUnreachable, ServerError) as exc:
-            self._outage(exc)
+            self._outage.failed(exc)
+        except CouchError as exc:  # never let it end the heartbeat thread
+            log.warning("status document not written: %s", exc)
 
     def _remove_status(self) -> None:
         if not self._status_rev:
