@@ -215,7 +215,9 @@ class Worker:
         self.fatal: Exception | None = None
         self.replicas = 1
 
-        self._running: dict[str, Job] = {}
+        # Keyed by the Job object, not its id: after a timeout the same worker
+        # may claim the job's retry while the first attempt's code still runs.
+        self._running: set[Job] = set()
         self._running_lock = threading.Lock()
         self._wake = threading.Event()
         self._slot_free = threading.Event()
@@ -265,7 +267,7 @@ class Worker:
     @property
     def running_jobs(self) -> list[str]:
         with self._running_lock:
-            return list(self._running)
+            return [job.id for job in self._running]
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -304,10 +306,10 @@ class Worker:
         while self.running_jobs and time.monotonic() < deadline:
             self._slot_free.wait(0.1)
             self._slot_free.clear()
-        for job_id in self.running_jobs:
-            job = self._running.get(job_id)
-            if job is not None:
-                self._release(job)
+        with self._running_lock:
+            unfinished = list(self._running)
+        for job in unfinished:
+            self._release(job)
         self._halt.set()
         self._claimer.shutdown(wait=False)
         for thread in self._threads:
@@ -601,7 +603,7 @@ class Worker:
         with self._running_lock:
             for job in jobs:
                 job.next_beat = job.started + self._beat_every(job)
-                self._running[job.id] = job
+                self._running.add(job)
         for job in jobs:
             threading.Thread(
                 target=self._run_job, args=(job,), name=f"queshot-job-{job.id}", daemon=True
@@ -639,7 +641,7 @@ class Worker:
         finally:
             duration = time.monotonic() - job.started
             with self._running_lock:
-                self._running.pop(job.id, None)
+                self._running.discard(job)
             self._slot_free.set()
             self._wake.set()
             log.info("job %s %s in %.3f s", job.id, outcome, duration)
@@ -776,7 +778,7 @@ class Worker:
         while not self._halt.wait(0.2):
             now = time.monotonic()
             with self._running_lock:
-                due = [job for job in self._running.values() if job.next_beat <= now]
+                due = [job for job in self._running if job.next_beat <= now]
             for job in due:
                 self._beat(job)
             if now >= next_status:
