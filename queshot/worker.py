@@ -306,11 +306,13 @@ class Worker:
         while self.running_jobs and time.monotonic() < deadline:
             self._slot_free.wait(0.1)
             self._slot_free.clear()
+        # Halt first: a job thread retrying its outcome through an outage holds
+        # the job's lock until halted, and releasing needs that lock.
+        self._halt.set()
         with self._running_lock:
             unfinished = list(self._running)
         for job in unfinished:
             self._release(job)
-        self._halt.set()
         self._claimer.shutdown(wait=False)
         for thread in self._threads:
             if thread.name != "queshot-changes":  # ends at its next feed heartbeat
@@ -636,6 +638,8 @@ class Worker:
             else:
                 body = {} if result is None else {"result": result}
                 outcome = self._finish(job, "complete", body)
+        except CouchError as exc:  # e.g. still unreachable when the worker stopped
+            log.error("job %s: outcome not recorded (%s); its lease brings it back", job.id, exc)
         except Exception:
             log.exception("job %s: could not record its outcome", job.id)
         finally:
