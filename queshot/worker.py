@@ -557,13 +557,22 @@ class Worker:
                 raise
             self.stats.claim_conflicts += 1
             return None
-        if result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
+        except (ServerUnreachable, ServerError) as exc:
+            # The answer is lost, not necessarily the claim. Left unsettled, a
+            # stored claim would keep the job held by this worker, unrun, until
+            # its lease ran out - and count as a failed attempt.
+            self._outage.failed(exc)
+            result = None
+        if result is None:
+            log.info("claim of %s: answer lost; settling once CouchDB answers", job_id)
+        elif result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
             self.stats.claims_won += 1
             return Job(self, result.body["job"], result.new_rev)
-        # 202: stored, but not on every copy; ownership unknown until settled.
-        log.info("claim of %s answered %d: settling", job_id, result.status)
-        time.sleep(SETTLE_DELAY)
-        doc = self._settle(job_id, result.new_rev)
+        else:  # 202: stored, but not on every copy; ownership unknown until settled.
+            log.info("claim of %s answered %d: settling", job_id, result.status)
+            time.sleep(SETTLE_DELAY)
+        my_rev = result.new_rev if result else None
+        doc = self._retrying(lambda: self._settle(job_id, my_rev))
         if doc is None:
             self.stats.claim_conflicts += 1
             return None
@@ -590,11 +599,12 @@ class Worker:
                     self.db.delete(job_id, leaf["_rev"])
         if mine and winner.get("state") == "active":
             return winner
-        log.info(
-            "job %s: lost the contested claim (winner %s)",
-            job_id,
-            winner.get("worker_id") if winner else None,
-        )
+        if my_rev is not None:
+            log.info(
+                "job %s: lost the contested claim (winner %s)",
+                job_id,
+                winner.get("worker_id") if winner else None,
+            )
         return None
 
     # -- running -------------------------------------------------------------------------
