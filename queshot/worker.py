@@ -66,6 +66,7 @@ COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
 SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
+FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
 
 
@@ -132,6 +133,7 @@ class Job:
         self.claimed_rev = rev
         self._claimed_doc = copy.deepcopy(doc)
         self.abandoned: str | None = None
+        self.finished = False  # its outcome (or release) is written: no more writes
         self.started = time.monotonic()
         self.next_beat = self.started
         self._worker = worker
@@ -667,7 +669,7 @@ class Worker:
             response = self._write(job, handler, body)
         if response is None:
             self.stats.abandoned += 1
-            return f"abandoned ({job.abandoned})"
+            return f"abandoned ({job.abandoned or 'released at shutdown'})"
         if handler == "complete":
             self.stats.completed += 1
             if self.queue.autoremove:
@@ -686,10 +688,8 @@ class Worker:
         """Call a lifecycle handler for a held job against the revision held.
         A 409 means someone else changed the job: abandon it, never overwrite."""
         with job._lock:
-            if job.abandoned:
-                log.debug(
-                    "job %s is abandoned (%s): %s not written", job.id, job.abandoned, handler
-                )
+            if job.abandoned or job.finished:
+                log.debug("job %s is %s: %s not written", job.id, job.abandoned or "done", handler)
                 return None
             payload = {**body, "worker_id": self.id, "rev": job.rev}
 
@@ -705,6 +705,7 @@ class Worker:
                 )
                 return None
             job.rev = response.new_rev or job.rev
+            job.finished = handler in FINAL_HANDLERS
             return response
 
     def _complete(self, job: Job, body: dict[str, Any]) -> Any:
@@ -725,7 +726,7 @@ class Worker:
                     pass
                 result = completion.result if completion.done.is_set() else {}
                 if result.get("rev") and not result.get("error"):
-                    job.rev = result["rev"]
+                    job.rev, job.finished = result["rev"], True
                     return result
                 if result.get("error") == "conflict":
                     job.abandoned = "changed by someone else"
