@@ -68,6 +68,7 @@ SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
+SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
 
 
 class HandlerSource(Protocol):
@@ -240,6 +241,7 @@ class Worker:
         self._next_due: int | None = None  # earliest not-due job of that read
         self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
+        self._spread_until = 0.0  # shuffle candidates until then (monotonic)
         self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
 
     def __repr__(self) -> str:
@@ -445,13 +447,14 @@ class Worker:
                 self._wake.wait(wait)
 
     def _candidates(self, free: int) -> tuple[list[str], int | None]:
-        """Due job ids from a page of the pending view, shuffled within each
-        priority so that competing workers spread over the page while higher
-        priorities still go first. Jobs not yet due sort after the due ones of
-        their priority, so a not-due row skips the scan to the next priority.
-        Also returns the earliest not-due time seen. The rows of the last page
-        that its round did not need come first while fresh (SPARE_TTL): one
-        read then serves several rounds."""
+        """Due job ids from a page of the pending view, in its order (priority,
+        then oldest first); while this worker keeps losing claim races,
+        shuffled within each priority instead, so that competing workers
+        spread over the page while higher priorities still go first. Jobs not
+        yet due sort after the due ones of their priority, so a not-due row
+        skips the scan to the next priority. Also returns the earliest not-due
+        time seen. The rows of the last page that its round did not need come
+        first while fresh (SPARE_TTL): one read then serves several rounds."""
         spare, self._spare = self._spare, []
         if spare and time.monotonic() - self._spare_read < SPARE_TTL:
             return spare, None
@@ -481,8 +484,9 @@ class Worker:
             if skipped_to is None or len(due) >= free or len(rows) == 0:
                 break
             startkey = skipped_to
-        random.shuffle(due)
-        due.sort(key=lambda row: row[0])  # stable: random order within each priority
+        if time.monotonic() < self._spread_until:
+            random.shuffle(due)
+            due.sort(key=lambda row: row[0])  # stable: random order within each priority
         return [job_id for _, job_id in due], next_due
 
     def _take_hints(self, free: int) -> list[str]:
@@ -527,6 +531,8 @@ class Worker:
             claimed += len(won)
         self._spare = rest if from_view and failure is None else []
         lost = attempts - claimed
+        if lost:
+            self._spread_until = time.monotonic() + SPREAD_SECONDS
         if from_view and lost * 10 > attempts:
             self._page = min(MAX_PAGE, self._page * 4)
         elif from_view and attempts and not lost:
