@@ -242,6 +242,7 @@ class Worker:
         self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
         self._spread_until = 0.0  # shuffle candidates until then (monotonic)
+        self._reap_after = 0.0  # no reaping before then (monotonic)
         self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
 
     def __repr__(self) -> str:
@@ -278,6 +279,7 @@ class Worker:
     def start(self) -> None:
         """Start claiming in background threads; returns at once."""
         self.replicas = self.db.replicas()
+        self._reap_after = time.monotonic() + self.lease_seconds
         self._write_status()
         self.handlers.start()
         for target, name in (
@@ -827,6 +829,11 @@ class Worker:
 
     def _reap_loop(self) -> None:
         while not self._halt.wait(self.reap_interval * random.uniform(0.5, 1.5)):
+            # Leases run on the server's clock even while no worker can renew
+            # them: after an outage - or a start, which may follow one unseen -
+            # give live workers one lease to renew before taking jobs back.
+            if time.monotonic() < self._reap_after or self._outage.ended_within(self.lease_seconds):
+                continue
             try:
                 self.reap()
                 self._outage.answered()
