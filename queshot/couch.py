@@ -483,13 +483,18 @@ class Database:
         reporting the outage to `outage` (a worker shares one across its
         threads; by default the feed logs its own one line per outage). Extra
         params (filter, view, include_docs, ...) pass through. `seq` values are
-        opaque: stored and passed back, never compared."""
+        opaque: stored and passed back, never compared. `since="now"` is pinned
+        to the database's current update_seq first, so that a reconnect before
+        the first change still resumes from there instead of skipping what the
+        outage hid."""
         stop = stop or threading.Event()
         outage = outage or Outage(f"the changes feed of {self.url}")
         backoff = 0.5
         while not stop.is_set():
-            query = {**params, "feed": feed, "since": since, "heartbeat": int(heartbeat * 1000)}
             try:
+                if since == "now":
+                    since = self.info()["update_seq"]
+                query = {**params, "feed": feed, "since": since, "heartbeat": int(heartbeat * 1000)}
                 for row in self._feed_rows(query, heartbeat):
                     outage.answered()
                     backoff = 0.5
