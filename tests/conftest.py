@@ -3,6 +3,7 @@ pouchdb-server on a free loopback port in a temp folder. A fresh database per te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from queshot import designdocs
+from queshot import Queue, Worker, designdocs
 from queshot.couch import Couch, Database
 from queshot.devserver import DevServer
 
@@ -47,11 +48,27 @@ def db_name(couch: Couch) -> Iterator[str]:
         db.drop()
 
 
+def queue_database(couch: Couch, name: str) -> Database:
+    """Database `name` with queshot's design docs and security pushed."""
+    designdocs.push(couch, [name], designdocs.load())
+    return couch.database(name)
+
+
 @pytest.fixture
 def db(couch: Couch, db_name: str) -> Database:
     """A fresh database with queshot's design docs and security pushed."""
-    designdocs.push(couch, [db_name], designdocs.load())
-    return couch.database(db_name)
+    return queue_database(couch, db_name)
+
+
+@pytest.fixture
+def disk_server(tmp_path: Path) -> Iterator[DevServer]:
+    """A pouchdb-server of the test's own that keeps its data on disk, so that
+    the test may stop, start or restart it. Skipped with COUCHDB_URL: the
+    tests do not stop someone's CouchDB."""
+    if REAL_COUCHDB:
+        pytest.skip("stops the server, so it needs the embedded pouchdb-server; COUCHDB_URL is set")
+    with DevServer(data_dir=tmp_path / "data") as server:
+        yield server
 
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -76,6 +93,7 @@ def spawn_worker(server_url: str, record_file: Path) -> Iterator[Callable[..., s
         handler: str = "recording:handle",
         stderr: Any = subprocess.PIPE,
         pythonpath: tuple[Path, ...] = (),
+        url: str | None = None,
     ) -> subprocess.Popen:
         path = os.pathsep.join(str(p) for p in (*pythonpath, TESTS_DIR))
         env = dict(os.environ, PYTHONPATH=path, QUESHOT_TEST_RECORD=str(record_file))
@@ -88,7 +106,7 @@ def spawn_worker(server_url: str, record_file: Path) -> Iterator[Callable[..., s
             "--queue",
             queue,
             "--url",
-            server_url,
+            url or server_url,
             "--db",
             db_name,
             *args,
@@ -115,6 +133,31 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, every: float
             return value
         time.sleep(every)
     pytest.fail(f"condition not met within {timeout} s: {predicate.__doc__ or predicate}")
+
+
+@contextlib.contextmanager
+def running(*workers: Worker, grace: float = 5.0) -> Iterator[None]:
+    """Run in-process workers for the body of a `with`, then stop them."""
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.stop(grace=grace)
+
+
+def run_until_settled(queue: Queue, handler: Callable[..., Any], **options: Any) -> Worker:
+    """Run a worker until no job of `queue` is waiting or running; returns it."""
+    worker = queue.create_worker(handler, poll_interval=0.2, **options)
+
+    def settled() -> bool:
+        counts = queue.stats()  # one snapshot: a retry moves active -> inactive
+        return counts["inactive"] == counts["active"] == 0
+
+    with running(worker):
+        wait_until(settled, timeout=20)
+    return worker
 
 
 @pytest.fixture

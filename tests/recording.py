@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 
-def record(job_id: str, event: str) -> None:
-    line = json.dumps({"id": job_id, "pid": os.getpid(), "event": event}) + "\n"
+def record(job_id: str, event: str, **extra: Any) -> None:
+    line = {"id": job_id, "pid": os.getpid(), "event": event, "at": time.time(), **extra}
     fd = os.open(os.environ["QUESHOT_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, (json.dumps(line) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -27,11 +28,17 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def count_events(path: Path, event: str) -> Counter[str]:
+    """How many times each job id recorded `event` (e.g. executions: "start")."""
+    return Counter(r["id"] for r in read_records(path) if r["event"] == event)
+
+
 def handle(job: Any) -> dict[str, Any]:
-    """Runs `data.sleep` seconds, fails when `data.fail`, records start and end."""
-    record(job.id, "start")
+    """Runs `data.sleep` seconds; fails always when `data.fail`, or on its first
+    `data.fail_attempts` attempts; records start (with the attempt) and end."""
+    record(job.id, "start", attempt=job.attempts)
     time.sleep(job.data.get("sleep", 0))
-    if job.data.get("fail"):
-        raise RuntimeError(f"job {job.id} fails on purpose")
-    record(job.id, "end")
-    return {"pid": os.getpid()}
+    if job.data.get("fail") or job.attempts <= job.data.get("fail_attempts", 0):
+        raise RuntimeError(f"job {job.id} fails on purpose (attempt {job.attempts})")
+    record(job.id, "end", attempt=job.attempts)
+    return {"pid": os.getpid(), "attempt": job.attempts}

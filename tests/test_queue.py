@@ -7,22 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import run_until_settled, wait_until
 
 from queshot import JobExists, JobNotFound, Queue, QueueError
 from queshot.couch import Database, Forbidden
-
-
-def run_until_settled(queue: Queue, handler, **options) -> None:
-    """Run a worker until no job of `queue` is waiting or running."""
-    worker = queue.create_worker(handler, poll_interval=0.2, **options)
-    worker.start()
-    try:
-        wait_until(
-            lambda: queue.stats()["inactive"] == 0 and queue.stats()["active"] == 0, timeout=20
-        )
-    finally:
-        worker.stop(grace=5)
 
 
 def test_create_job_writes_a_seed_shaped_document(db: Database) -> None:
