@@ -550,7 +550,11 @@ class Worker:
                 DDOC,
                 "claim",
                 job_id,
-                {"worker_id": self.id, "lease_seconds": self.lease_seconds},
+                {
+                    "worker_id": self.id,
+                    "lease_seconds": self.lease_seconds,
+                    "queue": self.queue.path,  # the handler refuses other queues' jobs
+                },
                 w=self.replicas,
             )
         except (Conflict, NotFound):
@@ -858,20 +862,30 @@ class Worker:
         return reaped
 
     def _feed_loop(self) -> None:
-        """Wake the dispatcher when a job becomes claimable, handing it the id
-        as a hint. One feed for the worker's life: pouchdb-server keeps
+        """Wake the dispatcher when a job of this worker's queue becomes
+        claimable, handing it the id as a hint if the job is due. The pending
+        view (the feed's filter) holds every queue's jobs, hence the documents
+        in the feed. One feed for the worker's life: pouchdb-server keeps
         serving (and paying for) every continuous feed a client ever closed."""
         try:
             for row in self.db.changes(
                 since="now",
                 filter="_view",
                 view=f"{DDOC}/{self.queue.view}",
+                include_docs=True,
                 heartbeat=self.feed_heartbeat,
                 stop=self._halt,
                 max_backoff=MAX_RETRY_DELAY,
                 outage=self._outage,
             ):
-                self._hints.put(row["id"])
+                doc = row.get("doc") or {}
+                queues = doc.get("queues")
+                path = [queues] if isinstance(queues, str) else queues
+                if not isinstance(path, list) or path[: len(self.queue.path)] != self.queue.path:
+                    continue
+                run_at = doc.get("run_at")
+                if not isinstance(run_at, int | float) or run_at <= now_ms():
+                    self._hints.put(row["id"])
                 self._asleep = False
                 self._wake.set()
         except (Unauthorized, Forbidden) as exc:

@@ -20,7 +20,7 @@ from conftest import REAL_COUCHDB, queue_database, run_until_settled, running, w
 from recording import count_events, read_records
 
 from queshot import Queue, QueueError, designdocs
-from queshot.couch import Couch, Database, Forbidden
+from queshot.couch import Conflict, Couch, Database, Forbidden
 from queshot.devserver import DevServer
 
 CONTEXT = json.loads((designdocs.default_source() / "context.json").read_text())
@@ -86,6 +86,26 @@ def test_heartbeats_keep_a_job_longer_than_its_lease(db: Database) -> None:
     assert (doc["state"], doc["attempts"], doc["result"]) == ("complete", 1, "done")
     assert "errors" not in doc
     assert holder.stats.reaped == watcher.stats.reaped == 0
+
+
+def test_a_worker_runs_only_its_own_queues_jobs_however_it_hears_of_them(
+    db: Database,
+) -> None:
+    """The changes feed names every queue's claimable jobs; neither its hints
+    nor a claim sent for another queue may take one."""
+    email, sms = Queue("email", db), Queue("sms", db)
+    ran: list[str] = []
+    worker = email.create_worker(lambda job: ran.append(job.id), concurrency=2, poll_interval=30)
+    with running(worker):
+        time.sleep(0.5)  # idle, listening to the feed
+        texts = [sms.create_job({"n": n}) for n in range(10)]
+        welcome = Queue(["email", "welcome"], db).create_job({})
+        wait_until(lambda: ran == [welcome], timeout=10)
+        time.sleep(0.5)
+    assert sms.stats()["inactive"] == len(texts)
+    assert all(sms.get_job(job_id)["attempts"] == 0 for job_id in texts)
+    with pytest.raises(Conflict, match='job is in queue "sms", not in \\["email"\\]'):
+        db.update("queshot", "claim", texts[0], {"worker_id": "w", "queue": ["email"]})
 
 
 # -- retries, delays, priorities, timeouts ---------------------------------------------------

@@ -93,6 +93,17 @@ function now() {
   return new Date().getTime();
 }
 
+// Whether a job belongs to the queue `path` names: its own path starts with
+// it (a worker on ["email"] also takes ["email", "welcome"] jobs).
+function inQueue(doc, path) {
+  var own = queuePath(doc.queues);
+  if (!own || !Array.isArray(path) || path.length === 0 || path.length > own.length) return false;
+  for (var i = 0; i < path.length; i++) {
+    if (own[i] !== path[i]) return false;
+  }
+  return true;
+}
+
 // Parses an update handler's JSON body; our clients send ids in the body, never
 // the query string (pouchdb-server JSON-parses query values).
 function body(req) {
@@ -176,6 +187,7 @@ exports.deadline = deadline;
 exports.problem = problem;
 exports.moveProblem = moveProblem;
 exports.now = now;
+exports.inQueue = inQueue;
 exports.body = body;
 exports.reply = reply;
 exports.notHeld = notHeld;

@@ -9,6 +9,10 @@ function (doc, req) {
     return job.reply(400, 'bad_request', 'claim needs a worker_id');
   }
   if (doc.state !== 'inactive') return job.reply(409, 'not_claimable', 'job is ' + doc.state);
+  if (b.queue !== undefined && !job.inQueue(doc, b.queue)) {
+    return job.reply(409, 'other_queue', 'job is in queue ' + JSON.stringify(doc.queues) +
+      ', not in ' + JSON.stringify(b.queue));
+  }
   var now = job.now();
   if (job.isNumber(doc.run_at) && doc.run_at > now) {
     return job.reply(409, 'not_due', 'job is not due for ' + (doc.run_at - now) + ' ms');
