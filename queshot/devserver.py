@@ -141,7 +141,7 @@ def _start_background(port: int, data_dir: str | None) -> int:
     """Leave a dev server running after this command (for `make push-designdocs`)."""
     url = f"http://127.0.0.1:{port}/"
     if _answers(url):
-        print(f"dev server already answering at {url}")
+        log.info(f"dev server already answering at {url}")
         return 0
     state = Path(".devserver")
     state.mkdir(exist_ok=True)
@@ -156,23 +156,23 @@ def _start_background(port: int, data_dir: str | None) -> int:
     deadline = time.monotonic() + 20
     while not _answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
-            print(f"queshot dev server: did not start (see {state / 'log.txt'})", file=sys.stderr)
+            log.error(f"queshot dev server: did not start (see {state / 'log.txt'})")
             return 1
         time.sleep(0.1)
-    print(f"started a dev server at {url} (pid {process.pid}; `make dev-server-stop` stops it)")
+    log.info(f"started a dev server at {url} (pid {process.pid}; `make dev-server-stop` stops it)")
     return 0
 
 
 def _stop_background() -> int:
     pid_file = Path(".devserver") / "pid"
     if not pid_file.exists():
-        print("no background dev server recorded")
+        log.info("no background dev server recorded")
         return 0
     try:
         os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        print("stopped the background dev server")
+        log.info("stopped the background dev server")
     except (ProcessLookupError, ValueError):
-        print("the background dev server was not running")
+        log.info("the background dev server was not running")
     pid_file.unlink()
     return 0
 
@@ -190,18 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop", action="store_true", help="stop the detached one")
     args = parser.parse_args(argv)
     data_dir = str(Path(args.dir).resolve()) if args.dir else None
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.stop:
         return _stop_background()
     if args.background:
         return _start_background(args.port, data_dir)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = DevServer(args.port, data_dir)
     try:
         server.start()
     except RuntimeError as exc:
-        print(f"queshot dev server: {exc}", file=sys.stderr)
+        log.error(f"queshot dev server: {exc}")
         return 1
-    print(f"pouchdb-server at {server.url} - Fauxton at {server.url}_utils - Ctrl-C stops it")
+    log.info(f"pouchdb-server at {server.url} - Fauxton at {server.url}_utils - Ctrl-C stops it")
     signal.signal(signal.SIGTERM, _interrupt)  # the main thread's finally stops the server
     try:
         server.wait()
