@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from conftest import wait_until
 
 from queshot import admin
 from queshot.couch import Couch, Database, safe_url
@@ -35,14 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ATTACHMENTS = ROOT / "designdocs" / "queshot" / "_attachments"
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 WAIT_MS = 10_000
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
@@ -101,7 +93,7 @@ def run_worker_until(queue: Queue, handler: Callable[[Job], Any], done: Callable
     worker = Worker(queue, handler, poll_interval=0.2, feed_heartbeat=0.5)
     worker.start()
     try:
-        wait_for(done)
+        wait_until(done, timeout=10.0, every=0.05)
     finally:
         worker.stop(grace=5)
 

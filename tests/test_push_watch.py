@@ -5,23 +5,16 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from queshot import designdocs
 from queshot.couch import Couch, Database
 
 LINE = "emit(deadline(doc), doc.worker_id);"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -71,20 +64,22 @@ def test_saves_are_pushed_and_broken_ones_are_not(
     db = couch.database(db_name)
     view = source / "queshot" / "views" / "leases" / "map.js"
     original = view.read_text()
-    wait_for(lambda: LINE in leases_map(db))
+    wait_until(lambda: LINE in leases_map(db), timeout=10.0, every=0.05)
     assert ("_design/queshot", "created") in [(r.target, r.action) for r in watching]
 
     view.write_text(original.replace(LINE, "emit(deadline(doc), 'edited');"))
-    wait_for(lambda: "'edited'" in leases_map(db))
+    wait_until(lambda: "'edited'" in leases_map(db), timeout=10.0, every=0.05)
     rev = db.get("_design/queshot")["_rev"]
 
     view.write_text(original.replace(LINE, "emit(deadline(doc), 'broken';"))
-    wait_for(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
+    wait_until(
+        lambda: any(r.levelno == logging.ERROR for r in caplog.records), timeout=10.0, every=0.05
+    )
     [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert error.startswith("not pushed, the server keeps the previous design docs: ")
     assert str(view) in error
     assert db.get("_design/queshot")["_rev"] == rev
 
     view.write_text(original.replace(LINE, "emit(deadline(doc), 'fixed');"))
-    wait_for(lambda: "'fixed'" in leases_map(db))
+    wait_until(lambda: "'fixed'" in leases_map(db), timeout=10.0, every=0.05)
     assert db.view("queshot", "leases")["rows"] == []  # the new index answers

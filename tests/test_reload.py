@@ -7,10 +7,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from queshot.reload import HandlerImportError, ReloadingHandler, load_handler
 
@@ -22,13 +23,6 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
     if old:
         os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -62,7 +56,7 @@ def test_new_code_for_new_calls_old_code_for_running_ones(package: Path) -> None
         running = handler.get()
         assert running(None) == "v1"
         write(package / "handlers.py", HANDLER.format("v2"))
-        wait_for(lambda: handler.get()(None) == "v2")
+        wait_until(lambda: handler.get()(None) == "v2", timeout=5.0, every=0.02)
         assert running(None) == "v1"
         assert handler.reloads == 1
 
@@ -79,7 +73,7 @@ def test_a_change_to_a_helper_reaches_the_handler_through_other_modules(package:
     with ReloadingHandler(f"{package.name}.handlers:handle", debounce=0.05) as handler:
         assert handler.get()(None) == "h1"
         write(package / "helpers.py", 'def value():\n    return "h2"\n')
-        wait_for(lambda: handler.get()(None) == "h2")
+        wait_until(lambda: handler.get()(None) == "h2", timeout=5.0, every=0.02)
 
 
 def test_a_top_level_module_follows_its_sibling_modules(folder: Path) -> None:
@@ -91,7 +85,7 @@ def test_a_top_level_module_follows_its_sibling_modules(folder: Path) -> None:
     with ReloadingHandler(f"{jobs}:handle", debounce=0.05) as handler:
         assert handler.watched == {folder / f"{jobs}.py", folder / f"{helper}.py"}
         write(folder / f"{helper}.py", "VALUE = 2\n")
-        wait_for(lambda: handler.get()(None) == 2)
+        wait_until(lambda: handler.get()(None) == 2, timeout=5.0, every=0.02)
 
 
 def test_a_broken_edit_is_reported_and_the_previous_code_keeps_serving(
@@ -107,20 +101,20 @@ def test_a_broken_edit_is_reported_and_the_previous_code_keeps_serving(
 
     with ReloadingHandler(f"{module}:handle", debounce=0.05) as handler:
         write(path, 'def handle(job):\n    return "v2"\n\nx = = 1\n')
-        wait_for(lambda: len(errors()) == 1)
+        wait_until(lambda: len(errors()) == 1, timeout=5.0, every=0.02)
         assert errors()[0].startswith(f"reload of {module} failed, keeping the previous code: ")
         assert errors()[0].endswith("handlers.py:4: SyntaxError: invalid syntax")
         assert handler.get()(None) == "v1"
 
         # Raising halfway through the import: the half-run module is put back too.
         write(path, 'def handle(job):\n    return "v3"\n\nraise RuntimeError("boom")\n')
-        wait_for(lambda: len(errors()) == 2)
+        wait_until(lambda: len(errors()) == 2, timeout=5.0, every=0.02)
         assert errors()[1].endswith("handlers.py:4: RuntimeError: boom")
         assert handler.get()(None) == "v1"
         assert sys.modules[module].handle(None) == "v1"
 
         write(path, HANDLER.format("v4"))
-        wait_for(lambda: handler.get()(None) == "v4")
+        wait_until(lambda: handler.get()(None) == "v4", timeout=5.0, every=0.02)
         assert handler.reloads == 1
 
 
@@ -130,7 +124,7 @@ def test_a_burst_of_saves_reloads_once(package: Path) -> None:
         for version in range(2, 7):
             write(package / "handlers.py", HANDLER.format(f"v{version}"))
             time.sleep(0.03)
-        wait_for(lambda: handler.reloads > 0)
+        wait_until(lambda: handler.reloads > 0, timeout=5.0, every=0.02)
         time.sleep(0.5)
         assert handler.reloads == 1
         assert handler.get()(None) == "v6"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,15 +14,23 @@ from queshot import Queue
 from queshot.couch import Database
 
 
-def started(record_file: Path, job_id: str) -> bool:
-    return any(r["id"] == job_id and r["event"] == "start" for r in read_records(record_file))
+def worker_running_a_job(
+    db: Database, spawn_worker, record_file: Path, *, sleep: float, grace: str
+) -> tuple[Queue, str, subprocess.Popen]:
+    """A worker process with a job of `sleep` seconds in flight."""
+    queue = Queue("term", db)
+    job_id = queue.create_job({"sleep": sleep})
+    worker = spawn_worker(db.name, "term", "--grace", grace, "--poll-interval", "0.5")
+
+    def started() -> bool:
+        return any(r["id"] == job_id and r["event"] == "start" for r in read_records(record_file))
+
+    wait_until(started)
+    return queue, job_id, worker
 
 
 def test_sigterm_lets_the_running_job_finish(db: Database, spawn_worker, record_file) -> None:
-    queue = Queue("term", db)
-    job_id = queue.create_job({"sleep": 2})
-    worker = spawn_worker(db.name, "term", "--grace", "20", "--poll-interval", "0.5")
-    wait_until(lambda: started(record_file, job_id))
+    queue, job_id, worker = worker_running_a_job(db, spawn_worker, record_file, sleep=2, grace="20")
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
@@ -33,10 +42,9 @@ def test_sigterm_lets_the_running_job_finish(db: Database, spawn_worker, record_
 def test_sigterm_releases_what_cannot_finish_in_the_grace_period(
     db: Database, spawn_worker, record_file
 ) -> None:
-    queue = Queue("term", db)
-    job_id = queue.create_job({"sleep": 30})
-    worker = spawn_worker(db.name, "term", "--grace", "0.5", "--poll-interval", "0.5")
-    wait_until(lambda: started(record_file, job_id))
+    queue, job_id, worker = worker_running_a_job(
+        db, spawn_worker, record_file, sleep=30, grace="0.5"
+    )
     began = time.monotonic()
     worker.send_signal(signal.SIGINT)
     _, stderr = worker.communicate(timeout=30)
@@ -48,10 +56,9 @@ def test_sigterm_releases_what_cannot_finish_in_the_grace_period(
 
 
 def test_a_second_signal_exits_at_once(db: Database, spawn_worker, record_file) -> None:
-    queue = Queue("term", db)
-    job_id = queue.create_job({"sleep": 30})
-    worker = spawn_worker(db.name, "term", "--grace", "60", "--poll-interval", "0.5")
-    wait_until(lambda: started(record_file, job_id))
+    queue, job_id, worker = worker_running_a_job(
+        db, spawn_worker, record_file, sleep=30, grace="60"
+    )
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     worker.send_signal(signal.SIGTERM)
