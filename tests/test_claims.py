@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import running, wait_until
 
 from queshot import Queue
 from queshot.couch import Database
@@ -46,11 +46,8 @@ def test_claims_carry_w_equal_to_the_databases_n(db: Database) -> None:
     queue = Queue("w", recording)
     job_id = queue.create_job({})
     worker = queue.create_worker(lambda job: None, poll_interval=0.2)
-    worker.start()
-    try:
+    with running(worker):
         wait_until(lambda: queue.get_job(job_id)["state"] == "complete")
-    finally:
-        worker.stop(grace=5)
     claims = [params for handler, params in recording.update_params if handler == "claim"]
     assert claims and all(params["w"] == db.replicas() for params in claims)
     assert worker.replicas == db.replicas()
@@ -76,11 +73,8 @@ def test_a_202_claim_is_settled_before_the_job_runs(push_variant, caplog) -> Non
     job_id = queue.create_job({"n": 1})
     caplog.set_level(logging.INFO, logger="queshot.worker")
     worker = queue.create_worker(lambda job: job.data["n"], poll_interval=0.2)
-    worker.start()
-    try:
+    with running(worker):
         wait_until(lambda: queue.get_job(job_id)["state"] == "complete")
-    finally:
-        worker.stop(grace=5)
     assert f"claim of {job_id} answered 202: settling" in caplog.text
     assert worker.stats.claims_won == 1
     assert queue.get_job(job_id)["result"] == 1

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import run_until_settled, wait_until
+from conftest import run_until_settled, running, wait_until
 
 from queshot import JobExists, JobNotFound, Queue, QueueError
 from queshot.couch import Database, Forbidden
@@ -206,11 +206,8 @@ def test_view_option_chooses_the_pending_view(push_variant) -> None:
     urgent_id = queue.create_job({"n": 1}, priority=5)
     routine_id = queue.create_job({"n": 2}, priority=0)
     worker = queue.create_worker(lambda job: "ran", poll_interval=0.2)
-    worker.start()
-    try:
+    with running(worker):
         wait_until(lambda: queue.get_job(urgent_id)["state"] == "complete")
-    finally:
-        worker.stop(grace=5)
     assert queue.get_job(routine_id)["state"] == "inactive"
 
 
@@ -239,8 +236,7 @@ def test_seed_controls_pause_resume_sleep_wake(db: Database) -> None:
     queue = Queue("email", db)
     ran = threading.Event()
     worker = queue.create_worker(lambda job: ran.set(), poll_interval=30)
-    worker.start()
-    try:
+    with running(worker):
         worker.pause()
         queue.create_job({"n": 1})
         assert not ran.wait(1.0), "a paused worker claimed a job"
@@ -251,8 +247,6 @@ def test_seed_controls_pause_resume_sleep_wake(db: Database) -> None:
         worker.wake_up()
         queue.create_job({"n": 2})
         assert ran.wait(5.0), "a woken worker did not take the job"
-    finally:
-        worker.stop(grace=5)
 
 
 def test_completion_against_a_changed_job_is_not_forced(db: Database) -> None:
@@ -268,14 +262,11 @@ def test_completion_against_a_changed_job_is_not_forced(db: Database) -> None:
         return "worker result"
 
     worker = queue.create_worker(handler, poll_interval=0.2)
-    worker.start()
-    try:
+    with running(worker):
         assert started.wait(10)
         queue.set_job_data(job_id, {"v": "edited by a human"})
         edited.set()
         wait_until(lambda: worker.stats.abandoned == 1)
-    finally:
-        worker.stop(grace=5)
     doc = queue.get_job(job_id)
     assert doc["data"] == {"v": "edited by a human"}
     assert "result" not in doc
