@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DDOC = "queshot"
+DEFAULT_VIEW = "pending"  # the claimable jobs, in claim order
 STATES = ("inactive", "active", "complete", "failed")
 BULK_CHUNK = 2000
 
@@ -79,7 +80,7 @@ class Queue:
         db: Database,
         *,
         limit: int = 10,
-        view: str = "pending",
+        view: str = DEFAULT_VIEW,
         autoremove: bool = False,
         writeonly: bool = False,
         max_attempts: int = 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,12 +204,18 @@ def test_view_option_chooses_the_pending_view(push_variant) -> None:
 
     db = push_variant(add_urgent_view)
     queue = Queue("ops", db, view="urgent")
-    urgent_id = queue.create_job({"n": 1}, priority=5)
-    routine_id = queue.create_job({"n": 2}, priority=0)
+    waiting_routine = queue.create_job({"n": 1}, priority=0)
     worker = queue.create_worker(lambda job: "ran", poll_interval=0.2)
     with running(worker):
+        # Jobs arriving while the worker runs reach it through the changes
+        # feed, which must not offer it what its view leaves out.
+        time.sleep(0.5)
+        routine_id = queue.create_job({"n": 2}, priority=0)
+        urgent_id = queue.create_job({"n": 3}, priority=5)
         wait_until(lambda: queue.get_job(urgent_id)["state"] == "complete")
+        time.sleep(0.5)
     assert queue.get_job(routine_id)["state"] == "inactive"
+    assert queue.get_job(waiting_routine)["state"] == "inactive"
 
 
 def test_autoremove_deletes_completed_jobs_only(db: Database) -> None:
