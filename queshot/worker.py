@@ -64,7 +64,7 @@ MAX_PAGE = 400  # pending rows read per claim round, at most (see _claim_some)
 COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
 COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
-SPARE_TTL = 0.5  # seconds the unused rows of a pending page are worth trying
+SPARE_TTL = 10.0  # seconds the unused rows of a pending page are worth trying, at most
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
@@ -235,7 +235,8 @@ class Worker:
         self._completions: SimpleQueue[_Completion] = SimpleQueue()
         self._page = queue.limit
         self._spare: list[str] = []  # rows of the last page not tried yet
-        self._spare_read = 0.0  # when that page was read (monotonic)
+        self._spare_until = 0.0  # when they are no longer worth it (monotonic)
+        self._gone: set[str] = set()  # jobs the feed saw claimed or removed since that read
         self._hints: SimpleQueue[str] = SimpleQueue()
         self._drained = False  # the last view read found nothing, no hint dropped since
         self._next_due: int | None = None  # earliest not-due job of that read
@@ -456,11 +457,14 @@ class Worker:
         yet due sort after the due ones of their priority, so a not-due row
         skips the scan to the next priority. Also returns the earliest not-due
         time seen. The rows of the last page that its round did not need come
-        first while fresh (SPARE_TTL): one read then serves several rounds."""
-        spare, self._spare = self._spare, []
-        if spare and time.monotonic() - self._spare_read < SPARE_TTL:
+        first, minus those the feed saw rivals claim, so one read serves many
+        rounds: until SPARE_TTL, a job falls due, or a burst of new jobs (which
+        may outrank them) arrives."""
+        spare, self._spare = [job_id for job_id in self._spare if job_id not in self._gone], []
+        if spare and time.monotonic() < self._spare_until:
             return spare, None
-        self._spare_read = time.monotonic()
+        self._gone.clear()
+        read_at = time.monotonic()
         path = self.queue.path
         startkey: list[Any] = [path]
         now = now_ms()
@@ -489,25 +493,34 @@ class Worker:
         if time.monotonic() < self._spread_until:
             random.shuffle(due)
             due.sort(key=lambda row: row[0])  # stable: random order within each priority
+        # A job falling due may outrank the rest of the page.
+        fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
+        self._spare_until = read_at + fresh_for
         return [job_id for _, job_id in due], next_due
 
     def _take_hints(self, free: int) -> list[str]:
         """Jobs the changes feed saw become claimable, if they fit the free
         slots: claiming them saves a pending-view read. A burst (more hints
-        than slots) is left to the view, whose random picks spread rivals."""
+        than slots) is left to the view, read as a page as large as the burst
+        and picked at random, so that rivals spread over it from the start."""
         hints: dict[str, None] = {}
         with contextlib.suppress(Empty):
             while True:
                 hints[self._hints.get_nowait()] = None
         if len(hints) > free:
-            self._drained = False
+            # Every rival saw the same burst: read past it, and spread.
+            self._drained, self._spare_until = False, 0.0  # it may outrank the spare rows
+            self._page = max(self._page, min(MAX_PAGE, len(hints)))
+            self._spread_until = time.monotonic() + SPREAD_SECONDS
             return []
         return list(hints)
 
     def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
         """Claim candidates until `free` jobs are won, as many claims at once
         as slots are free; the jobs won in one go start together, so that
-        short ones also finish together and share a completion batch. Adapts
+        short ones also finish together and share a completion batch; a batch
+        lost whole ends the round (the rest of the page is likely taken too,
+        and the feed has not said so yet). Adapts
         the page read: more than one lost claim in ten from a view page means
         rivals pick from the same rows, so the next page is four times as
         large (random picks then collide less); rounds without a loss shrink
@@ -517,6 +530,9 @@ class Worker:
         failure: Exception | None = None
         while rest and claimed < free and failure is None:
             if self._stopping.is_set() or not self._resumed.is_set():
+                break
+            rest = [job_id for job_id in rest if job_id not in self._gone]  # rivals took them
+            if not rest:
                 break
             batch, rest = rest[: free - claimed], rest[free - claimed :]
             attempts += len(batch)
@@ -531,6 +547,8 @@ class Worker:
                     won.append(job)
             self._start_job(*won)
             claimed += len(won)
+            if not won:  # rivals are ahead of the feed on these rows: read afresh
+                rest = []
         self._spare = rest if from_view and failure is None else []
         lost = attempts - claimed
         if lost:
@@ -883,6 +901,10 @@ class Worker:
                 outage=self._outage,
             ):
                 doc = row.get("doc") or {}
+                if row.get("deleted") or (
+                    doc.get("state") != "inactive" and self._in_queue(doc.get("queues"))
+                ):
+                    self._gone.add(row["id"])  # no longer worth a claim
                 if doc.get("state") != "inactive" or not self._in_queue(doc.get("queues")):
                     continue
                 run_at = doc.get("run_at")

@@ -51,6 +51,9 @@ def test_four_processes_run_every_job_exactly_once(
     attempts = sum(s[1] for s in summaries)
     conflicts = sum(s[2] for s in summaries)
     assert won == JOBS
+    # Each lost claim is a write the server pays for; 2.18 per job before the
+    # claim rounds of issue #7, about 1.05 since.
+    assert attempts <= 1.5 * JOBS
     print(
         f"\n{JOBS} jobs, {PROCESSES} processes x {CONCURRENCY}: {attempts} claim attempts, "
         f"{conflicts} conflicts ({attempts / JOBS:.2f} attempts per job)"

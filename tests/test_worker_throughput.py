@@ -101,3 +101,36 @@ def test_jobs_enqueued_while_idle_wake_the_worker_promptly(db: Database) -> None
     finally:
         worker.stop()
     assert worker.stats.completed == 3
+
+
+def test_rows_rivals_claimed_since_the_page_was_read_are_not_tried(db: Database) -> None:
+    """One pending-view page serves many rounds; the changes feed strikes off
+    the rows rivals claim meanwhile, so the worker does not waste claims on
+    them (each lost claim is a write the server pays for)."""
+    queue = Queue("spare", db, limit=20)
+    ids = queue.create_jobs({"n": n} for n in range(20))
+    started, go_on = threading.Event(), threading.Event()
+
+    def handler(job: Job) -> None:
+        started.set()
+        go_on.wait(10)
+
+    worker = queue.create_worker(handler, concurrency=1, poll_interval=30)
+    worker.start()
+    try:
+        assert started.wait(10)  # the first job runs; the rest of its page is spare
+        [running] = worker.running_jobs
+        rivals = [job_id for job_id in ids if job_id != running][:10]
+        for job_id in rivals:
+            db.update("queshot", "claim", job_id, {"worker_id": "rival", "lease_seconds": 60})
+        time.sleep(0.5)  # for the feed to report them
+        go_on.set()
+        deadline = time.monotonic() + 20
+        while worker.stats.completed < 10:
+            assert time.monotonic() < deadline, worker.stats
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert worker.stats.claim_conflicts == 0
+    assert worker.stats.claim_attempts == 10
+    assert all(queue.get_job(job_id)["worker_id"] == "rival" for job_id in rivals)
