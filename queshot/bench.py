@@ -1,5 +1,5 @@
-"""`queshot bench`: how fast the queue runs on this server, in one run on a
-throwaway database (created, then dropped).
+"""`queshot bench`: how fast the queue runs on this server, in one run on
+throwaway databases (one per phase, created, then dropped).
 
 Every number is set against the server's own ceiling: the rate of trivial
 update-handler writes on distinct documents from as many client connections
@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from . import designdocs
-from .couch import Couch, Database, safe_url
+from .couch import Couch, CouchError, Database, safe_url
 from .queue import DDOC, Queue
 from .worker import Job
 
@@ -322,28 +322,56 @@ def _server(url: str | None) -> Iterator[tuple[str, int | None]]:
         yield server.url, server.pid
 
 
+class ThrowawayDatabases:
+    """A fresh database per phase, all dropped at the end, so that no phase
+    pays for another's leftovers: its jobs to index, or the changes feeds of
+    its stopped workers, which pouchdb-server goes on serving (COUCH-NOTES.md)
+    and which slow every later write to that database."""
+
+    def __init__(self, couch: Couch) -> None:
+        self.couch = couch
+        self._prefix = f"queshot_bench_{uuid.uuid4().hex[:10]}"
+        self._created: list[Database] = []
+        self._design_docs = designdocs.load()
+
+    def new(self, *, queue_design_docs: bool = True) -> Database:
+        db = self.couch.database(f"{self._prefix}_{len(self._created)}")
+        db.create()
+        self._created.append(db)
+        if queue_design_docs:
+            designdocs.push(self.couch, [db.name], self._design_docs)
+        return db
+
+    def drop_all(self) -> None:
+        for db in self._created:
+            try:
+                db.drop()
+            except CouchError as exc:
+                log.warning("benchmark database %s not dropped: %s", db.name, exc)
+
+
 def run(config: BenchConfig, url: str | None = None) -> dict[str, Any]:
     """Every measurement in one run; returns the results (see `format_table`)."""
     with _server(url) as (server_url, server_pid), Couch(server_url) as couch:
-        db = couch.database(f"queshot_bench_{uuid.uuid4().hex[:10]}")
-        db.create()
+        databases = ThrowawayDatabases(couch)
         try:
-            return _measure(config, server_url, server_pid, db)
+            return _measure(config, server_url, server_pid, databases)
         finally:
-            db.drop()
+            databases.drop_all()
 
 
-def _measure(config: BenchConfig, url: str, server_pid: int | None, db: Database) -> dict[str, Any]:
-    """The phases, in an order where none pays for another's leftovers: the
-    bulk-enqueue run comes last because its jobs would otherwise have to be
-    indexed by the next pending-view read."""
+def _measure(
+    config: BenchConfig, url: str, server_pid: int | None, databases: ThrowawayDatabases
+) -> dict[str, Any]:
+    """The phases, each on its own database (ThrowawayDatabases)."""
     clients = config.workers * config.concurrency
     log.info("ceiling: %d clients for %.0f s", clients, config.seconds)
     cpu_before = _cpu_seconds(server_pid) if server_pid else 0.0
-    ceiling, writes = measure_ceiling(db, clients, config.seconds)
+    bare = databases.new(queue_design_docs=False)
+    ceiling, writes = measure_ceiling(bare, clients, config.seconds)
     ceiling_cpu = _cpu_seconds(server_pid) - cpu_before if server_pid else None
-    designdocs.push(db.couch, [db.name], designdocs.load())
 
+    db = databases.new()
     queue = Queue("bench-latency", db)
     with WorkerPool(url, db.name, queue.name, config.workers, config.concurrency) as pool:
         log.info("idle: %d workers for %.0f s", config.workers, config.idle_seconds)
@@ -355,18 +383,25 @@ def _measure(config: BenchConfig, url: str, server_pid: int | None, db: Database
     # Enough jobs to keep the workers busy through the window even at the ceiling.
     jobs = min(config.jobs, int(ceiling * (config.seconds + 3)) + 100)
     log.info("throughput: %d jobs, %.0f s window", jobs, config.seconds)
-    throughput = measure_throughput(url, Queue("bench-throughput", db), config, jobs, server_pid)
+    throughput = measure_throughput(
+        url, Queue("bench-throughput", databases.new()), config, jobs, server_pid
+    )
 
     contention = []
     for workers in config.contention:
         log.info("contention: %d workers, %d jobs", workers, config.contention_jobs)
         contention.append(
             measure_contention(
-                url, db, workers, config.concurrency, config.contention_jobs, 2 * config.seconds
+                url,
+                databases.new(),
+                workers,
+                config.concurrency,
+                config.contention_jobs,
+                2 * config.seconds,
             )
         )
     log.info("enqueue: %d jobs in bulk, %d one by one", config.jobs, config.single_jobs)
-    enqueue = measure_enqueue(db, config.jobs, config.single_jobs)
+    enqueue = measure_enqueue(databases.new(), config.jobs, config.single_jobs)
     return {
         "server": safe_url(url),
         "embedded": server_pid is not None,

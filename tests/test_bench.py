@@ -37,7 +37,7 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     assert "ceiling" in table and "enqueue-to-start" in table
 
 
-def test_bench_drops_its_database(server_url: str) -> None:
+def test_bench_drops_its_databases(server_url: str) -> None:
     config = bench.BenchConfig(
         jobs=20,
         workers=1,
