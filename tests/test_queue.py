@@ -173,6 +173,18 @@ def test_our_jobs_show_in_the_seeds_own_view(db: Database) -> None:
     assert rows[0]["key"][0] == "email"
 
 
+def test_jobs_run_in_the_order_they_were_enqueued(db: Database) -> None:
+    """Jobs of one bulk call share a millisecond `created_at`; their ids,
+    which sort by creation, keep them first in, first out."""
+    queue = Queue("fifo", db)
+    first = queue.create_jobs([{"n": i} for i in range(30)])
+    then = [queue.create_job({"n": i}) for i in range(30, 35)]
+    assert first + then == sorted(first + then)
+    order: list[int] = []
+    run_until_settled(queue, lambda job: order.append(job.data["n"]), concurrency=1)
+    assert order == list(range(35))
+
+
 def test_a_worker_on_a_queue_takes_its_sub_queues(db: Database) -> None:
     welcome = Queue(["email", "welcome"], db).create_job({"n": 1})
     other = Queue(["sms"], db).create_job({"n": 2})
