@@ -2,7 +2,7 @@
 handler on each, and write the outcome back under the same rules.
 
 The claim protocol is DESIGN.md's: candidates are spread so that workers do
-not all fight over the first rows; any 409 means "not yours"; claims carry
+not all fight over the first rows (`picking.py`); any 409 means "not yours"; claims carry
 `w` = the database's `n`, only a 201 is ownership, a 202 is settled by
 reading every leaf (`open_revs=all`) after a short wait and owning the job
 only if CouchDB's winning revision names this worker; the loser deletes its
@@ -12,7 +12,8 @@ conflict branches (replication, `new_edits=false`), resolved the same way.
 Threads: one dispatcher claims, one thread per running job (daemon, so a
 handler that never returns cannot keep the process alive after shutdown),
 one heartbeat/status thread, one lease reaper, one `_changes` listener that
-wakes the dispatcher when a job becomes claimable.
+wakes the dispatcher when a job becomes claimable (and tells the picker what
+rivals took), one writer of batched completions (`completions.py`).
 
 Connection faults (no answer, or a 5xx) are never fatal: running jobs keep
 running, finished ones keep their outcome in memory, every thread retries with
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import logging
 import os
@@ -37,10 +37,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from queue import Empty, SimpleQueue
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .completions import CompletionWriter
 from .couch import (
     Conflict,
     CouchError,
@@ -51,6 +51,7 @@ from .couch import (
     ServerUnreachable,
     Unauthorized,
 )
+from .picking import Picker
 from .queue import DDOC, DEFAULT_VIEW, Queue, QueueError, now_ms
 from .reload import ReloadingHandler, load_handler
 
@@ -59,16 +60,9 @@ log = logging.getLogger(__name__)
 WORKER_DOC_PREFIX = "queshot-worker:"
 SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
 REAP_BATCH = 50
-MAX_SKIP_SCANS = 8
-MAX_PAGE = 400  # pending rows read per claim round, at most (see _claim_some)
-COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
-COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
-SPARE_TTL = 10.0  # seconds the unused rows of a pending page are worth trying, at most
-MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
-SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
 
 
 class HandlerSource(Protocol):
@@ -153,15 +147,6 @@ class Job:
 
 
 @dataclass
-class _Completion:
-    """A completed job document waiting for the next `_bulk_docs` batch."""
-
-    doc: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class WorkerStats:
     """Counters for logs, the demo and the benchmark."""
 
@@ -232,17 +217,11 @@ class Worker:
         self._stop_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self._status_rev: str | None = None
-        self._completions: SimpleQueue[_Completion] = SimpleQueue()
-        self._page = queue.limit
-        self._spare: list[str] = []  # rows of the last page not tried yet
-        self._spare_until = 0.0  # when they are no longer worth it (monotonic)
-        self._gone: set[str] = set()  # jobs the feed saw claimed or removed since that read
-        self._hints: SimpleQueue[str] = SimpleQueue()
-        self._drained = False  # the last view read found nothing, no hint dropped since
-        self._next_due: int | None = None  # earliest not-due job of that read
-        self._hint_delay = 0.0  # seconds to wait before claiming hints
+        self._completions = CompletionWriter(
+            self.db, retrying=self._retrying, halt=self._halt, running=lambda: len(self._running)
+        )
+        self._picker = Picker(self.db, queue)
         self._claimer = ThreadPoolExecutor(concurrency, thread_name_prefix="queshot-claim")
-        self._spread_until = 0.0  # shuffle candidates until then (monotonic)
         self._reap_after = 0.0  # no reaping before then (monotonic)
         self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
 
@@ -288,7 +267,7 @@ class Worker:
             (self._heartbeat_loop, "heartbeat"),
             (self._reap_loop, "reaper"),
             (self._feed_loop, "changes"),
-            (self._complete_loop, "complete"),
+            (self._completions.run, "complete"),
         ):
             thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
             thread.start()
@@ -409,23 +388,11 @@ class Worker:
                 continue
             self._wake.clear()
             try:
-                if self._hint_delay and not self._hints.empty():
-                    # Let the usual winner of hint races go first; meanwhile a
-                    # burst shows as more hints than slots (then: the view).
-                    self._halt.wait(self._hint_delay)
-                hints = self._take_hints(free)
-                if hints:
-                    candidates, next_due = hints, self._next_due
-                else:
-                    candidates, next_due = self._candidates(free)
-                    self._next_due, self._drained = next_due, not candidates
-                claimed = self._claim_some(candidates, free, from_view=not hints)
-                if hints:  # who keeps losing the race for hints lets the winner go first
-                    self._hint_delay = (
-                        self._hint_delay / 2
-                        if claimed
-                        else min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
-                    )
+                delay = self._picker.hint_delay()
+                if delay:
+                    self._halt.wait(delay)
+                candidates, from_view = self._picker.next_round(free)
+                claimed = self._claim_some(candidates, free, from_view=from_view)
                 self._outage.answered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -441,97 +408,28 @@ class Worker:
                     CouchError(f"{exc} - are the design docs pushed? (`queshot push`)")
                 )
                 return
-            if not claimed and (not candidates or (hints and self._drained)):
+            if not claimed and (not candidates or (not from_view and self._picker.drained)):
                 # Nothing to claim, or only hints that rivals won since a read
                 # found nothing (the feed would have named anything newer).
                 wait = self.poll_interval
+                next_due = self._picker.next_due
                 if next_due is not None:
                     wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
                 self._wake.wait(wait)
 
-    def _candidates(self, free: int) -> tuple[list[str], int | None]:
-        """Due job ids from a page of the pending view, in its order (priority,
-        then oldest first); while this worker keeps losing claim races,
-        shuffled within each priority instead, so that competing workers
-        spread over the page while higher priorities still go first. Jobs not
-        yet due sort after the due ones of their priority, so a not-due row
-        skips the scan to the next priority. Also returns the earliest not-due
-        time seen. The rows of the last page that its round did not need come
-        first, minus those the feed saw rivals claim, so one read serves many
-        rounds: until SPARE_TTL, a job falls due, or a burst of new jobs (which
-        may outrank them) arrives."""
-        spare, self._spare = [job_id for job_id in self._spare if job_id not in self._gone], []
-        if spare and time.monotonic() < self._spare_until:
-            return spare, None
-        self._gone.clear()
-        read_at = time.monotonic()
-        path = self.queue.path
-        startkey: list[Any] = [path]
-        now = now_ms()
-        due: list[tuple[Any, str]] = []
-        next_due = None
-        for _ in range(MAX_SKIP_SCANS):
-            rows = self.db.view(
-                DDOC,
-                self.queue.view,
-                startkey=startkey,
-                endkey=[path, {}],
-                limit=self._page,
-                reduce=False,
-            )["rows"]
-            skipped_to = None
-            for row in rows:
-                run_at = row["value"]
-                if isinstance(run_at, int | float) and run_at > now:
-                    next_due = run_at if next_due is None else min(next_due, run_at)
-                    skipped_to = [path, row["key"][1], {}]
-                    break
-                due.append((row["key"][1], row["id"]))
-            if skipped_to is None or len(due) >= free or len(rows) == 0:
-                break
-            startkey = skipped_to
-        if time.monotonic() < self._spread_until:
-            random.shuffle(due)
-            due.sort(key=lambda row: row[0])  # stable: random order within each priority
-        # A job falling due may outrank the rest of the page.
-        fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
-        self._spare_until = read_at + fresh_for
-        return [job_id for _, job_id in due], next_due
-
-    def _take_hints(self, free: int) -> list[str]:
-        """Jobs the changes feed saw become claimable, if they fit the free
-        slots: claiming them saves a pending-view read. A burst (more hints
-        than slots) is left to the view, read as a page as large as the burst
-        and picked at random, so that rivals spread over it from the start."""
-        hints: dict[str, None] = {}
-        with contextlib.suppress(Empty):
-            while True:
-                hints[self._hints.get_nowait()] = None
-        if len(hints) > free:
-            # Every rival saw the same burst: read past it, and spread.
-            self._drained, self._spare_until = False, 0.0  # it may outrank the spare rows
-            self._page = max(self._page, min(MAX_PAGE, len(hints)))
-            self._spread_until = time.monotonic() + SPREAD_SECONDS
-            return []
-        return list(hints)
-
     def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
         """Claim candidates until `free` jobs are won, as many claims at once
         as slots are free; the jobs won in one go start together, so that
-        short ones also finish together and share a completion batch; a batch
-        lost whole ends the round (the rest of the page is likely taken too,
-        and the feed has not said so yet). Adapts
-        the page read: more than one lost claim in ten from a view page means
-        rivals pick from the same rows, so the next page is four times as
-        large (random picks then collide less); rounds without a loss shrink
-        it back slowly towards the queue's `limit`."""
+        short ones also finish together and share a completion batch. A batch
+        lost whole ends the round: the rest of the page is likely taken too,
+        and the feed has not said so yet."""
         claimed = attempts = 0
         rest = list(candidates)
         failure: Exception | None = None
         while rest and claimed < free and failure is None:
             if self._stopping.is_set() or not self._resumed.is_set():
                 break
-            rest = [job_id for job_id in rest if job_id not in self._gone]  # rivals took them
+            rest = self._picker.still_open(rest)
             if not rest:
                 break
             batch, rest = rest[: free - claimed], rest[free - claimed :]
@@ -549,14 +447,12 @@ class Worker:
             claimed += len(won)
             if not won:  # rivals are ahead of the feed on these rows: read afresh
                 rest = []
-        self._spare = rest if from_view and failure is None else []
-        lost = attempts - claimed
-        if lost:
-            self._spread_until = time.monotonic() + SPREAD_SECONDS
-        if from_view and lost * 10 > attempts:
-            self._page = min(MAX_PAGE, self._page * 4)
-        elif from_view and attempts and not lost:
-            self._page = max(self.queue.limit, self._page - self._page // 16)
+        self._picker.round_done(
+            from_view=from_view,
+            attempts=attempts,
+            claimed=claimed,
+            unused=rest if failure is None else [],
+        )
         if failure is not None:
             raise failure
         return claimed
@@ -750,11 +646,7 @@ class Worker:
         written (a job claimed during shutdown), the `complete` handler."""
         with job._lock:
             if not job.abandoned and job.rev == job.claimed_rev:
-                completion = _Completion(self._completed_doc(job, body))
-                self._completions.put(completion)
-                while not completion.done.wait(0.5) and not self._halt.is_set():
-                    pass
-                result = completion.result if completion.done.is_set() else {}
+                result = self._completions.write(self._completed_doc(job, body))
                 if result.get("rev") and not result.get("error"):
                     job.rev, job.finished = result["rev"], True
                     return result
@@ -778,32 +670,6 @@ class Worker:
         doc.update(_rev=job.rev, state="complete", completed_at=now_ms(), progress=100)
         doc.update(lease_expires_at=None, **body)
         return doc
-
-    def _complete_loop(self) -> None:
-        """Write queued completions, many per `_bulk_docs` round trip: each
-        batch takes what arrived while the previous one was in flight, and
-        while other jobs are running it waits up to COMPLETE_LINGER for them."""
-        while not self._halt.is_set():
-            try:
-                batch = [self._completions.get(timeout=0.5)]
-            except Empty:
-                continue
-            deadline = time.monotonic() + COMPLETE_LINGER
-            while len(batch) < COMPLETE_BATCH:
-                wait = deadline - time.monotonic() if len(self._running) > len(batch) else 0
-                try:
-                    batch.append(self._completions.get(timeout=max(wait, 0.0)))
-                except Empty:
-                    break
-            docs = [completion.doc for completion in batch]
-            try:
-                written = self._retrying(functools.partial(self.db.bulk_docs, docs))
-                results = {result.get("id"): result for result in written}
-            except CouchError as exc:
-                results = {doc["_id"]: {"error": type(exc).__name__} for doc in docs}
-            for completion in batch:
-                completion.result = results.get(completion.doc["_id"]) or {"error": "no result"}
-                completion.done.set()
 
     def _release(self, job: Job) -> None:
         try:
@@ -904,12 +770,12 @@ class Worker:
                 if row.get("deleted") or (
                     doc.get("state") != "inactive" and self._in_queue(doc.get("queues"))
                 ):
-                    self._gone.add(row["id"])  # no longer worth a claim
+                    self._picker.strike(row["id"])
                 if doc.get("state") != "inactive" or not self._in_queue(doc.get("queues")):
                     continue
                 run_at = doc.get("run_at")
                 if hint and (not isinstance(run_at, int | float) or run_at <= now_ms()):
-                    self._hints.put(row["id"])
+                    self._picker.offer(row["id"])
                 self._asleep = False
                 self._wake.set()
         except (Unauthorized, Forbidden) as exc:

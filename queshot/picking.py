@@ -1,0 +1,162 @@
+"""Which jobs a worker tries to claim next: the read side of its claim rounds.
+
+Claims are writes the server pays for, and every lost claim is one wasted, so
+a worker picks candidates that rivals are unlikely to be claiming too:
+
+- hints: jobs its changes feed saw become claimable, as long as they fit the
+  free slots (no pending-view read at all);
+- otherwise a page of the pending view, in its order (priority, then oldest
+  first); after a lost race, or in a burst that every rival saw, shuffled
+  within each priority, so that rivals spread over the page while higher
+  priorities still go first;
+- the rows of the last page a round did not need, minus those the feed saw
+  rivals claim: one read serves many rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from .couch import Database
+from .queue import DDOC, Queue, now_ms
+
+MAX_SKIP_SCANS = 8
+MAX_PAGE = 400  # pending rows read per claim round, at most
+SPARE_TTL = 10.0  # seconds the unused rows of a page are worth trying, at most
+MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
+SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
+
+
+class Picker:
+    """Candidates for one worker's claim rounds on `queue`. The changes feed
+    calls `offer` and `strike`; the dispatcher calls `next_round`, `still_open`
+    before each batch of claims, and `round_done` after the round."""
+
+    def __init__(self, db: Database, queue: Queue) -> None:
+        self.db = db
+        self.queue = queue
+        self.page = queue.limit
+        self.drained = False  # the last view read found nothing, no hint dropped since
+        self.next_due: int | None = None  # earliest not-due job of that read (epoch ms)
+        self._hints: SimpleQueue[str] = SimpleQueue()
+        self._spare: list[str] = []  # rows of the last page not tried yet
+        self._spare_until = 0.0  # when they are no longer worth it (monotonic)
+        self._gone: set[str] = set()  # jobs the feed saw claimed or removed since that read
+        self._hint_delay = 0.0  # seconds to wait before claiming hints
+        self._spread_until = 0.0  # shuffle candidates until then (monotonic)
+
+    # -- from the changes feed -------------------------------------------------------
+
+    def offer(self, job_id: str) -> None:
+        """A job of this queue became claimable and is due."""
+        self._hints.put(job_id)
+
+    def strike(self, job_id: str) -> None:
+        """A job was claimed, finished or removed: no longer worth a claim."""
+        self._gone.add(job_id)
+
+    # -- for the dispatcher ----------------------------------------------------------
+
+    def hint_delay(self) -> float:
+        """How long to let the usual winner of hint races go first (meanwhile
+        a burst shows as more hints than slots, which then go to the view)."""
+        return 0.0 if self._hints.empty() else self._hint_delay
+
+    def next_round(self, free: int) -> tuple[list[str], bool]:
+        """Candidates for `free` slots, and whether they come from the view."""
+        hints = self._take_hints(free)
+        if hints:
+            return hints, False
+        candidates, self.next_due = self._read_page(free)
+        self.drained = not candidates
+        return candidates, True
+
+    def still_open(self, candidates: Sequence[str]) -> list[str]:
+        """The candidates the feed has not seen rivals take meanwhile."""
+        return [job_id for job_id in candidates if job_id not in self._gone]
+
+    def round_done(
+        self, *, from_view: bool, attempts: int, claimed: int, unused: list[str]
+    ) -> None:
+        """Learn from a round. Rows it did not try are kept for the next ones.
+        More than one lost claim in ten from a page means rivals pick from the
+        same rows, so the next page is four times as large (random picks then
+        collide less); rounds without a loss shrink it back slowly towards
+        the queue's `limit`. Who keeps losing the race for hints lets the
+        winner go first."""
+        lost = attempts - claimed
+        if lost:
+            self._spread_until = time.monotonic() + SPREAD_SECONDS
+        if from_view:
+            self._spare = unused
+            if lost * 10 > attempts:
+                self.page = min(MAX_PAGE, self.page * 4)
+            elif attempts and not lost:
+                self.page = max(self.queue.limit, self.page - self.page // 16)
+        elif claimed:
+            self._hint_delay /= 2
+        else:
+            self._hint_delay = min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
+
+    def _take_hints(self, free: int) -> list[str]:
+        """Hints, if they fit the free slots. A burst (more hints than slots)
+        is left to the view, read as a page as large as the burst and picked
+        at random, so that rivals spread over it from the start."""
+        hints: dict[str, None] = {}
+        with contextlib.suppress(Empty):
+            while True:
+                hints[self._hints.get_nowait()] = None
+        if len(hints) > free:
+            self.drained, self._spare_until = False, 0.0  # the burst may outrank the spare
+            self.page = max(self.page, min(MAX_PAGE, len(hints)))
+            self._spread_until = time.monotonic() + SPREAD_SECONDS
+            return []
+        return list(hints)
+
+    def _read_page(self, free: int) -> tuple[list[str], int | None]:
+        """Due job ids: the spare rows while fresh (until SPARE_TTL, a job
+        falls due, or a burst arrives), else a page of the pending view. Jobs
+        not yet due sort after the due ones of their priority, so a not-due
+        row skips the scan to the next priority. Also returns the earliest
+        not-due time seen."""
+        spare, self._spare = self.still_open(self._spare), []
+        if spare and time.monotonic() < self._spare_until:
+            return spare, self.next_due
+        self._gone.clear()
+        read_at = time.monotonic()
+        path = self.queue.path
+        startkey: list[Any] = [path]
+        now = now_ms()
+        due: list[tuple[Any, str]] = []
+        next_due = None
+        for _ in range(MAX_SKIP_SCANS):
+            rows = self.db.view(
+                DDOC,
+                self.queue.view,
+                startkey=startkey,
+                endkey=[path, {}],
+                limit=self.page,
+                reduce=False,
+            )["rows"]
+            skipped_to = None
+            for row in rows:
+                run_at = row["value"]
+                if isinstance(run_at, int | float) and run_at > now:
+                    next_due = run_at if next_due is None else min(next_due, run_at)
+                    skipped_to = [path, row["key"][1], {}]
+                    break
+                due.append((row["key"][1], row["id"]))
+            if skipped_to is None or len(due) >= free or len(rows) == 0:
+                break
+            startkey = skipped_to
+        if time.monotonic() < self._spread_until:
+            random.shuffle(due)
+            due.sort(key=lambda row: row[0])  # stable: random order within each priority
+        fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
+        self._spare_until = read_at + fresh_for
+        return [job_id for _, job_id in due], next_due
