@@ -111,6 +111,11 @@ def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(leaves, key=rank) if leaves else None
 
 
+def _generation(rev: str) -> int:
+    """The revision number: 3 for "3-abc..."."""
+    return int(rev.partition("-")[0])
+
+
 class Job:
     """A claimed job, as the handler sees it: `id`, `data`, `doc`, `attempts`,
     `log(msg)` and `progress(pct)`. Writes go against the revision this worker
@@ -625,6 +630,10 @@ class Worker:
             try:
                 response = self._retrying(send) if retry else send()
             except (Conflict, NotFound) as exc:
+                if handler == "complete" and isinstance(exc, Conflict):
+                    own = self._own_completion(job, body)
+                    if own is not None:
+                        return own
                 job.abandoned = exc.reason or exc.error or "changed by someone else"
                 log.warning(
                     "job %s: %s refused (%s); abandoning its result", job.id, handler, job.abandoned
@@ -651,6 +660,9 @@ class Worker:
                     job.rev, job.finished = result["rev"], True
                     return result
                 if result.get("error") == "conflict":
+                    own = self._own_completion(job, body)
+                    if own is not None:
+                        return own
                     job.abandoned = "changed by someone else"
                     log.warning(
                         "job %s: complete refused (conflict); abandoning its result", job.id
@@ -658,6 +670,27 @@ class Worker:
                     return None
                 log.info("job %s: batched completion not written (%s); via handler", job.id, result)
         return self._write(job, "complete", body)
+
+    def _own_completion(self, job: Job, body: dict[str, Any]) -> dict[str, Any] | None:
+        """After a 409 on completing a job: the stored revision, if it is this
+        worker's own completion, written by an attempt whose answer was lost
+        (its retry then met the revision that attempt made). Called with the
+        job's lock held."""
+        try:
+            doc = self.db.get(job.id)
+        except CouchError:
+            return None
+        next_revision = _generation(doc["_rev"]) == _generation(job.rev) + 1
+        if not (
+            next_revision
+            and doc.get("state") == "complete"
+            and doc.get("worker_id") == self.id
+            and doc.get("result") == body.get("result")
+        ):
+            return None
+        job.rev, job.finished = doc["_rev"], True
+        log.info("job %s: completed by an attempt whose answer was lost", job.id)
+        return {"rev": doc["_rev"]}
 
     def _completed_doc(self, job: Job, body: dict[str, Any]) -> dict[str, Any]:
         """What the `complete` handler would store (completed_at by this

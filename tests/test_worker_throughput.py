@@ -1,5 +1,6 @@
 """The worker's throughput paths keep the queue's rules: batched completions,
-claims from view pages, spare rows and feed hints (issue #7)."""
+claims from view pages, spare rows and feed hints (issue #7), also when the
+answer to a claim or a completion is lost on its way back."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from queshot.couch import Database
+from queshot.couch import Database, ServerUnreachable
 from queshot.queue import Queue
 from queshot.worker import Job
 
@@ -134,3 +135,58 @@ def test_rows_rivals_claimed_since_the_page_was_read_are_not_tried(db: Database)
     assert worker.stats.claim_conflicts == 0
     assert worker.stats.claim_attempts == 10
     assert all(queue.get_job(job_id)["worker_id"] == "rival" for job_id in rivals)
+
+
+def _answer_lost_once(db: Database, method: str, when: Any = lambda *args: True) -> None:
+    """Make the first matching call of `db.<method>` reach the server and
+    store its write, but lose the answer, as a dropped connection would."""
+    real = getattr(db, method)
+    lost = threading.Event()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not lost.is_set() and when(*args):
+            lost.set()
+            raise ServerUnreachable("answer lost (test)")
+        return result
+
+    setattr(db, method, call)
+
+
+def test_a_batched_completion_whose_answer_was_lost_counts_as_complete(db: Database) -> None:
+    """The retry of the batch meets the revision its first attempt made: a
+    409, but the job is this worker's own completion, not someone else's."""
+    queue = Queue("lost-batch", db)
+    [job_id] = queue.create_jobs([{}])
+    _answer_lost_once(db, "bulk_docs")
+    worker = _drain(queue, lambda job: "stored once", 1)
+    assert (worker.stats.completed, worker.stats.abandoned) == (1, 0)
+    doc = queue.get_job(job_id)
+    assert doc["state"] == "complete" and doc["result"] == "stored once"
+
+
+def test_a_handler_completion_whose_answer_was_lost_counts_as_complete(db: Database) -> None:
+    queue = Queue("lost-handler", db)
+    [job_id] = queue.create_jobs([{}])
+
+    def handler(job: Job) -> str:
+        job.log("written since the claim, so completion goes through the handler")
+        return "stored once"
+
+    _answer_lost_once(db, "update", when=lambda ddoc, name, *rest: name == "complete")
+    worker = _drain(queue, handler, 1)
+    assert (worker.stats.completed, worker.stats.abandoned) == (1, 0)
+    doc = queue.get_job(job_id)
+    assert doc["state"] == "complete" and doc["result"] == "stored once"
+
+
+def test_a_claim_whose_answer_was_lost_is_settled_and_run(db: Database) -> None:
+    """The claim was stored but its answer lost: the worker settles it by
+    reading the job (it is held by this worker) and runs it, instead of
+    leaving it held and unrun until its lease runs out."""
+    queue = Queue("lost-claim", db, lease_seconds=60)
+    [job_id] = queue.create_jobs([{}])
+    _answer_lost_once(db, "update", when=lambda ddoc, name, *rest: name == "claim")
+    worker = _drain(queue, lambda job: "ran", 1)
+    assert (worker.stats.claims_won, worker.stats.completed) == (1, 1)
+    assert queue.get_job(job_id)["state"] == "complete"
