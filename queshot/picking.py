@@ -30,6 +30,7 @@ MAX_PAGE = 400  # pending rows read per claim round, at most
 SPARE_TTL = 10.0  # seconds the unused rows of a page are worth trying, at most
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
+MAX_GONE = 10_000  # jobs remembered as taken; beyond, forget them and the spare rows
 
 
 class Picker:
@@ -53,11 +54,19 @@ class Picker:
     # -- from the changes feed -------------------------------------------------------
 
     def offer(self, job_id: str) -> None:
-        """A job of this queue became claimable and is due."""
-        self._hints.put(job_id)
+        """A job of this queue became claimable and is due. Beyond a page of
+        them it is a burst, which the view serves: no need to keep more."""
+        if self._hints.qsize() < MAX_PAGE:
+            self._hints.put(job_id)
 
     def strike(self, job_id: str) -> None:
-        """A job was claimed, finished or removed: no longer worth a claim."""
+        """A job was claimed, finished or removed: no longer worth a claim.
+        Remembered until the next page read; a worker that reads none (paused,
+        or living on hints) forgets them all at MAX_GONE, with the spare rows
+        they were kept to filter."""
+        if len(self._gone) >= MAX_GONE:
+            self._gone.clear()
+            self._spare_until = 0.0
         self._gone.add(job_id)
 
     # -- for the dispatcher ----------------------------------------------------------

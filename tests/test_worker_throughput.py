@@ -8,7 +8,9 @@ import threading
 import time
 from typing import Any
 
+from queshot import picking
 from queshot.couch import Database, ServerUnreachable
+from queshot.picking import Picker
 from queshot.queue import Queue
 from queshot.worker import Job
 
@@ -190,3 +192,14 @@ def test_a_claim_whose_answer_was_lost_is_settled_and_run(db: Database) -> None:
     worker = _drain(queue, lambda job: "ran", 1)
     assert (worker.stats.claims_won, worker.stats.completed) == (1, 1)
     assert queue.get_job(job_id)["state"] == "complete"
+
+
+def test_what_the_feed_saw_taken_is_forgotten_after_a_bound(db: Database) -> None:
+    """A worker that reads no page (paused, or living on hints) must not
+    remember every job the feed saw offered or taken: memory stays bounded."""
+    picker = Picker(db, Queue("bounded", db))
+    for n in range(picking.MAX_GONE + 5):
+        picker.strike(f"job-{n}")
+        picker.offer(f"job-{n}")
+    assert len(picker._gone) <= picking.MAX_GONE
+    assert picker._hints.qsize() <= picking.MAX_PAGE
