@@ -258,8 +258,9 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """Completed jobs per second over `seconds` of a full queue: the jobs are
     enqueued and indexed first, the workers then get a one-second warm-up.
-    Also claim attempts per job in the window, the workers' peak memory, and
-    (embedded server) the server's CPU per job."""
+    Also claim attempts per job in the window, the workers' peak memory and
+    CPU per job (what sizing the workers' machines needs), and (embedded
+    server) the server's CPU per job."""
     queue.create_jobs({"i": i} for i in range(jobs))
     began = time.monotonic()
     queue.db.view(DDOC, queue.view, limit=1, reduce=False)
@@ -268,10 +269,12 @@ def measure_throughput(
         time.sleep(1.0)
         first, began = pool.counters(), time.monotonic()
         cpu_before = _cpu_seconds(server_pid) if server_pid else 0.0
+        workers_cpu_before = sum(_cpu_seconds(pid) for pid in pool.pids)
         time.sleep(config.seconds)
         last = pool.counters()
         elapsed = time.monotonic() - began
         server_cpu = _cpu_seconds(server_pid) - cpu_before if server_pid else None
+        workers_cpu = sum(_cpu_seconds(pid) for pid in pool.pids) - workers_cpu_before
         peak_rss = max(_proc_status(pid, "VmHWM") for pid in pool.pids)
         pool.stop()
     completed = last["completed"] - first["completed"]
@@ -284,6 +287,7 @@ def measure_throughput(
         "server_cpu_ms_per_job": 1000 * server_cpu / completed
         if server_cpu and completed
         else None,
+        "worker_cpu_ms_per_job": 1000 * workers_cpu / completed if completed else None,
     }
 
 
@@ -465,6 +469,8 @@ def format_table(results: dict[str, Any]) -> str:
         ("worker memory", f"idle {rss['idle']:.1f} MB, peak {rss['peak']:.1f} MB"),
         ("idle worker CPU", f"{results['worker_idle_cpu_percent']:.2f} %"),
     ]
+    if throughput["worker_cpu_ms_per_job"]:
+        rows.append(("worker CPU", f"{throughput['worker_cpu_ms_per_job']:.1f} ms per no-op job"))
     if results["server_cpu_ms_per_write"] and throughput["server_cpu_ms_per_job"]:
         rows.append(
             (

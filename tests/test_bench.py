@@ -33,6 +33,7 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     assert results["enqueue_per_s"]["bulk"] > 0 and results["enqueue_per_s"]["single"] > 0
     assert all(5 < mb < 1000 for mb in results["worker_rss_mb"].values())
     assert 0 <= results["worker_idle_cpu_percent"] < 100
+    assert results["throughput"]["worker_cpu_ms_per_job"] > 0
     table = capsys.readouterr().out
     assert "ceiling" in table and "enqueue-to-start" in table
 
