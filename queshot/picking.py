@@ -56,6 +56,7 @@ class Picker:
     def offer(self, job_id: str) -> None:
         """A job of this queue became claimable and is due. Beyond a page of
         them it is a burst, which the view serves: no need to keep more."""
+        self._gone.discard(job_id)  # taken before, waiting again (lease over, requeued)
         if self._hints.qsize() < MAX_PAGE:
             self._hints.put(job_id)
 

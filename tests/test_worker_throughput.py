@@ -203,3 +203,14 @@ def test_what_the_feed_saw_taken_is_forgotten_after_a_bound(db: Database) -> Non
         picker.offer(f"job-{n}")
     assert len(picker._gone) <= picking.MAX_GONE
     assert picker._hints.qsize() <= picking.MAX_PAGE
+
+
+def test_a_job_waiting_again_is_a_candidate_again(db: Database) -> None:
+    """The feed saw a job taken (a rival claimed it), then waiting again (its
+    lease ran out, or an admin requeued it): it must not stay struck off."""
+    picker = Picker(db, Queue("again", db))
+    picker.strike("job-1")
+    picker.offer("job-1")
+    candidates, from_view = picker.next_round(free=1)
+    assert (candidates, from_view) == (["job-1"], False)
+    assert picker.still_open(candidates) == ["job-1"]
