@@ -241,7 +241,7 @@ def test_invalid_json_in_a_design_doc_file(source: Path) -> None:
 def test_every_function_is_es5() -> None:
     """CouchDB before 3.4 runs SpiderMonkey builds that may not know ES2015, and
     QuickJS (our local check) accepts it: parse every function as ES5 with acorn,
-    which pouchdb-server's dependencies install."""
+    pinned in package.json's devDependencies."""
     node, acorn = shutil.which("node"), CHECKOUT / "node_modules" / "acorn"
     if not node or not acorn.is_dir():
         pytest.skip("needs node and node_modules/acorn (npm ci --ignore-scripts)")
