@@ -301,23 +301,26 @@ class Couch:
         return self.json("PUT", path, body=value)
 
     def stream_lines(
-        self, path: str, *, params: dict[str, Any], read_timeout: float
+        self, path: str, *, params: dict[str, Any], read_timeout: float, body: Any = None
     ) -> Iterator[str]:
-        """Yield the lines of a streamed response (a continuous `_changes` feed).
+        """Yield the lines of a streamed response (a continuous `_changes` feed),
+        POSTing `body` as JSON if given.
 
         Asks for identity encoding: gzip makes pouchdb-server buffer the feed."""
         timeout = httpx.Timeout(read_timeout, connect=self._connect_timeout)
+        method = "GET" if body is None else "POST"
         try:
             with self._client.stream(
-                "GET",
+                method,
                 path.lstrip("/"),
                 params=_encode_params(params),
+                json=body,
                 headers={"Accept-Encoding": "identity"},
                 timeout=timeout,
             ) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise self._error("GET", path, response)
+                    raise self._error(method, path, response)
                 yield from response.iter_lines()
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
@@ -473,6 +476,7 @@ class Database:
         stop: threading.Event | None = None,
         max_backoff: float = 10.0,
         outage: Outage | None = None,
+        selector: dict[str, Any] | None = None,
         **params: Any,
     ) -> Iterator[dict[str, Any]]:
         """Yield `_changes` rows. A `normal` feed ends after one answer (the
@@ -482,20 +486,25 @@ class Database:
         connection it reconnects from the last seq seen, with capped backoff,
         reporting the outage to `outage` (a worker shares one across its
         threads; by default the feed logs its own one line per outage). Extra
-        params (filter, view, include_docs, ...) pass through. `seq` values are
+        params (filter, view, include_docs, ...) pass through; a Mango
+        `selector` is sent as CouchDB documents it (`filter=_selector`, in a
+        POST body; pouchdb-server answers 404). `seq` values are
         opaque: stored and passed back, never compared. `since="now"` is pinned
         to the database's current update_seq first, so that a reconnect before
         the first change still resumes from there instead of skipping what the
         outage hid."""
         stop = stop or threading.Event()
         outage = outage or Outage(f"the changes feed of {self.url}")
+        body = None if selector is None else {"selector": selector}
+        if body is not None:
+            params["filter"] = "_selector"
         backoff = 0.5
         while not stop.is_set():
             try:
                 if since == "now":
                     since = self.info()["update_seq"]
                 query = {**params, "feed": feed, "since": since, "heartbeat": int(heartbeat * 1000)}
-                for row in self._feed_rows(query, heartbeat):
+                for row in self._feed_rows(query, heartbeat, body):
                     outage.answered()
                     backoff = 0.5
                     if stop.is_set():
@@ -516,20 +525,23 @@ class Database:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff)
 
-    def _feed_rows(self, query: dict[str, Any], heartbeat: float) -> Iterator[dict | None]:
+    def _feed_rows(
+        self, query: dict[str, Any], heartbeat: float, body: Any
+    ) -> Iterator[dict | None]:
         """One connection's worth of a feed: change rows, None for a heartbeat,
         and a final {"last_seq": ...} row."""
         if query["feed"] == "continuous":
             for line in self.couch.stream_lines(
-                self._base + "/_changes", params=query, read_timeout=heartbeat * 3
+                self._base + "/_changes", params=query, read_timeout=heartbeat * 3, body=body
             ):
                 yield json.loads(line) if line.strip() else None
             return
         # normal/longpoll answer one JSON object (over several lines): read it whole.
         response = self._json(
-            "GET",
+            "GET" if body is None else "POST",
             "/_changes",
             params=query,
+            body=body,
             headers={"Accept-Encoding": "identity"},
             timeout=max(heartbeat * 3, 60.0),
         )
