@@ -806,11 +806,12 @@ class Worker:
                 outage=self._outage,
             ):
                 doc = row.get("doc") or {}
-                if row.get("deleted") or (
-                    doc.get("state") != "inactive" and self._in_queue(doc.get("queues"))
-                ):
-                    self._picker.strike(row["id"])
-                if doc.get("state") != "inactive" or not self._in_queue(doc.get("queues")):
+                mine = self._in_queue(doc.get("queues"))
+                if doc.get("state") != "inactive":
+                    if mine or row.get("deleted"):
+                        self._picker.strike(row["id"])  # taken, finished or removed
+                    continue
+                if not mine:
                     continue
                 run_at = doc.get("run_at")
                 if hint and (not isinstance(run_at, int | float) or run_at <= now_ms()):
