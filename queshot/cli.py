@@ -203,6 +203,18 @@ def _queue_text(queues: Any) -> str:
     return "/".join(map(str, queues)) if isinstance(queues, list) else str(queues)
 
 
+def _json_or_nothing(args: argparse.Namespace, result: Any, *, empty: bool, nothing: str) -> bool:
+    """Print `result` as JSON (--json), or `nothing` when there is nothing to
+    list; whether it did, i.e. the command's output is complete."""
+    if args.json:
+        _print_json(result)
+    elif empty:
+        print(nothing)
+    else:
+        return False
+    return True
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> None:
     cells = [headers, *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
@@ -213,11 +225,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> None:
 def cmd_stats(args: argparse.Namespace) -> int:
     with _couch(args) as couch:
         result = admin.stats(_database(args, couch))
-    if args.json:
-        _print_json(result)
-        return 0
-    if not result.queues:
-        print("no jobs")
+    if _json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
         return 0
     now = now_ms()
 
@@ -254,11 +262,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             limit=args.limit,
             newest_first=args.newest,
         )
-    if args.json:
-        _print_json(jobs)
-        return 0
-    if not jobs:
-        print("no jobs")
+    if _json_or_nothing(args, jobs, empty=not jobs, nothing="no jobs"):
         return 0
     now = now_ms()
     rows = [
@@ -360,11 +364,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_workers(args: argparse.Namespace) -> int:
     with _couch(args) as couch:
         found = admin.workers(_database(args, couch))
-    if args.json:
-        _print_json(found)
-        return 0
-    if not found:
-        print("no workers")
+    if _json_or_nothing(args, found, empty=not found, nothing="no workers"):
         return 0
     now = now_ms()
     rows = [
