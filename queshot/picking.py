@@ -82,7 +82,7 @@ class Picker:
         hints = self._take_hints(free)
         if hints:
             return hints, False
-        candidates, self.next_due = self._read_page(free)
+        candidates = self._read_page(free)
         self.drained = not candidates
         return candidates, True
 
@@ -128,15 +128,15 @@ class Picker:
             return []
         return list(hints)
 
-    def _read_page(self, free: int) -> tuple[list[str], int | None]:
+    def _read_page(self, free: int) -> list[str]:
         """Due job ids: the spare rows while fresh (until SPARE_TTL, a job
         falls due, or a burst arrives), else a page of the pending view. Jobs
         not yet due sort after the due ones of their priority, so a not-due
-        row skips the scan to the next priority. Also returns the earliest
-        not-due time seen."""
+        row skips the scan to the next priority. A read also notes the
+        earliest not-due time it saw (`next_due`)."""
         spare, self._spare = self.still_open(self._spare), []
         if spare and time.monotonic() < self._spare_until:
-            return spare, self.next_due
+            return spare
         self._gone.clear()
         read_at = time.monotonic()
         path = self.queue.path
@@ -169,4 +169,5 @@ class Picker:
             due.sort(key=lambda row: row[0])  # stable: random order within each priority
         fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
         self._spare_until = read_at + fresh_for
-        return [job_id for _, job_id in due], next_due
+        self.next_due = next_due
+        return [job_id for _, job_id in due]
