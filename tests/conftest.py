@@ -1,5 +1,12 @@
-"""The test server: Apache CouchDB at COUCHDB_URL when set, else the pinned
-pouchdb-server on a free loopback port in a temp folder. A fresh database per test."""
+"""The test server, by the first of these that is set:
+
+- `COUCHDB_URL`: that Apache CouchDB (never stopped or restarted by a test);
+- `COUCHDB_BIN`: a throwaway Apache CouchDB node started from that release's
+  `bin/couchdb` on a free loopback port (tests marked `cluster` also start a
+  3-node cluster from it);
+- else the pinned pouchdb-server on a free loopback port in a temp folder.
+
+A fresh database per test."""
 
 from __future__ import annotations
 
@@ -19,17 +26,36 @@ import pytest
 from queshot import Queue, Worker, designdocs
 from queshot.couch import Couch, Database
 from queshot.devserver import DevServer
+from queshot.localcouch import LocalCluster
 
-REAL_COUCHDB = bool(os.environ.get("COUCHDB_URL"))
+COUCHDB_URL = os.environ.get("COUCHDB_URL")
+COUCHDB_BIN = None if COUCHDB_URL else os.environ.get("COUCHDB_BIN")
+REAL_COUCHDB = bool(COUCHDB_URL or COUCHDB_BIN)
+NEEDS_COUCHDB_BIN = (
+    "starts a 3-node Apache CouchDB cluster: set COUCHDB_BIN to a CouchDB 3.x bin/couchdb"
+)
 
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
-    if REAL_COUCHDB:
-        yield os.environ["COUCHDB_URL"]
-        return
-    with DevServer() as server:
-        yield server.url
+    if COUCHDB_URL:
+        yield COUCHDB_URL
+    elif COUCHDB_BIN:
+        with LocalCluster(COUCHDB_BIN) as node:
+            yield node.url
+    else:
+        with DevServer() as server:
+            yield server.url
+
+
+@pytest.fixture(scope="session")
+def couch_cluster() -> Iterator[LocalCluster]:
+    """Three Apache CouchDB nodes from COUCHDB_BIN, joined into one cluster
+    (n=3), for the whole session; a test that stops a node starts it again."""
+    if not COUCHDB_BIN:
+        pytest.skip(NEEDS_COUCHDB_BIN)
+    with LocalCluster(COUCHDB_BIN, size=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +87,17 @@ def db(couch: Couch, db_name: str) -> Database:
 
 
 @pytest.fixture
-def disk_server(tmp_path: Path) -> Iterator[DevServer]:
-    """A pouchdb-server of the test's own that keeps its data on disk, so that
-    the test may stop, start or restart it. Skipped with COUCHDB_URL: the
-    tests do not stop someone's CouchDB."""
-    if REAL_COUCHDB:
-        pytest.skip("stops the server, so it needs the embedded pouchdb-server; COUCHDB_URL is set")
+def disk_server(tmp_path: Path) -> Iterator[Any]:
+    """A server of the test's own that keeps its data on disk, so that the
+    test may stop (`stop(keep_workdir=True)`), start or restart it: a CouchDB
+    node with COUCHDB_BIN, else a pouchdb-server. Skipped with COUCHDB_URL:
+    the tests do not stop someone's CouchDB."""
+    if COUCHDB_URL:
+        pytest.skip("stops the server, so it needs a server of its own; COUCHDB_URL is set")
+    if COUCHDB_BIN:
+        with LocalCluster(COUCHDB_BIN) as cluster:
+            yield cluster.nodes[0]
+        return
     with DevServer(data_dir=tmp_path / "data") as server:
         yield server
 
