@@ -294,6 +294,15 @@ class Couch:
         except NotFound:
             return None
 
+    def connected_nodes(self) -> set[str] | None:
+        """The cluster's nodes that the node we talk to is connected to now
+        (`/_membership` `all_nodes`); None where that cannot be read (it needs
+        a server admin; pouchdb-server has no such thing)."""
+        try:
+            return set(self.json("GET", "/_membership")["all_nodes"])
+        except (Unauthorized, Forbidden, NotFound, BadRequest, KeyError, TypeError):
+            return None
+
     def set_node_config(self, section: str, key: str, value: str) -> str:
         """Set one config value on the node we talk to (only that node of a
         cluster, server-wide for every database on it); returns the old value."""
@@ -414,6 +423,12 @@ class Database:
         doc["_id"], doc["_rev"] = result["id"], result["rev"]
         return result["rev"]
 
+    def attachment(self, doc_id: str, name: str) -> bytes:
+        """An attachment's bytes as they were uploaded (CouchDB decodes what it
+        stored gzip-compressed)."""
+        path = f"{self._base}/{doc_path(doc_id)}/{quote(name)}"
+        return self.couch.request("GET", path, headers={"Accept": "*/*"}).content
+
     def delete(self, doc_id: str, rev: str) -> str:
         return self._json("DELETE", "/" + doc_path(doc_id), params={"rev": rev})["rev"]
 
@@ -425,14 +440,24 @@ class Database:
             body["new_edits"] = False
         return self._json("POST", "/_bulk_docs", body=body)
 
-    def open_revs(self, doc_id: str) -> list[dict[str, Any]]:
-        """Every leaf revision of a document (conflict branches included)."""
+    def open_revs(self, doc_id: str, *, r: int | None = None) -> list[dict[str, Any]]:
+        """Every leaf revision of a document (conflict branches included), as
+        the copies that answer hold them: `r` of them on a cluster (CouchDB
+        answers from fewer, silently, while a node is down)."""
         rows = self._json(
             "GET",
             "/" + doc_path(doc_id),
-            params={"open_revs": "all", "revs": True},
+            params={"open_revs": "all", "revs": True, "r": r},
         )
         return [row["ok"] for row in rows if "ok" in row]
+
+    def shard_nodes(self, doc_id: str) -> list[str] | None:
+        """The cluster nodes holding a copy of the document (`_shards/<id>`);
+        None where the server has no shards (pouchdb-server)."""
+        try:
+            return list(self._json("GET", "/_shards/" + doc_path(doc_id))["nodes"])
+        except (NotFound, BadRequest, KeyError, TypeError):
+            return None
 
     def all_docs(self, **params: Any) -> dict[str, Any]:
         return self._post_or_get("/_all_docs", params)

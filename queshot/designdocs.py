@@ -289,14 +289,18 @@ def _source_line(ddoc: DesignDoc, key: str, src: str, line: int) -> str | None:
 # -- comparing -------------------------------------------------------------------
 
 
-def _digest(attachment: dict[str, Any]) -> str:
-    raw = base64.b64decode(attachment["data"])
+def _md5(raw: bytes) -> str:
     return "md5-" + base64.b64encode(hashlib.md5(raw).digest()).decode()
+
+
+def _digest(attachment: dict[str, Any]) -> str:
+    return _md5(base64.b64decode(attachment["data"]))
 
 
 def flatten(doc: dict[str, Any]) -> dict[str, str]:
     """A design doc as {key path: text}, the unit of comparison and of diffs.
-    Attachments compare by content type and MD5 digest (what CouchDB stores)."""
+    Attachments compare by content type and MD5 digest: the one the server
+    reports for a stub, else that of the bytes pushed."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -350,8 +354,26 @@ def compare(db: Database, ddoc: DesignDoc) -> Change:
     current = db.get_or_none(ddoc.id)
     new = flatten(ddoc.doc)
     old = flatten(current) if current else {}
+    for key in _attachments_to_read(old, new):
+        raw = db.attachment(ddoc.id, key.removeprefix(f"{ATTACHMENTS}/"))
+        old[key] = f"{old[key].rsplit(' ', 1)[0]} {_md5(raw)}"
     changed = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k))
     return Change(ddoc, current, changed)
+
+
+def _attachments_to_read(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Attachments of the same type whose digests differ. CouchDB stores
+    compressible types gzip-compressed and reports the digest of what it
+    stored, not of the bytes pushed (pouchdb-server reports theirs), so only
+    the bytes themselves, read back, tell whether the content changed."""
+    return [
+        key
+        for key, value in new.items()
+        if key.startswith(f"{ATTACHMENTS}/")
+        and key in old
+        and old[key] != value
+        and old[key].rsplit(" ", 1)[0] == value.rsplit(" ", 1)[0]
+    ]
 
 
 # -- pushing -------------------------------------------------------------------------

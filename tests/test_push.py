@@ -3,6 +3,8 @@ test server (pouchdb-server, or Apache CouchDB at COUCHDB_URL)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -34,11 +36,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def edit(path: Path, old: str, new: str) -> int:
-    """Replace `old` (which must occur once) in `path`; return its 1-based line."""
+def edit(path: Path, old: str, new: str, count: int | None = 1) -> int:
+    """Replace `old` (which must occur `count` times, or at all for None) in
+    `path`; return the 1-based line of the first."""
     text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} not exactly once in {path}"
-    path.write_text(text.replace(old, new))
+    assert text.count(old) == count if count else old in text, f"{old!r} not in {path} as said"
+    path.write_text(text.replace(old, new, 1))
     return text[: text.index(old)].count("\n") + 1
 
 
@@ -49,7 +52,14 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def server_flat(db: Database) -> dict[str, str]:
-    return designdocs.flatten(db.get("_design/queshot"))
+    """The design doc on the server, its attachments by the MD5 of their bytes
+    as served (CouchDB's own digest is that of what it stored, gzipped)."""
+    doc = db.get("_design/queshot")
+    flat = designdocs.flatten(doc)
+    for name, stub in doc.get("_attachments", {}).items():
+        md5 = base64.b64encode(hashlib.md5(db.attachment(doc["_id"], name)).digest()).decode()
+        flat[f"_attachments/{name}"] = f"{stub['content_type']} md5-{md5}"
+    return flat
 
 
 def rendered_flat(bundle: designdocs.Bundle) -> dict[str, str]:
@@ -106,6 +116,19 @@ def test_second_push_writes_nothing(couch: Couch, db: Database) -> None:
 
     assert [r.action for r in results] == ["unchanged", "unchanged"]
     assert db.get("_design/queshot")["_rev"] == rev
+
+
+def test_a_changed_attachment_is_pushed(couch: Couch, db: Database, source: Path) -> None:
+    edit(source / "queshot/_attachments/style.css", "}", "}\n/* changed */", count=None)
+    bundle = designdocs.load(source)
+
+    results = designdocs.push(couch, [db.name], bundle)
+
+    (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
+    assert (ddoc_result.action, ddoc_result.detail) == ("updated", "_attachments/style.css")
+    assert server_flat(db) == rendered_flat(bundle)
+    again = designdocs.push(couch, [db.name], bundle)
+    assert [r.action for r in again] == ["unchanged", "unchanged"]
 
 
 def test_view_change_goes_through_staged_copy(couch: Couch, db: Database, source: Path) -> None:
