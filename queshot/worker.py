@@ -1,12 +1,12 @@
 """Workers: claim jobs through the `claim` update handler, run a Python
 handler on each, and write the outcome back under the same rules.
 
-The claim protocol is DESIGN.md's: candidates are spread so that workers do
-not all fight over the first rows (`picking.py`); any 409 means "not yours"; claims carry
-`w` = the database's `n`, only a 201 is ownership, a 202 is settled by
-reading every leaf (`open_revs=all`) after a short wait and owning the job
-only if CouchDB's winning revision names this worker; the loser deletes its
-branch. While a job runs, a heartbeat extends its lease and checks for
+The claim protocol (ARCHITECTURE.md): candidates are spread so that workers
+do not all fight over the first rows (`picking.py`); any 409 means "not
+yours"; claims carry `w` = the database's `n`, only a 201 is ownership, a 202
+is settled (`settling.py`) by reading every leaf from every copy after a
+short wait and owning the job only if CouchDB's winning revision names this
+worker; the loser deletes its branch. While a job runs, a heartbeat extends its lease and checks for
 conflict branches (replication, `new_edits=false`), resolved the same way.
 
 Threads: one dispatcher claims, one thread per running job (daemon, so a
@@ -23,7 +23,6 @@ one log line per worker (and one when CouchDB answers again).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -55,17 +54,19 @@ from .couch import (
 from .picking import Picker
 from .queue import DDOC, DEFAULT_VIEW, Queue, QueueError, now_ms
 from .reload import ReloadingHandler, load_handler
+from .settling import Settler, Undecided
 
 log = logging.getLogger(__name__)
 
 WORKER_DOC_PREFIX = "queshot-worker:"
-SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (DESIGN.md)
+SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202
 REAP_BATCH = 50
 ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 # What a worker's feed needs: jobs becoming claimable, and claims (what rivals take).
 FEED_SELECTOR = {"state": {"$in": ["inactive", "active"]}}
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)
+LAST_RELEASE_SECONDS = 1.5  # what a second signal leaves for giving running jobs back
 
 
 class HandlerSource(Protocol):
@@ -103,15 +104,17 @@ def _handler_source(handler: Callable[[Job], Any] | str, reload: bool) -> Handle
     return ReloadingHandler(handler)
 
 
-def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """CouchDB's deterministic winner among leaf revisions: not deleted, then the
-    highest revision number, then the highest revision id."""
-
-    def rank(doc: dict[str, Any]) -> tuple[bool, int, str]:
-        number, _, rev_id = doc["_rev"].partition("-")
-        return (not doc.get("_deleted", False), int(number), rev_id)
-
-    return max(leaves, key=rank) if leaves else None
+def _taken_back(worker_id: str, answer: Any) -> str:
+    """What the `expire` handler did with a job, for the reaper's log line."""
+    answer = answer if isinstance(answer, dict) else {}
+    state = answer.get("state")
+    if answer.get("why") == "timeout":
+        then = "a retry is scheduled" if state == "inactive" else "failed"
+        return f"ran over its timeout while held by {worker_id}; {then}"
+    stalls = answer.get("stalls")
+    if state == "inactive":
+        return f"lease of {worker_id} ran out (stall {stalls}); waiting again, no attempt used"
+    return f"lease of {worker_id} ran out (stall {stalls}, more than max_stalls); failed"
 
 
 def _generation(rev: str) -> int:
@@ -267,6 +270,9 @@ class Worker:
     def start(self) -> None:
         """Start claiming in background threads; returns at once."""
         self.replicas = self.db.replicas()
+        self.settler = Settler(
+            self.db, self.id, replicas=self.replicas, patience=self.lease_seconds, halt=self._halt
+        )
         self._reap_after = time.monotonic() + self.lease_seconds
         self._write_status()
         self.handlers.start()
@@ -333,10 +339,24 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_requested.is_set():
-            log.warning("second signal: exiting now; leases bring running jobs back")
+            log.warning("second signal: giving back the running jobs, then exiting")
+            self._give_back_running(within=LAST_RELEASE_SECONDS)
             os._exit(1)
         log.info("signal %d: finishing running jobs (up to %ss)", signum, self.shutdown_grace)
         self._stop_requested.set()
+
+    def _give_back_running(self, *, within: float) -> None:
+        """Release every running job at once, for at most `within` seconds
+        (as container runtimes kill soon after their second signal); a job not
+        released by then comes back by its lease."""
+        with self._running_lock:
+            jobs = list(self._running)
+        threads = [threading.Thread(target=self._release, args=(job,), daemon=True) for job in jobs]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + within
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _fail_fatally(self, exc: Exception) -> None:
         log.error("worker %s cannot go on: %s", self.id, exc)
@@ -467,6 +487,7 @@ class Worker:
 
     def _claim(self, job_id: str) -> Job | None:
         self.stats.claim_attempts += 1
+        sent_at = time.monotonic()
         try:
             result = self.db.update(
                 DDOC,
@@ -508,40 +529,18 @@ class Worker:
             log.info("claim of %s answered %d: settling", job_id, result.status)
             time.sleep(SETTLE_DELAY)
         my_rev = result.new_rev if result else None
-        doc = self._retrying(lambda: self._settle(job_id, my_rev))
+        try:
+            doc = self._retrying(lambda: self.settler.settle(job_id, my_rev, sent_at=sent_at))
+        except Undecided as exc:
+            log.warning(
+                "claim of %s undecided (%s): not run, its lease brings it back", job_id, exc
+            )
+            doc = None
         if doc is None:
             self.stats.claim_conflicts += 1
             return None
         self.stats.claims_won += 1
         return Job(self, doc, doc["_rev"])
-
-    def _settle(self, job_id: str, my_rev: str | None) -> dict[str, Any] | None:
-        """Decide a contested claim from every leaf revision: return the winning
-        revision if it names this worker (and delete the other branches, so the
-        document converges), else delete this worker's own branch and return
-        None."""
-        leaves = self.db.open_revs(job_id)
-        winner = winning_revision(leaves)
-        mine = (
-            winner is not None
-            and winner.get("worker_id") == self.id
-            and (my_rev is None or winner["_rev"] == my_rev)
-        )
-        for leaf in leaves:
-            if leaf.get("_deleted") or leaf is winner:
-                continue
-            if mine or leaf["_rev"] == my_rev:
-                with contextlib.suppress(Conflict, NotFound):  # removed by another already
-                    self.db.delete(job_id, leaf["_rev"])
-        if mine and winner.get("state") == "active":
-            return winner
-        if my_rev is not None:
-            log.info(
-                "job %s: lost the contested claim (winner %s)",
-                job_id,
-                winner.get("worker_id") if winner else None,
-            )
-        return None
 
     # -- running -------------------------------------------------------------------------
 
@@ -740,7 +739,7 @@ class Worker:
             )
             if response is not None:
                 doc = self.db.get(job.id, conflicts=True)
-                if doc.get("_conflicts") and self._settle(job.id, job.rev) is None:
+                if doc.get("_conflicts") and self._lost_conflict(job):
                     with job._lock:
                         job.abandoned = "lost a conflict to another worker's claim"
                     log.warning("job %s: %s", job.id, job.abandoned)
@@ -750,6 +749,16 @@ class Worker:
             job.next_beat = time.monotonic() + 1.0
         except CouchError as exc:
             log.warning("job %s: heartbeat failed: %s", job.id, exc)
+
+    def _lost_conflict(self, job: Job) -> bool:
+        """Whether a conflict branch found while running the job wins over
+        ours; undecidable now (a copy unreachable) counts as not lost: the
+        next heartbeat looks again."""
+        try:
+            return self.settler.resolve(job.id, job.rev, sent_at=job.started) is None
+        except Undecided as exc:
+            log.info("job %s: conflict not resolved yet (%s)", job.id, exc)
+            return False
 
     def _reap_loop(self) -> None:
         while not self._halt.wait(self.reap_interval * random.uniform(0.5, 1.5)):
@@ -773,11 +782,11 @@ class Worker:
         reaped = 0
         for row in rows:
             try:
-                self.db.update(DDOC, "expire", row["id"], {})
+                answer = self.db.update(DDOC, "expire", row["id"], {}).body
             except (Conflict, NotFound):
                 continue
             reaped += 1
-            log.warning("job %s: lease of %s ran out; taken back", row["id"], row["value"])
+            log.warning("job %s: %s", row["id"], _taken_back(row["value"], answer))
         self.stats.reaped += reaped
         return reaped
 

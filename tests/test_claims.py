@@ -1,4 +1,4 @@
-"""The cluster claim rule (DESIGN.md, "Claiming"). A single node never answers
+"""The cluster claim rule (ARCHITECTURE.md, "Claiming"). A single node never answers
 202 nor makes conflict branches on its own, so these tests drive those paths
 directly: a claim handler variant that answers 202, and a second branch
 written with new_edits=false."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from conftest import running, wait_until
 
 from queshot import Queue
 from queshot.couch import Database
-from queshot.worker import Job, winning_revision
+from queshot.settling import winning_revision
+from queshot.worker import Job
 
 
 class RecordingDatabase(Database):
@@ -119,7 +121,7 @@ def test_a_second_branch_ends_with_one_runner_and_no_branch(push_variant, winner
         db.bulk_docs([branch], new_edits=False)
         assert len(db.open_revs(job_id)) == 2, "the test could not create the second branch"
 
-        settled = worker_b._settle(job_id, branch["_rev"])
+        settled = worker_b.settler.settle(job_id, branch["_rev"], sent_at=time.monotonic())
         if winner == "other worker":
             assert settled is not None and settled["worker_id"] == worker_b.id
             worker_b._start_job(Job(worker_b, settled, settled["_rev"]))
