@@ -87,11 +87,17 @@ def _read_jobs(path: str) -> list[Any]:
     return jobs
 
 
+def _stalls_text(doc: dict[str, Any]) -> str:
+    """How often the job was taken back from a worker that stopped renewing its lease."""
+    limit = doc.get("max_stalls")
+    return f"{doc.get('stalls') or 0}" + ("" if limit is None else f" of {limit} allowed")
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.file is None):
         raise ValueError("give the job data as JSON, or --file jobs.jsonl (one JSON per line)")
     options: dict[str, Any] = {"priority": args.priority}
-    for name in ("delay", "max_attempts", "timeout"):
+    for name in ("delay", "max_attempts", "timeout", "max_stalls"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     with _couch(args) as couch:
@@ -296,6 +302,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("state", f"{state}, since {_when(doc.get(since.get(state, 'created_at')))}"),
         ("priority", doc.get("priority", 0)),
         ("attempts", f"{doc.get('attempts', 0)} of {doc.get('max_attempts', '-')}"),
+        ("stalls", _stalls_text(doc)),
         ("progress", f"{doc.get('progress') or 0}%"),
         ("worker", doc.get("worker_id") or "-"),
         ("lease until", _when(doc.get("lease_expires_at"))),
@@ -478,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--delay", type=float, help="seconds before it may run")
     enqueue.add_argument("--max-attempts", type=int, help="attempts before it fails for good")
     enqueue.add_argument("--timeout", type=float, help="seconds a run may take")
+    enqueue.add_argument(
+        "--max-stalls", type=int, help="times it may be taken back from a dead worker, unused"
+    )
     enqueue.set_defaults(func=cmd_enqueue)
 
     demo_cmd = commands.add_parser("demo", help="run the demo end to end (make demo)")

@@ -80,6 +80,11 @@ def queue_path(name: str | Sequence[str]) -> list[str]:
     return path
 
 
+def _check_max_stalls(max_stalls: int | None) -> None:
+    if max_stalls is not None and (not isinstance(max_stalls, int) or max_stalls < 0):
+        raise QueueError(f"max_stalls must be a whole number >= 0 (got {max_stalls!r})")
+
+
 def _check_json(what: str, value: Any) -> None:
     try:
         json.dumps(value, allow_nan=False)
@@ -93,9 +98,12 @@ class Queue:
     `limit` is how many pending rows a worker reads per claim round, `view`
     the pending view it reads, `autoremove` deletes jobs once complete (failed
     ones stay), `writeonly` forbids creating workers. `max_attempts`,
-    `timeout`, `lease_seconds` and `backoff_seconds` are defaults stamped on
-    each job created here, except `lease_seconds`: the default lease of this
-    queue's workers (a job's own `lease_seconds` field wins over it)."""
+    `timeout`, `max_stalls`, `lease_seconds` and `backoff_seconds` are
+    defaults stamped on each job created here, except `lease_seconds`: the
+    default lease of this queue's workers (a job's own `lease_seconds` field
+    wins over it). `max_stalls` is how many times a job may be taken back
+    from a worker that stopped renewing its lease (died, hung) without using
+    an attempt before it fails; unset, the design docs' default applies."""
 
     def __init__(
         self,
@@ -110,6 +118,7 @@ class Queue:
         timeout: float | None = None,
         lease_seconds: float = 60.0,
         backoff_seconds: float | None = None,
+        max_stalls: int | None = None,
     ) -> None:
         self.name = name if isinstance(name, str) else list(name)
         self.path = queue_path(name)
@@ -118,6 +127,7 @@ class Queue:
             raise QueueError(f"limit must be >= 1 (got {limit})")
         if max_attempts < 1:
             raise QueueError(f"max_attempts must be >= 1 (got {max_attempts})")
+        _check_max_stalls(max_stalls)
         if lease_seconds <= 0:
             raise QueueError(f"lease_seconds must be > 0 (got {lease_seconds})")
         self.limit = limit
@@ -128,6 +138,7 @@ class Queue:
         self.timeout = timeout
         self.lease_seconds = lease_seconds
         self.backoff_seconds = backoff_seconds
+        self.max_stalls = max_stalls
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, {self.db!r})"
@@ -144,6 +155,7 @@ class Queue:
         run_at: float | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        max_stalls: int | None = None,
     ) -> dict[str, Any]:
         """The document of a new waiting job (seed fields first)."""
         _check_json("job data", data)
@@ -169,9 +181,11 @@ class Queue:
             doc["run_at"] = created + int(delay * 1000)
         elif run_at is not None:
             doc["run_at"] = int(run_at * 1000)
+        _check_max_stalls(max_stalls)
         for field, value in (
             ("timeout", timeout or self.timeout),
             ("backoff_seconds", self.backoff_seconds),
+            ("max_stalls", self.max_stalls if max_stalls is None else max_stalls),
         ):
             if value is not None:
                 doc[field] = value
@@ -180,7 +194,8 @@ class Queue:
     def create_job(self, data: Any, **options: Any) -> str:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
         unique: enqueuing it again raises JobExists. Options: id, priority,
-        delay (seconds), run_at (epoch seconds), max_attempts, timeout."""
+        delay (seconds), run_at (epoch seconds), max_attempts, timeout,
+        max_stalls."""
         doc = self.new_job_doc(data, **options)
         try:
             return self._save(doc)
@@ -265,7 +280,7 @@ class Queue:
         def change(doc: dict[str, Any]) -> None:
             doc["state"] = state
             if state == "inactive":
-                doc.update(worker_id=None, lease_expires_at=None, run_at=None, attempts=0)
+                doc.update(worker_id=None, lease_expires_at=None, run_at=None, attempts=0, stalls=0)
                 doc.update(progress=0, failed_at=None, completed_at=None)  # `errors` stay: history
             elif state == "failed":
                 doc.update(worker_id=None, lease_expires_at=None, failed_at=now_ms())

@@ -58,9 +58,11 @@ def test_a_killed_workers_job_is_finished_by_another_after_its_lease(
     assert b.wait(30) == 0
 
     doc = queue.get_job(slow)
-    assert doc["attempts"] == 2
-    [expired] = doc["errors"]
-    assert (expired["type"], expired["worker_id"]) == ("LeaseExpired", held["worker_id"])
+    # A dead worker is not the job's failure: its attempt is given back, a stall counted.
+    assert (doc["attempts"], doc["stalls"]) == (1, 1)
+    assert "errors" not in doc
+    [stalled] = [line["msg"] for line in doc["log"] if "stalled" in line["msg"]]
+    assert f"worker {held['worker_id']} stopped renewing its lease" in stalled
     assert doc["claimed_at"] > held["lease_expires_at"], "taken back before the lease ran out"
     assert doc["worker_id"] != held["worker_id"]
     runs = [(r["event"], r["pid"]) for r in read_records(record_file) if r["id"] == slow]
@@ -68,6 +70,50 @@ def test_a_killed_workers_job_is_finished_by_another_after_its_lease(
     starts = count_events(record_file, "start")
     assert {job_id: starts[job_id] for job_id in quick} == dict.fromkeys(quick, 1)
     assert f"job {slow}: lease of {held['worker_id']} ran out" in (tmp_path / "b.log").read_text()
+
+
+def claim_with_a_lease_that_has_run_out(db: Database, job_id: str) -> None:
+    """Claim the job as a worker that then dies: its lease (0.05 s) runs out."""
+    db.update("queshot", "claim", job_id, {"worker_id": "dead-worker", "lease_seconds": 0.05})
+
+    def expired() -> bool:
+        """the expire handler takes the job back"""
+        try:
+            return bool(db.update("queshot", "expire", job_id, {}))
+        except Conflict:  # not expired yet, by the server's clock
+            return False
+
+    wait_until(expired, timeout=5, every=0.02)
+
+
+def test_a_job_whose_worker_died_waits_again_without_using_an_attempt(db: Database) -> None:
+    queue = Queue("stall", db)  # max_attempts 1: a failed attempt would fail it for good
+    job_id = queue.create_job({})
+    for stall in (1, 2):
+        claim_with_a_lease_that_has_run_out(db, job_id)
+        doc = queue.get_job(job_id)
+        assert (doc["state"], doc["attempts"], doc["stalls"]) == ("inactive", 0, stall)
+        assert doc["worker_id"] is None and doc["lease_expires_at"] is None
+        assert "error" not in doc
+        assert f"stalled ({stall} of {CONTEXT['max_stalls']} allowed)" in doc["log"][-1]["msg"]
+    claim_with_a_lease_that_has_run_out(db, job_id)
+    doc = queue.get_job(job_id)
+    assert (doc["state"], doc["stalls"]) == ("failed", 3)
+    assert doc["error"]["type"] == "Stalled"
+    assert doc["error"]["message"].startswith("stalled 3 times (max_stalls 2): worker dead-worker")
+
+
+def test_max_stalls_is_set_per_queue_and_per_job(db: Database) -> None:
+    strict = Queue("strict", db, max_stalls=0)
+    job_id = strict.create_job({})
+    lenient = strict.create_job({}, max_stalls=5)
+    assert (strict.get_job(job_id)["max_stalls"], strict.get_job(lenient)["max_stalls"]) == (0, 5)
+    claim_with_a_lease_that_has_run_out(db, job_id)
+    assert strict.get_job(job_id)["state"] == "failed"
+    claim_with_a_lease_that_has_run_out(db, lenient)
+    assert strict.get_job(lenient)["state"] == "inactive"
+    with pytest.raises(QueueError, match="max_stalls must be a whole number >= 0"):
+        Queue("bad", db, max_stalls=-1)
 
 
 @pytest.mark.slow
@@ -383,8 +429,8 @@ def test_a_worker_stopped_during_an_outage_exits_and_its_job_comes_back(
         with running(second):
             wait_until(lambda: final_state(queue, job_id), timeout=30)
         doc = queue.get_job(job_id)
-    assert (doc["state"], doc["attempts"], doc["result"]) == ("complete", 2, 2)
-    assert [error["type"] for error in doc["errors"]] == ["LeaseExpired"]
+    assert (doc["state"], doc["attempts"], doc["result"], doc["stalls"]) == ("complete", 1, 1, 1)
+    assert "errors" not in doc
 
 
 def test_the_changes_feed_resumes_from_the_last_seq_after_a_restart(

@@ -55,14 +55,22 @@ def test_sigterm_releases_what_cannot_finish_in_the_grace_period(
     assert "released unfinished" in stderr
 
 
-def test_a_second_signal_exits_at_once(db: Database, spawn_worker, record_file) -> None:
+def test_a_second_signal_gives_the_running_job_back_and_exits(
+    db: Database, spawn_worker, record_file
+) -> None:
+    """As `docker stop` or Kubernetes do after their grace period: the job is
+    back to waiting at once (attempt not counted), not held until its lease."""
     queue, job_id, worker = worker_running_a_job(
         db, spawn_worker, record_file, sleep=30, grace="60"
     )
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.5)
+    began = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=10)
+    assert time.monotonic() - began < 3
     assert worker.returncode != 0
     assert "second signal" in stderr
-    assert queue.get_job(job_id)["state"] == "active"  # its lease brings it back later
+    doc = queue.get_job(job_id)
+    assert (doc["state"], doc["worker_id"], doc["attempts"]) == ("inactive", None, 0)
+    assert "released unfinished" in stderr

@@ -251,6 +251,7 @@ async function showJob(id) {
     ['queue', queueText(doc.queues)],
     ['priority', doc.priority || 0],
     ['attempts', (doc.attempts || 0) + ' of ' + (doc.max_attempts || '-')],
+    ['stalls', String(doc.stalls || 0)],
     ['progress', (typeof doc.progress === 'number' ? doc.progress : 0) + '%'],
     ['worker', doc.worker_id || '-'],
     ['lease until', when(doc.lease_expires_at)],
@@ -281,8 +282,8 @@ async function requeue() {
   if (!openJob) return;
   const message = $('job-message');
   const doc = Object.assign({}, openJob, {
-    state: 'inactive', worker_id: null, run_at: null, attempts: 0, lease_expires_at: null, progress: 0,
-    failed_at: null, completed_at: null,
+    state: 'inactive', worker_id: null, run_at: null, attempts: 0, stalls: 0, lease_expires_at: null,
+    progress: 0, failed_at: null, completed_at: null,
   });
   let saved;
   try {

@@ -7,6 +7,7 @@
 exports.STATES = STATES;
 exports.WORKER_TYPE = WORKER_TYPE;
 exports.DEFAULT_LEASE_SECONDS = {{ lease_seconds }};
+exports.DEFAULT_MAX_STALLS = {{ max_stalls }};
 exports.DEFAULT_BACKOFF_SECONDS = {{ backoff_seconds }};
 exports.MAX_BACKOFF_SECONDS = {{ max_backoff_seconds }};
 exports.MAX_LOG_LINES = {{ max_log_lines }};
@@ -48,6 +49,10 @@ function problem(doc) {
       'a whole number >= 0') ||
     optional(doc, 'max_attempts', function (x) { return isInteger(x) && x >= 1; },
       'a whole number >= 1') ||
+    optional(doc, 'stalls', function (x) { return isInteger(x) && x >= 0; },
+      'a whole number >= 0') ||
+    optional(doc, 'max_stalls', function (x) { return isInteger(x) && x >= 0; },
+      'a whole number >= 0') ||
     optional(doc, 'timeout', function (x) { return isNumber(x) && x > 0; },
       'a number of seconds > 0') ||
     optional(doc, 'lease_seconds', function (x) { return isNumber(x) && x > 0; },
@@ -178,6 +183,32 @@ function failOrRetry(doc, error, at, retry) {
   return doc;
 }
 
+// A held job back to waiting, its attempt not counted: given back at
+// shutdown (release), or taken back from a worker that stopped renewing it.
+function giveBack(doc) {
+  doc.state = 'inactive';
+  doc.worker_id = null;
+  doc.lease_expires_at = null;
+  if (isInteger(doc.attempts) && doc.attempts > 0) doc.attempts -= 1;
+  return doc;
+}
+
+// A running job whose lease ran out: its worker died or hung, which is not the
+// job's failure. It waits again without using an attempt, unless it has
+// stalled more than max_stalls times (a job that kills its worker).
+function stall(doc, at) {
+  var stalls = (isInteger(doc.stalls) ? doc.stalls : 0) + 1;
+  var max = isInteger(doc.max_stalls) ? doc.max_stalls : exports.DEFAULT_MAX_STALLS;
+  var why = 'worker ' + doc.worker_id + ' stopped renewing its lease';
+  doc.stalls = stalls;
+  if (stalls > max) {
+    return failOrRetry(doc, { type: 'Stalled', message: 'stalled ' + stalls + ' times (max_stalls ' +
+      max + '): ' + why }, at, false);
+  }
+  appendLog(doc, 'stalled (' + stalls + ' of ' + max + ' allowed): ' + why + '; waiting again', at);
+  return giveBack(doc);
+}
+
 exports.isObject = isObject;
 exports.isNumber = isNumber;
 exports.isJob = isJob;
@@ -194,3 +225,5 @@ exports.notHeld = notHeld;
 exports.leaseMs = leaseMs;
 exports.appendLog = appendLog;
 exports.failOrRetry = failOrRetry;
+exports.giveBack = giveBack;
+exports.stall = stall;

@@ -4,9 +4,6 @@ function (doc, req) {
   var b = job.body(req);
   var refusal = job.notHeld(doc, b);
   if (refusal) return refusal;
-  doc.state = 'inactive';
-  doc.worker_id = null;
-  doc.lease_expires_at = null;
-  if (job.isNumber(doc.attempts) && doc.attempts > 0) doc.attempts -= 1;
+  job.giveBack(doc);
   return [doc, { json: { ok: true } }];
 }
