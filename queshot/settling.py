@@ -19,8 +19,9 @@ rival's claim only if it stored it before it went away: a claim sent after
 this worker saw that node gone cannot be there, nor can any rival's claim
 that raced it, so it is decided from the copies that answer. A claim sent
 before (the node went away during the race) is undecidable: the claimant
-waits for the node, and if it does not come back within a lease, gives the
-job up unrun (its lease brings it back). Reading `/_membership` needs a server
+decides it apart, waiting for the node while its other claims go on, and if
+the node does not come back within half a lease, gives the job up unrun
+(its lease brings it back, no attempt used). Reading `/_membership` needs a server
 admin; a worker without that right cannot tell, says so once, and decides
 from the copies that answer.
 """
@@ -80,6 +81,7 @@ class Settler:
         answer was lost) won it, else None. A claim that cannot be decided yet
         waits for the missing copies, up to `patience`; then Undecided."""
         deadline = time.monotonic() + self.patience
+        said = False
         while True:
             missing = self._unsafe_missing(job_id, sent_at)
             if not missing:
@@ -89,12 +91,14 @@ class Settler:
                     f"the copies on {', '.join(sorted(missing))} stayed unreachable for "
                     f"{self.patience:.0f} s"
                 )
-            log.info(
-                "claim of %s: %s unreachable since before the claim was decided; waiting for "
-                "it rather than guessing",
-                job_id,
-                ", ".join(sorted(missing)),
-            )
+            if not said:
+                said = True
+                log.info(
+                    "claim of %s: %s went away while the claim was in flight; waiting for it "
+                    "rather than guessing",
+                    job_id,
+                    ", ".join(sorted(missing)),
+                )
             self._halt.wait(0.5)
 
     def resolve(self, job_id: str, my_rev: str, *, sent_at: float) -> dict[str, Any] | None:

@@ -271,7 +271,11 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.replicas = self.db.replicas()
         self.settler = Settler(
-            self.db, self.id, replicas=self.replicas, patience=self.lease_seconds, halt=self._halt
+            self.db,
+            self.id,
+            replicas=self.replicas,
+            patience=self.lease_seconds / 2,
+            halt=self._halt,
         )
         self._reap_after = time.monotonic() + self.lease_seconds
         self._write_status()
@@ -530,17 +534,44 @@ class Worker:
             time.sleep(SETTLE_DELAY)
         my_rev = result.new_rev if result else None
         try:
-            doc = self._retrying(lambda: self.settler.settle(job_id, my_rev, sent_at=sent_at))
+            doc = self._retrying(lambda: self.settler.resolve(job_id, my_rev, sent_at=sent_at))
         except Undecided as exc:
-            log.warning(
-                "claim of %s undecided (%s): not run, its lease brings it back", job_id, exc
-            )
-            doc = None
+            # Claims sent from now on can be decided: let them go on, and
+            # decide this one once its copies answer (or give it up).
+            log.info("claim of %s cannot be decided yet (%s); deciding it apart", job_id, exc)
+            threading.Thread(
+                target=self._settle_apart, args=(job_id, my_rev, sent_at), daemon=True
+            ).start()
+            return None
+        return self._settled(doc)
+
+    def _settled(self, doc: dict[str, Any] | None) -> Job | None:
         if doc is None:
             self.stats.claim_conflicts += 1
             return None
         self.stats.claims_won += 1
         return Job(self, doc, doc["_rev"])
+
+    def _settle_apart(self, job_id: str, my_rev: str | None, sent_at: float) -> None:
+        """Decide a claim that was in flight as a node holding a copy of the
+        job went away: wait for the node (up to the settler's patience), and
+        run the job if the claim won. Meanwhile its slot went to other claims,
+        so the worker may run one job more than its concurrency for a while."""
+        try:
+            job = self._settled(
+                self._retrying(lambda: self.settler.settle(job_id, my_rev, sent_at=sent_at))
+            )
+        except Undecided as exc:
+            self.stats.claim_conflicts += 1
+            log.warning(
+                "claim of %s undecided (%s): not run, its lease brings it back", job_id, exc
+            )
+            return
+        except CouchError as exc:
+            log.warning("claim of %s not settled (%s): its lease brings it back", job_id, exc)
+            return
+        if job is not None:
+            self._start_job(job)
 
     # -- running -------------------------------------------------------------------------
 
