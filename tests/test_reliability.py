@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from conftest import REAL_COUCHDB, queue_database, run_until_settled, running, wait_until
+from conftest import queue_database, run_until_settled, running, wait_until
 from recording import count_events, read_records
 
 from queshot import Queue, QueueError, designdocs
@@ -322,11 +322,6 @@ def test_a_handler_that_does_not_load_stops_the_worker_with_one_line(
     assert line.startswith(f"queshot: error: handler {spec!r}: ") and message in line
 
 
-@pytest.mark.skipif(
-    not REAL_COUCHDB,
-    reason="pouchdb-server runs as an admin party and has no users to refuse; "
-    "needs Apache CouchDB (COUCHDB_URL)",
-)
 def test_wrong_credentials_stop_the_worker_with_a_clear_message(
     db: Database, db_name: str, spawn_worker: Callable, server_url: str
 ) -> None:

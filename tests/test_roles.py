@@ -3,15 +3,15 @@ moves jobs through their lifecycle, queshot_admin (and server or database
 admins) edit and requeue; anyone else is refused.
 
 The real thing - users in `_users` acting on the database - runs only against
-Apache CouchDB (COUCHDB_URL): the test server is an admin party, and
-pouchdb-server's security paths are fragile (COUCH-NOTES.md). So that the
+Apache CouchDB (COUCHDB_BIN or COUCHDB_URL): pouchdb-server is an admin
+party, and hangs or crashes on some anonymous requests once an admin
+exists. So that the
 rules are checked on every run, the rendered validate_doc_update is also run
 directly in QuickJS (the engine CouchDB 3.4+ uses) with each role's userCtx."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import quickjs
+from conftest import REAL_COUCHDB
 
 from queshot import admin, designdocs
 from queshot.couch import Couch, Database, Forbidden, Unauthorized, safe_url
@@ -26,10 +27,10 @@ from queshot.queue import Queue, now_ms
 from queshot.worker import Worker
 
 real_couchdb = pytest.mark.skipif(
-    not os.environ.get("COUCHDB_URL"),
-    reason="needs users and _security, and pouchdb-server's security paths are fragile "
-    "(COUCH-NOTES.md); run with COUCHDB_URL=http://admin:pass@host:5984/ against "
-    "Apache CouchDB 3.x",
+    not REAL_COUCHDB,
+    reason="acts as users in _users on a members-only database: pouchdb-server runs as an "
+    "admin party and hangs or crashes on some anonymous requests once an admin exists; "
+    "set COUCHDB_BIN (or COUCHDB_URL) to run it on Apache CouchDB",
 )
 
 SECURITY = json.loads((designdocs.default_source() / designdocs.SECURITY_FILE).read_text())

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+from conftest import wait_until
+
 from queshot import picking
 from queshot.couch import Database, ServerUnreachable
 from queshot.picking import Picker
@@ -126,7 +128,12 @@ def test_rows_rivals_claimed_since_the_page_was_read_are_not_tried(db: Database)
         rivals = [job_id for job_id in ids if job_id != running][:10]
         for job_id in rivals:
             db.update("queshot", "claim", job_id, {"worker_id": "rival", "lease_seconds": 60})
-        time.sleep(0.5)  # for the feed to report them
+
+        def struck_off() -> bool:
+            """the worker's feed has reported every rival's claim"""
+            return worker._picker.still_open(rivals) == []
+
+        wait_until(struck_off, timeout=10, every=0.02)
         go_on.set()
         deadline = time.monotonic() + 20
         while worker.stats.completed < 10:
