@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from conftest import wait_until
+from conftest import COUCHDB_BIN, REAL_COUCHDB, wait_until
 
 from queshot import admin
 from queshot.couch import Couch, Database, safe_url
@@ -50,7 +50,7 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
 
 
 def test_dashboard_csp_check(couch: Couch) -> None:
-    if os.environ.get("COUCHDB_URL"):
+    if REAL_COUCHDB:
         message = admin.dashboard_csp(couch)
         assert message is None or message.startswith("dashboard: ")
     else:  # pouchdb-server: no /_node/_local/_config, no CSP on attachments
@@ -58,29 +58,39 @@ def test_dashboard_csp_check(couch: Couch) -> None:
 
 
 @pytest.fixture
-def page(server_url: str) -> Iterator[Any]:
+def page(server_url: str, couch: Couch) -> Iterator[Any]:
+    """A browser page logged in as a person would be: CouchDB 3's database
+    (page included) is members-only and sends no WWW-Authenticate, so one logs
+    in through Fauxton first, which POSTs to `_session` and keeps its cookie.
+    On a throwaway CouchDB (COUCHDB_BIN) the CSP is set as `queshot push
+    --dashboard-csp` does; elsewhere the attachments are served with it here
+    (pouchdb-server sends none; someone's CouchDB is not reconfigured)."""
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="needs the playwright package (pip install -e '.[dev]')"
     )
+    if COUCHDB_BIN:
+        admin.dashboard_csp(couch, enable=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         parts = urlsplit(server_url)
         user = unquote(parts.username or "") or os.environ.get("COUCHDB_USER")
         password = unquote(parts.password or "") or os.environ.get("COUCHDB_PASSWORD", "")
-        if user:  # CouchDB 3: the database (page included) is members-only; log in first
-            context.request.post(
-                safe_url(server_url) + "_session", data={"name": user, "password": password}
+        if user:
+            login = context.request.post(
+                couch.url + "_session", data={"name": user, "password": password}
             )
+            assert login.ok, f"_session refused the login: {login.status} {login.text()}"
+        if not COUCHDB_BIN:
 
-        def with_couchdb_csp(route: Any) -> None:
-            response = route.fetch()
-            headers = {**response.headers, "content-security-policy": admin.DASHBOARD_CSP}
-            route.fulfill(response=response, headers=headers)
+            def with_couchdb_csp(route: Any) -> None:
+                response = route.fetch()
+                headers = {**response.headers, "content-security-policy": admin.DASHBOARD_CSP}
+                route.fulfill(response=response, headers=headers)
 
-        context.route("**/_design/queshot/*", with_couchdb_csp)
+            context.route("**/_design/queshot/*", with_couchdb_csp)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
