@@ -7,10 +7,7 @@
 // pushed: it must not contain Jinja's opening brace pairs.
 'use strict';
 
-const STATES = ['inactive', 'active', 'complete', 'failed'];
-const WORKER_PREFIX = 'queshot-worker:';
-const GONE_AFTER_LEASES = 3; // as `queshot workers`
-const DEFAULT_LEASE_SECONDS = 60;
+const { STATES, WORKER_PREFIX, GONE_AFTER_LEASES, DEFAULT_LEASE_SECONDS } = QUESHOT; // defaults.js
 const CHANGES_TIMEOUT_MS = 25000; // CouchDB ends a quiet longpoll after this...
 const CHANGES_ABORT_MS = 35000; // ...pouchdb-server does not: give up and re-issue
 const HEARTBEAT_MS = 10000;
@@ -277,26 +274,23 @@ async function showJob(id) {
   $('requeue').hidden = doc.state !== 'failed';
 }
 
-// A requeue is an edit of the job, as in Fauxton: validate_doc_update decides.
+// A requeue goes through the design doc's `requeue` handler, as `queshot
+// requeue` does; validate_doc_update decides who may.
 async function requeue() {
   if (!openJob) return;
   const message = $('job-message');
-  const doc = Object.assign({}, openJob, {
-    state: 'inactive', worker_id: null, run_at: null, attempts: 0, stalls: 0, lease_expires_at: null,
-    progress: 0, failed_at: null, completed_at: null,
-  });
-  let saved;
+  const id = openJob._id;
   try {
-    saved = await request('PUT', docUrl(doc._id), doc);
+    await request('POST', dbUrl('_design/queshot/_update/requeue/' + encodeURIComponent(id)), {});
   } catch (error) {
     message.className = 'message';
     message.textContent = error.status === 409
       ? 'the job changed meanwhile: shown again, look and retry'
       : 'refused: ' + error.message;
-    if (error.status === 409) await showJob(doc._id);
+    if (error.status === 409) await showJob(id);
     return;
   }
-  openJob = Object.assign(doc, { _rev: saved.rev });
+  await showJob(id);
   message.className = 'message ok';
   message.textContent = 'requeued';
   scheduleRefresh();

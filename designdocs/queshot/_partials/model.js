@@ -4,8 +4,8 @@
 // pouchdb-server has no require() in maps. ES5 only: it runs in QuickJS,
 // SpiderMonkey and pouchdb-server.
 
-var STATES = ['inactive', 'active', 'complete', 'failed'];
-var WORKER_TYPE = 'queshot_worker';
+var STATES = {{ states|tojson }};
+var WORKER_TYPE = {{ worker_type|tojson }};
 
 function isObject(x) {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
@@ -41,11 +41,15 @@ function dueAt(doc) {
   return isNumber(doc.created_at) ? doc.created_at : 0;
 }
 
+// When a running job's timeout ends its run (epoch ms), or null without one.
+function timeoutAt(doc) {
+  if (isNumber(doc.timeout) && isNumber(doc.claimed_at)) return doc.claimed_at + doc.timeout * 1000;
+  return null;
+}
+
 // When a running job must be taken back: its lease end, or its timeout if earlier.
 function deadline(doc) {
   var end = isNumber(doc.lease_expires_at) ? doc.lease_expires_at : 0;
-  if (isNumber(doc.timeout) && isNumber(doc.claimed_at)) {
-    end = Math.min(end, doc.claimed_at + doc.timeout * 1000);
-  }
-  return end;
+  var timeout = timeoutAt(doc);
+  return timeout === null ? end : Math.min(end, timeout);
 }

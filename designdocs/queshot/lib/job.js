@@ -209,6 +209,37 @@ function stall(doc, at) {
   return giveBack(doc);
 }
 
+// A finished job waiting again as if new: every attempt and stall available,
+// due now, nothing left of its last run but the history in `errors`.
+function freshStart(doc) {
+  doc.state = 'inactive';
+  doc.worker_id = null;
+  doc.lease_expires_at = null;
+  doc.run_at = null;
+  doc.attempts = 0;
+  doc.stalls = 0;
+  doc.progress = 0;
+  doc.failed_at = null;
+  doc.completed_at = null;
+  return doc;
+}
+
+// Whether a waiting job may be claimed at `at` (epoch ms): its run_at, if any, has come.
+function isDue(doc, at) {
+  return !isNumber(doc.run_at) || doc.run_at <= at;
+}
+
+// Whether a running job has run over its timeout at `at` (epoch ms), and the
+// error it then fails with.
+function timedOut(doc, at) {
+  var end = timeoutAt(doc);
+  return end !== null && at > end;
+}
+
+function timeoutError(doc) {
+  return { type: 'TimeoutError', message: 'job ran over its timeout of ' + doc.timeout + ' s' };
+}
+
 exports.isObject = isObject;
 exports.isNumber = isNumber;
 exports.isJob = isJob;
@@ -227,3 +258,7 @@ exports.appendLog = appendLog;
 exports.failOrRetry = failOrRetry;
 exports.giveBack = giveBack;
 exports.stall = stall;
+exports.freshStart = freshStart;
+exports.timedOut = timedOut;
+exports.isDue = isDue;
+exports.timeoutError = timeoutError;

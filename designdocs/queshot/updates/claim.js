@@ -14,7 +14,7 @@ function (doc, req) {
       ', not in ' + JSON.stringify(b.queue));
   }
   var now = job.now();
-  if (job.isNumber(doc.run_at) && doc.run_at > now) {
+  if (!job.isDue(doc, now)) {
     return job.reply(409, 'not_due', 'job is not due for ' + (doc.run_at - now) + ' ms');
   }
   doc.state = 'active';

@@ -10,10 +10,9 @@ function (doc, req) {
   var now = job.now();
   var deadline = job.deadline(doc);
   if (now <= deadline) return job.reply(409, 'not_expired', 'lease runs for ' + (deadline - now) + ' ms more');
-  var timedOut = job.isNumber(doc.timeout) && job.isNumber(doc.claimed_at) &&
-    now > doc.claimed_at + doc.timeout * 1000;
+  var timedOut = job.timedOut(doc, now);
   if (timedOut) {
-    job.failOrRetry(doc, { type: 'TimeoutError', message: 'job ran over its timeout of ' + doc.timeout + ' s' }, now);
+    job.failOrRetry(doc, job.timeoutError(doc), now);
   } else {
     job.stall(doc, now);
   }

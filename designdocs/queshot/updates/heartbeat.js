@@ -6,9 +6,10 @@ function (doc, req) {
   var refusal = job.notHeld(doc, b);
   if (refusal) return refusal;
   var now = job.now();
-  if (job.isNumber(doc.timeout) && job.isNumber(doc.claimed_at) && now > doc.claimed_at + doc.timeout * 1000) {
-    job.failOrRetry(doc, { type: 'TimeoutError', message: 'job ran over its timeout of ' + doc.timeout + ' s' }, now);
-    return [doc, { code: 409, json: { error: 'timed_out', reason: 'job ran over its timeout of ' + doc.timeout + ' s' } }];
+  if (job.timedOut(doc, now)) {
+    var error = job.timeoutError(doc);
+    job.failOrRetry(doc, error, now);
+    return [doc, { code: 409, json: { error: 'timed_out', reason: error.message } }];
   }
   if (job.isNumber(b.progress)) doc.progress = Math.max(0, Math.min(100, b.progress));
   doc.lease_expires_at = now + job.leaseMs(doc, b);

@@ -1,0 +1,11 @@
+// The queue's constants for the dashboard, rendered when pushed from the same
+// context (designdocs/context.json) as the JavaScript CouchDB runs and
+// queshot's Python: one source for all three.
+'use strict';
+
+const QUESHOT = Object.freeze({
+  STATES: {{ states|tojson }},
+  WORKER_PREFIX: {{ worker_doc_prefix|tojson }},
+  GONE_AFTER_LEASES: {{ worker_gone_after_leases|tojson }},
+  DEFAULT_LEASE_SECONDS: {{ lease_seconds|tojson }},
+});
