@@ -15,19 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import protocol
 from .couch import Couch, Database, Forbidden, NotFound, Unauthorized
-from .queue import DDOC, STATES, JobNotFound, Queue, QueueError, now_ms, queue_path
-from .worker import WORKER_DOC_PREFIX
+from .jobs import (
+    LEASE_SECONDS,
+    STATES,
+    WORKER_DOC_PREFIX,
+    WORKER_GONE_AFTER_LEASES,
+    JobNotFound,
+    QueueError,
+    now_ms,
+    queue_path,
+)
+from .queue import Queue
 
 log = logging.getLogger(__name__)
 
-JOBS_BY_STATE = "jobs_by_state"
-JOBS_BY_QUEUE = "jobs_by_queue"
 BATCH = 500
 REQUEUEABLE = ("failed", "complete")
-GONE_AFTER_LEASES = 3
-DEFAULT_LEASE = 60.0  # seconds, Queue's default, for status documents that do not say
-DASHBOARD_PATH = f"_design/{DDOC}/index.html"
+DASHBOARD_PATH = protocol.DASHBOARD_PATH
 DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -39,18 +45,6 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 12h, 7d, 2w)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def _key_range(
-    state: str | None, queue: list[str] | None, until: int | None = None
-) -> tuple[str, list[Any], list[Any]]:
-    """The view and key range of jobs in `state` (any, if None) of `queue`
-    (exactly that path; any queue if None) that entered it no later than `until`."""
-    prefix: list[Any] = [queue] if queue is not None else []
-    if state is not None:
-        prefix.append(state)
-    end = [*prefix, {} if until is None else until]
-    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), prefix, end
 
 
 # -- counts ----------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def stats(db: Database) -> Stats:
     age of each queue's oldest waiting job: the first sign of a stuck queue."""
     now = now_ms()
     per_queue: dict[str, QueueStats] = {}
-    for row in db.view(DDOC, "stats", group_level=2)["rows"]:
+    for row in protocol.counts(db):
         path, state = row["key"]
         path = path if isinstance(path, list) else [str(path)]
         entry = per_queue.setdefault(
@@ -90,8 +84,8 @@ def stats(db: Database) -> Stats:
         entry.total += row["value"]
     for entry in per_queue.values():
         if entry.counts["inactive"]:
-            view, start, end = _key_range("inactive", entry.queue, until=now)
-            rows = db.view(DDOC, view, startkey=start, endkey=end, limit=1)["rows"]
+            view, start, end = protocol.listing_range("inactive", entry.queue, until=now)
+            rows = protocol.listing(db, view, startkey=start, endkey=end, limit=1)
             entry.oldest_waiting_since = rows[0]["key"][-1] if rows else None
     queues = sorted(per_queue.values(), key=lambda q: q.queue)
     totals = dict.fromkeys(STATES, 0)
@@ -139,12 +133,14 @@ def list_jobs(
     by when they entered it (oldest first unless `newest_first`)."""
     if state is not None and state not in STATES:
         raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
-    view, start, end = _key_range(state, queue_path(queue) if queue is not None else None)
+    view, start, end = protocol.listing_range(
+        state, queue_path(queue) if queue is not None else None
+    )
     if newest_first:
         start, end = end, start
-    rows = db.view(DDOC, view, startkey=start, endkey=end, limit=limit, descending=newest_first)[
-        "rows"
-    ]
+    rows = protocol.listing(
+        db, view, startkey=start, endkey=end, limit=limit, descending=newest_first
+    )
     return [JobSummary.from_row(row) for row in rows]
 
 
@@ -185,7 +181,7 @@ def _drain(
         page: dict[str, Any] = {"startkey": start, "endkey": end, "limit": BATCH}
         if last is not None:
             page.update(startkey=last["key"], startkey_docid=last["id"])
-        rows = db.view(DDOC, view, **page)["rows"]
+        rows = protocol.listing(db, view, **page)
         fresh = rows[1:] if rows and last is not None and rows[0]["id"] == last["id"] else rows
         if fresh:
             outcomes += act(fresh)
@@ -219,13 +215,13 @@ def requeue_failed(db: Database, *, queue: str | list[str] | None = None) -> lis
     """Requeue every job that had failed (of one queue, or all) when called;
     jobs that fail again meanwhile are not picked up twice."""
     path = queue_path(queue) if queue is not None else None
-    view, start, end = _key_range("failed", path, until=now_ms())
+    view, start, end = protocol.listing_range("failed", path, until=now_ms())
     return _drain(db, view, start, end, lambda rows: requeue(db, [r["id"] for r in rows]))
 
 
 def _delete_rows(db: Database, rows: list[dict[str, Any]]) -> list[Outcome]:
     docs = [{"_id": r["id"], "_rev": r["value"]["rev"], "_deleted": True} for r in rows]
-    results = {r["id"]: r for r in db.bulk_docs(docs)}  # pair by id (COUCH-NOTES.md)
+    results = {r["id"]: r for r in db.bulk_docs(docs)}  # by id: pouchdb-server reorders them
     outcomes = []
     for doc in docs:
         result = results.get(doc["_id"], {"error": "no answer"})
@@ -247,7 +243,7 @@ def clean(
     if state not in ("complete", "failed"):
         raise QueueError(f"clean removes complete or failed jobs, not {state!r}")
     path = queue_path(queue) if queue is not None else None
-    view, start, end = _key_range(state, path, until=now_ms() - int(older_than * 1000))
+    view, start, end = protocol.listing_range(state, path, until=now_ms() - int(older_than * 1000))
     outcomes = _drain(db, view, start, end, lambda rows: _delete_rows(db, rows))
     log.info("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
     return outcomes
@@ -259,7 +255,7 @@ def clean(
 @dataclass
 class WorkerStatus:
     """A worker's status document; `gone` when it has not written it for
-    GONE_AFTER_LEASES leases (killed, or cut off from CouchDB)."""
+    WORKER_GONE_AFTER_LEASES leases (killed, or cut off from CouchDB)."""
 
     worker_id: str
     name: str
@@ -276,18 +272,14 @@ class WorkerStatus:
 
 def workers(db: Database) -> list[WorkerStatus]:
     """Every worker that has written a status document, gone ones marked."""
-    rows = db.all_docs(
-        startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0", include_docs=True
-    )["rows"]
     now = now_ms()
     found = []
-    for row in rows:
-        doc = row.get("doc") or {}
+    for doc_id, doc in protocol.status_docs(db):
         last_seen = doc.get("last_seen") or 0
         lease = doc.get("lease_seconds")
         found.append(
             WorkerStatus(
-                worker_id=doc.get("worker_id") or row["id"][len(WORKER_DOC_PREFIX) :],
+                worker_id=doc.get("worker_id") or doc_id[len(WORKER_DOC_PREFIX) :],
                 name=doc.get("name", ""),
                 host=doc.get("host"),
                 pid=doc.get("pid"),
@@ -297,7 +289,7 @@ def workers(db: Database) -> list[WorkerStatus]:
                 paused=bool(doc.get("paused")),
                 last_seen=last_seen,
                 lease_seconds=lease,
-                gone=now - last_seen > GONE_AFTER_LEASES * (lease or DEFAULT_LEASE) * 1000,
+                gone=now - last_seen > WORKER_GONE_AFTER_LEASES * (lease or LEASE_SECONDS) * 1000,
             )
         )
     return found

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import designdocs
+from . import designdocs, protocol, sync
 from .couch import Couch, CouchError, Database, safe_url
-from .queue import DDOC, Queue
+from .queue import Queue
 from .worker import Job
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _worker_process(
             command = conn.recv()
             if command == "stop":
                 worker.stop(grace=10.0)
-            stats = asdict(worker.stats)
+            stats = worker.stats.as_dict()
             conn.send({name: stats[name] for name in COUNTERS})
             if command == "stop":
                 return
@@ -263,7 +263,7 @@ def measure_throughput(
     server) the server's CPU per job."""
     queue.create_jobs({"i": i} for i in range(jobs))
     began = time.monotonic()
-    queue.db.view(DDOC, queue.view, limit=1, reduce=False)
+    protocol.warm_up(queue.db, queue.view)
     index_seconds = time.monotonic() - began
     with WorkerPool(url, queue.db.name, queue.name, config.workers, config.concurrency) as pool:
         time.sleep(1.0)
@@ -329,7 +329,7 @@ def _server(url: str | None) -> Iterator[tuple[str, int | None]]:
 class ThrowawayDatabases:
     """A fresh database per phase, all dropped at the end, so that no phase
     pays for another's leftovers: its jobs to index, or the changes feeds of
-    its stopped workers, which pouchdb-server goes on serving (COUCH-NOTES.md)
+    its stopped workers, which pouchdb-server goes on serving (ARCHITECTURE.md)
     and which slow every later write to that database."""
 
     def __init__(self, couch: Couch) -> None:
@@ -343,7 +343,7 @@ class ThrowawayDatabases:
         db.create()
         self._created.append(db)
         if queue_design_docs:
-            designdocs.push(self.couch, [db.name], self._design_docs)
+            sync.push(self.couch, [db.name], self._design_docs)
         return db
 
     def drop_all(self) -> None:

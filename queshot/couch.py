@@ -4,7 +4,7 @@ A thin client on httpx: a pooled connection per server, explicit timeouts,
 typed errors instead of status codes, and a `_changes` iterator that survives
 restarts. Requests follow Apache CouchDB 3.x's documented API; the headers it
 always sends (Accept/Content-Type JSON, identity encoding on feeds) also keep
-the pouchdb-server stand-in honest (COUCH-NOTES.md). Credentials never appear
+the pouchdb-server stand-in honest (ARCHITECTURE.md). Credentials never appear
 in a message: every error names the server by `safe_url`.
 """
 

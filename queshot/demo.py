@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import designdocs
+from . import designdocs, sync
 from .couch import Couch
 from .queue import Queue
 
@@ -92,7 +92,7 @@ def run(
         db = couch.database(DATABASE)
         if db.exists():
             db.drop()
-        designdocs.push(couch, [DATABASE], designdocs.load())
+        sync.push(couch, [DATABASE], designdocs.load())
         queues = {name: Queue(path, db) for name, path in QUEUES.items()}
         totals = enqueue(queues)
         started = time.monotonic()

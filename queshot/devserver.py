@@ -3,7 +3,7 @@
 Runs the pouchdb-server pinned in package.json (installed by `npm ci
 --ignore-scripts` into the checkout's node_modules) on 127.0.0.1, from a fresh
 temporary folder because it writes config.json and log.txt into its working
-directory (COUCH-NOTES.md). `python -m queshot.devserver` runs one in the
+directory (ARCHITECTURE.md). `python -m queshot.devserver` runs one in the
 foreground for `make dev-server`.
 """
 

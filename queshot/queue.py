@@ -10,74 +10,30 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import protocol
 from .couch import Conflict, Database, NotFound
+from .jobs import (
+    LEASE_SECONDS,
+    STATES,
+    JobExists,
+    JobNotFound,
+    QueueError,
+    new_job_id,
+    now_ms,
+    queue_path,
+)
 
 if TYPE_CHECKING:
     from .worker import Worker
 
+__all__ = ["JobExists", "JobNotFound", "Queue", "QueueError"]
+
 log = logging.getLogger(__name__)
 
-DDOC = "queshot"
-DEFAULT_VIEW = "pending"  # the claimable jobs, in claim order
-STATES = ("inactive", "active", "complete", "failed")
 BULK_CHUNK = 2000
-
-
-class _JobIds:
-    """Job ids that sort by creation: microseconds since the epoch (strictly
-    increasing within a process), then random hex. The pending view orders
-    jobs of one priority by `created_at` (ms), then by id, so the jobs of one
-    bulk enqueue run in the order given; and CouchDB writes ordered ids into
-    its b-tree more cheaply than random ones (its own default UUIDs are
-    sequential too)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def new(self) -> str:
-        with self._lock:
-            self._last = max(time.time_ns() // 1000, self._last + 1)
-            stamp = self._last
-        return f"{stamp:014x}{secrets.token_hex(9)}"
-
-
-new_job_id = _JobIds().new
-
-
-class QueueError(Exception):
-    """A queue operation that cannot be done as asked; the message says why."""
-
-
-class JobExists(QueueError):
-    """A job with the caller-supplied id is already in the queue."""
-
-
-class JobNotFound(QueueError, KeyError):
-    """No job with that id."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def queue_path(name: str | Sequence[str]) -> list[str]:
-    """A queue name as its path: "email" -> ["email"]; ["email", "welcome"] stays."""
-    path = [name] if isinstance(name, str) else list(name)
-    if not path or not all(isinstance(p, str) and p for p in path):
-        raise QueueError(
-            f"invalid queue name {name!r}: a non-empty string or list of non-empty strings"
-        )
-    return path
 
 
 def _check_max_stalls(max_stalls: int | None) -> None:
@@ -111,12 +67,12 @@ class Queue:
         db: Database,
         *,
         limit: int = 10,
-        view: str = DEFAULT_VIEW,
+        view: str = protocol.PENDING,
         autoremove: bool = False,
         writeonly: bool = False,
         max_attempts: int = 1,
         timeout: float | None = None,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = LEASE_SECONDS,
         backoff_seconds: float | None = None,
         max_stalls: int | None = None,
     ) -> None:
@@ -241,11 +197,8 @@ class Queue:
 
     def stats(self) -> dict[str, int]:
         """Jobs of this queue (exactly this path) per state."""
-        rows = self.db.view(
-            DDOC, "stats", startkey=[self.path], endkey=[self.path, {}], group_level=2
-        )["rows"]
         counts = dict.fromkeys(STATES, 0)
-        for row in rows:
+        for row in protocol.counts(self.db, self.path):
             counts[row["key"][1]] = row["value"]
         return counts
 
@@ -269,29 +222,33 @@ class Queue:
         self._edit(job_id, lambda doc: doc.__setitem__("data", data))
 
     def set_job_state(self, job_id: str, state: str) -> None:
-        """Move a job as an admin would in Fauxton. `inactive` requeues it (a
-        fresh start: attempts reset, no delay); `failed` cancels a waiting job;
-        `active` only comes from a worker's claim."""
+        """Move a job as an admin would. `inactive` requeues a failed or
+        complete job (the `requeue` handler: a fresh start, attempts reset, no
+        delay); `failed` cancels a waiting job; `active` only comes from a
+        worker's claim."""
         if state not in STATES:
             raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
         if state == "active":
             raise QueueError("a job becomes 'active' only by a worker's claim")
+        if state == "inactive":
+            self.requeue(job_id)
+            return
 
         def change(doc: dict[str, Any]) -> None:
             doc["state"] = state
-            if state == "inactive":
-                doc.update(worker_id=None, lease_expires_at=None, run_at=None, attempts=0, stalls=0)
-                doc.update(progress=0, failed_at=None, completed_at=None)  # `errors` stay: history
-            elif state == "failed":
-                doc.update(worker_id=None, lease_expires_at=None, failed_at=now_ms())
-            else:
-                doc.update(worker_id=None, lease_expires_at=None, completed_at=now_ms())
+            finished_at = "failed_at" if state == "failed" else "completed_at"
+            doc.update(worker_id=None, lease_expires_at=None, **{finished_at: now_ms()})
 
         self._edit(job_id, change)
 
     def requeue(self, job_id: str) -> None:
         """Put a failed (or completed) job back to waiting, attempts reset."""
-        self.set_job_state(job_id, "inactive")
+        try:
+            protocol.requeue(self.db, job_id)
+        except NotFound:
+            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
+        except Conflict as exc:
+            raise QueueError(f"job {job_id!r} not requeued: {exc.reason}") from None
 
     def remove_job(self, job_id: str) -> None:
         doc = self.get_job(job_id)
@@ -306,7 +263,7 @@ class Queue:
 
     def _handler(self, job_id: str, name: str, body: dict[str, Any]) -> None:
         try:
-            self.db.update(DDOC, name, job_id, body)
+            protocol.call(self.db, name, job_id, body)
         except NotFound:
             raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
 

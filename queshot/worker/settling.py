@@ -4,7 +4,7 @@ more than one leaf revision.
 On a CouchDB cluster two claims of one job sent through different nodes can
 both be stored, each on some of the job's copies, leaving conflict branches;
 replication and `new_edits=false` writes leave them too. CouchDB picks the
-same winning leaf everywhere (`winning_revision`), so ownership is decided by
+same winning leaf everywhere (`jobs.winning_revision`), so ownership is decided by
 reading every leaf and taking CouchDB's winner: the loser deletes its branch,
 the winner deletes the others, and the document converges.
 
@@ -34,7 +34,8 @@ import threading
 import time
 from typing import Any
 
-from .couch import Conflict, Database, NotFound
+from ..couch import Conflict, Database, NotFound
+from ..jobs import winning_revision
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +44,17 @@ class Undecided(Exception):
     """A copy of the job that may hold a rival's claim cannot be read."""
 
 
-def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """CouchDB's deterministic winner among leaf revisions: not deleted, then the
-    highest revision number, then the highest revision id."""
-
-    def rank(doc: dict[str, Any]) -> tuple[bool, int, str]:
-        number, _, rev_id = doc["_rev"].partition("-")
-        return (not doc.get("_deleted", False), int(number), rev_id)
-
-    return max(leaves, key=rank) if leaves else None
-
-
 class Settler:
     """Decides contested claims for the worker `worker_id` on `db`, whose
-    documents have `replicas` copies each."""
+    documents have `replicas` copies each; an undecidable claim waits up to
+    `patience` seconds."""
 
     def __init__(
-        self,
-        db: Database,
-        worker_id: str,
-        *,
-        replicas: int,
-        patience: float,
-        halt: threading.Event,
+        self, db: Database, worker_id: str, *, patience: float, halt: threading.Event
     ) -> None:
         self.db = db
         self.worker_id = worker_id
-        self.replicas = replicas
+        self.replicas = 1  # the database's n, set when the worker starts
         self.patience = patience  # seconds an undecidable claim waits for its copies
         self._halt = halt
         self._gone_since: dict[str, float] = {}  # node -> when first seen unreachable

@@ -20,10 +20,11 @@ import random
 import time
 from collections.abc import Sequence
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, Protocol
 
-from .couch import Database
-from .queue import DDOC, Queue, now_ms
+from .. import protocol
+from ..couch import Database
+from ..jobs import now_ms
 
 MAX_SKIP_SCANS = 8
 MAX_PAGE = 400  # pending rows read per claim round, at most
@@ -33,12 +34,20 @@ SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within prioritie
 MAX_GONE = 10_000  # jobs remembered as taken; beyond, forget them and the spare rows
 
 
+class PendingQueue(Protocol):
+    """What picking needs of a Queue: its path, pending view and page size."""
+
+    path: list[str]
+    view: str
+    limit: int
+
+
 class Picker:
     """Candidates for one worker's claim rounds on `queue`. The changes feed
     calls `offer` and `strike`; the dispatcher calls `next_round`, `still_open`
     before each batch of claims, and `round_done` after the round."""
 
-    def __init__(self, db: Database, queue: Queue) -> None:
+    def __init__(self, db: Database, queue: PendingQueue) -> None:
         self.db = db
         self.queue = queue
         self.page = queue.limit
@@ -145,29 +154,41 @@ class Picker:
         due: list[tuple[Any, str]] = []
         next_due = None
         for _ in range(MAX_SKIP_SCANS):
-            rows = self.db.view(
-                DDOC,
-                self.queue.view,
-                startkey=startkey,
-                endkey=[path, {}],
-                limit=self.page,
-                reduce=False,
-            )["rows"]
-            skipped_to = None
-            for row in rows:
-                run_at = row["value"]
-                if isinstance(run_at, int | float) and run_at > now:
-                    next_due = run_at if next_due is None else min(next_due, run_at)
-                    skipped_to = [path, row["key"][1], {}]
-                    break
-                due.append((row["key"][1], row["id"]))
-            if skipped_to is None or len(due) >= free or len(rows) == 0:
+            rows = protocol.pending_rows(self.db, self.queue.view, path, startkey, self.page)
+            page_due, not_due = due_rows(rows, now)
+            due += page_due
+            if not_due is not None:
+                run_at, priority = not_due
+                next_due = run_at if next_due is None else min(next_due, run_at)
+                startkey = [path, priority, {}]  # on to the next priority
+            if not_due is None or len(due) >= free or len(rows) == 0:
                 break
-            startkey = skipped_to
         if time.monotonic() < self._spread_until:
-            random.shuffle(due)
-            due.sort(key=lambda row: row[0])  # stable: random order within each priority
+            due = spread(due)
         fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
         self._spare_until = read_at + fresh_for
         self.next_due = next_due
         return [job_id for _, job_id in due]
+
+
+def due_rows(
+    rows: list[dict[str, Any]], now: float
+) -> tuple[list[tuple[Any, str]], tuple[float, Any] | None]:
+    """The (-priority, id) of pending rows that are due at `now` (epoch ms), in
+    view order, up to the first row that is not; and that row's (run_at,
+    -priority), or None if every row is due. In the pending view a not-due
+    row sorts after the due ones of its priority, so nothing due follows it
+    within that priority."""
+    due = []
+    for row in rows:
+        run_at = row["value"]
+        if isinstance(run_at, int | float) and run_at > now:
+            return due, (run_at, row["key"][1])
+        due.append((row["key"][1], row["id"]))
+    return due, None
+
+
+def spread(due: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """Rows in random order within each priority, higher priorities still first."""
+    shuffled = random.sample(due, len(due))
+    return sorted(shuffled, key=lambda row: row[0])  # stable: random within a priority

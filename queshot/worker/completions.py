@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from .couch import CouchError, Database
+from ..couch import CouchError, Database
 
 COMPLETE_BATCH = 100  # completions written per _bulk_docs round trip, at most
 COMPLETE_LINGER = 0.005  # seconds a completion waits for those of other running jobs

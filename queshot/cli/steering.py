@@ -1,0 +1,212 @@
+"""Watching and steering jobs from the command line: `queshot stats`, `jobs`,
+`show`, `requeue`, `clean`, `workers`. The work is in `admin`; this formats it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from .. import admin
+from ..jobs import STATES, now_ms
+from . import common, output
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        result = admin.stats(common.database(args, couch))
+    if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
+        return 0
+    now = now_ms()
+
+    def waiting(since: int | None) -> str:
+        return "-" if since is None else output.age(now - since)
+
+    rows = [
+        [
+            output.queue_text(q.queue),
+            *(q.counts[s] for s in STATES),
+            q.total,
+            waiting(q.oldest_waiting_since),
+        ]
+        for q in result.queues
+    ]
+    rows.append(
+        [
+            "total",
+            *(result.totals[s] for s in STATES),
+            result.total,
+            waiting(result.oldest_waiting_since),
+        ]
+    )
+    output.table(["QUEUE", *(s.upper() for s in STATES), "TOTAL", "OLDEST WAITING"], rows)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        jobs = admin.list_jobs(
+            common.database(args, couch),
+            queue=common.queue_name(args.queue) if args.queue else None,
+            state=args.state,
+            limit=args.limit,
+            newest_first=args.newest,
+        )
+    if output.json_or_nothing(args, jobs, empty=not jobs, nothing="no jobs"):
+        return 0
+    now = now_ms()
+    rows = [
+        [
+            job.id,
+            job.state,
+            output.queue_text(job.queues),
+            output.age(now - job.since),
+            job.priority,
+            f"{job.attempts}/{job.max_attempts or '-'}",
+            "-" if job.progress is None else f"{job.progress:g}%",
+            (job.error or "")[:60] if job.state != "active" else job.worker_id,
+        ]
+        for job in jobs
+    ]
+    output.table(
+        ["ID", "STATE", "QUEUE", "FOR", "PRI", "ATTEMPTS", "PROGRESS", "WORKER/ERROR"], rows
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        doc = admin.get_job(common.database(args, couch), args.id)
+    if args.json:
+        output.print_json(doc)
+        return 0
+    print(f"job {doc['_id']} (rev {doc.get('_rev')})")
+    state = doc.get("state")
+    since = {"active": "claimed_at", "complete": "completed_at", "failed": "failed_at"}
+    fields = [
+        ("queue", output.queue_text(doc.get("queues"))),
+        ("state", f"{state}, since {output.when(doc.get(since.get(state, 'created_at')))}"),
+        ("priority", doc.get("priority", 0)),
+        ("attempts", f"{doc.get('attempts', 0)} of {doc.get('max_attempts', '-')}"),
+        ("stalls", output.stalls_text(doc)),
+        ("progress", f"{doc.get('progress') or 0}%"),
+        ("worker", doc.get("worker_id") or "-"),
+        ("lease until", output.when(doc.get("lease_expires_at"))),
+        ("run at", output.when(doc.get("run_at"))),
+        ("created", output.when(doc.get("created_at"))),
+    ]
+    for name, value in fields:
+        print(f"  {name:<12} {value}")
+    print("data:")
+    print("  " + json.dumps(doc.get("data"), indent=2).replace("\n", "\n  "))
+    lines = doc.get("log") or []
+    print(f"log ({len(lines)} lines):" if lines else "log: empty")
+    for line in lines:
+        if isinstance(line, dict):
+            stamp = datetime.fromtimestamp(line.get("at", 0) / 1000).strftime("%H:%M:%S")
+            print(f"  {stamp}  {line.get('msg')}")
+        else:
+            print(f"  {line}")
+    error = doc.get("error")
+    if isinstance(error, dict):
+        print(f"last error (attempt {error.get('attempt', '?')}, {error.get('type', 'Error')}):")
+        print(f"  {error.get('message')}")
+        if error.get("traceback"):
+            print("  " + error["traceback"].rstrip().replace("\n", "\n  "))
+    return 0
+
+
+def _report(outcomes: list[admin.Outcome], done: str, args: argparse.Namespace) -> int:
+    """Print what a bulk command did; exit status 1 if any job was not done."""
+    failed = [o for o in outcomes if not o.ok]
+    if args.json:
+        output.print_json({done: sum(o.ok for o in outcomes), "not_" + done: failed})
+    else:
+        print(f"{done} {len(outcomes) - len(failed)} job(s)")
+        for outcome in failed:
+            print(f"  {outcome.id}: not {done}: {outcome.detail}")
+    return 1 if failed else 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    if bool(args.ids) == args.failed:
+        raise ValueError("give job ids, or --failed (optionally with --queue)")
+    if args.queue and not args.failed:
+        raise ValueError("--queue goes with --failed")
+    with common.open_couch(args) as couch:
+        db = common.database(args, couch)
+        if args.failed:
+            queue = common.queue_name(args.queue) if args.queue else None
+            outcomes = admin.requeue_failed(db, queue=queue)
+        else:
+            outcomes = admin.requeue(db, args.ids)
+    return _report(outcomes, "requeued", args)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        outcomes = admin.clean(
+            common.database(args, couch),
+            state=args.state,
+            older_than=admin.parse_duration(args.older_than),
+            queue=common.queue_name(args.queue) if args.queue else None,
+        )
+    return _report(outcomes, "deleted", args)
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        found = admin.workers(common.database(args, couch))
+    if output.json_or_nothing(args, found, empty=not found, nothing="no workers"):
+        return 0
+    now = now_ms()
+    rows = [
+        [
+            w.name,
+            w.host or "-",
+            w.pid or "-",
+            output.queue_text(w.queues),
+            f"{len(w.jobs)}/{w.concurrency or '-'}",
+            f"{output.age(now - w.last_seen)} ago",
+            "GONE" if w.gone else ("paused" if w.paused else "alive"),
+        ]
+        for w in found
+    ]
+    output.table(["NAME", "HOST", "PID", "QUEUE", "JOBS", "LAST SEEN", "STATUS"], rows)
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Watching and steering jobs: stats, jobs, show, requeue, clean, workers."""
+
+    def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
+        parser = commands.add_parser(name, help=help)
+        common.connection_options(parser)
+        parser.add_argument("--json", action="store_true", help="JSON for scripts")
+        parser.set_defaults(func=func)
+        return parser
+
+    command("stats", "jobs per queue and state, oldest waiting job", cmd_stats)
+
+    jobs = command("jobs", "list jobs by queue and/or state", cmd_jobs)
+    jobs.add_argument("--queue", help="queue name, or a path like email/welcome")
+    jobs.add_argument("--state", choices=STATES)
+    jobs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    jobs.add_argument("--newest", action="store_true", help="most recent first")
+
+    show = command("show", "one job: its fields, data, log and last error", cmd_show)
+    show.add_argument("id", help="job id")
+
+    requeue = command("requeue", "put failed (or complete) jobs back to waiting", cmd_requeue)
+    requeue.add_argument("ids", nargs="*", metavar="ID", help="job ids")
+    requeue.add_argument("--failed", action="store_true", help="every failed job")
+    requeue.add_argument("--queue", help="with --failed: only this queue")
+
+    clean = command("clean", "delete finished jobs older than a given age", cmd_clean)
+    clean.add_argument("--state", choices=("complete", "failed"), default="complete")
+    clean.add_argument("--older-than", required=True, help="age, e.g. 7d, 12h, 30m")
+    clean.add_argument("--queue", help="only this queue")
+
+    command("workers", "workers' status documents (gone ones marked)", cmd_workers)

@@ -1,0 +1,123 @@
+"""The job vocabulary: what every part of queshot means by a job, a queue and
+its defaults, with no other queshot module imported.
+
+The defaults and constants (states, lease, stalls, backoff, the worker
+status documents) are read from the design docs' render context
+(`designdocs/context.json`), which also renders the JavaScript CouchDB runs
+and the dashboard's settings: one source for all three.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _design_docs_folder() -> Path:
+    """The queue's own design docs: inside the wheel, or the checkout's `designdocs/`."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "designdocs"
+    return packaged if packaged.is_dir() else here.parent / "designdocs"
+
+
+DESIGN_DOCS = _design_docs_folder()
+DEFAULTS: dict[str, Any] = json.loads((DESIGN_DOCS / "context.json").read_text())
+
+STATES: tuple[str, ...] = tuple(DEFAULTS["states"])
+LEASE_SECONDS: float = float(DEFAULTS["lease_seconds"])
+WORKER_TYPE: str = DEFAULTS["worker_type"]
+WORKER_DOC_PREFIX: str = DEFAULTS["worker_doc_prefix"]
+WORKER_GONE_AFTER_LEASES: int = DEFAULTS["worker_gone_after_leases"]
+
+
+class QueueError(Exception):
+    """A queue operation that cannot be done as asked; the message says why."""
+
+
+class JobExists(QueueError):
+    """A job with the caller-supplied id is already in the queue."""
+
+
+class JobNotFound(QueueError, KeyError):
+    """No job with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _JobIds:
+    """Job ids that sort by creation: microseconds since the epoch (strictly
+    increasing within a process), then random hex. The pending view orders
+    jobs of one priority by `created_at` (ms), then by id, so the jobs of one
+    bulk enqueue run in the order given; and CouchDB writes ordered ids into
+    its b-tree more cheaply than random ones (its own default UUIDs are
+    sequential too)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def new(self) -> str:
+        with self._lock:
+            self._last = max(time.time_ns() // 1000, self._last + 1)
+            stamp = self._last
+        return f"{stamp:014x}{secrets.token_hex(9)}"
+
+
+new_job_id = _JobIds().new
+
+
+def queue_path(name: str | Sequence[str]) -> list[str]:
+    """A queue name as its path: "email" -> ["email"]; ["email", "welcome"] stays."""
+    path = [name] if isinstance(name, str) else list(name)
+    if not path or not all(isinstance(p, str) and p for p in path):
+        raise QueueError(
+            f"invalid queue name {name!r}: a non-empty string or list of non-empty strings"
+        )
+    return path
+
+
+def in_queue(queues: Any, path: list[str]) -> bool:
+    """Whether a job whose `queues` field is `queues` belongs to the queue
+    `path`: its own path starts with it (a worker on ["email"] also takes
+    ["email", "welcome"] jobs). The same rule as the design docs' inQueue."""
+    own = [queues] if isinstance(queues, str) and queues else queues
+    if not isinstance(own, list) or not own or not all(isinstance(p, str) and p for p in own):
+        return False
+    return 0 < len(path) <= len(own) and own[: len(path)] == path
+
+
+def is_due(doc: dict[str, Any], now: float) -> bool:
+    """Whether a waiting job may run at `now` (epoch ms): its `run_at`, if
+    it has one, has come. The same rule as the claim handler's."""
+    run_at = doc.get("run_at")
+    return not _is_number(run_at) or run_at <= now
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def revision_number(rev: str) -> int:
+    """The revision number: 3 for "3-abc..."."""
+    return int(rev.partition("-")[0])
+
+
+def winning_revision(leaves: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """CouchDB's deterministic winner among leaf revisions: not deleted, then the
+    highest revision number, then the highest revision id."""
+
+    def rank(doc: dict[str, Any]) -> tuple[bool, int, str]:
+        number, _, rev_id = doc["_rev"].partition("-")
+        return (not doc.get("_deleted", False), int(number), rev_id)
+
+    return max(leaves, key=rank) if leaves else None

@@ -1,0 +1,166 @@
+"""The design-doc protocol in Python: the one module that names
+`_design/queshot`'s update handlers and views, and says what each call sends
+and gives back. Everything else asks this module.
+
+Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
+
+- `claim` {worker_id, lease_seconds, queue}: 201 (202 on a cluster that did
+  not store it on every copy) with the claimed job, or 409 (not claimable,
+  not due, another queue's, lost a race).
+- `heartbeat` {worker_id, rev, lease_seconds}, `log` {msg}, `progress`
+  {progress}, `complete` {worker_id, rev, result?}, `fail` {worker_id, rev,
+  error, retry?}, `release` {worker_id, rev}: the moves of a held job; 409
+  when the job is no longer held at that revision.
+- `expire` {}: takes back a running job whose lease or timeout has run out by
+  the server's clock: {state, why: "stall" | "timeout", stalls}.
+- `requeue` {}: a failed or complete job back to waiting, a fresh start.
+
+Views: `pending` [path, -priority, due] -> run_at (claimable jobs, one row per
+queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
+[path, state] -> _count; `jobs_by_state` [state, since] and `jobs_by_queue`
+[path, state, since] -> a job summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .couch import Database, UpdateResult
+from .jobs import WORKER_DOC_PREFIX, now_ms
+
+DDOC = "queshot"
+PENDING = "pending"  # the seed's `view` option names another view of the same shape
+JOBS_BY_STATE = "jobs_by_state"
+JOBS_BY_QUEUE = "jobs_by_queue"
+DASHBOARD_PATH = f"_design/{DDOC}/index.html"
+# The handlers after which a held job is no longer its worker's to write.
+FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
+# What a worker's feed needs: jobs becoming claimable, and claims (what rivals take).
+FEED_SELECTOR = {"state": {"$in": ["inactive", "active"]}}
+
+
+# -- update handlers ----------------------------------------------------------------
+
+
+def claim(
+    db: Database,
+    job_id: str,
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    queue: list[str],
+    w: int,
+) -> UpdateResult:
+    """Claim a waiting, due job of `queue` (or of a queue under it) for
+    `worker_id`, stored on `w` copies before a 201."""
+    body = {"worker_id": worker_id, "lease_seconds": lease_seconds, "queue": queue}
+    return db.update(DDOC, "claim", job_id, body, w=w)
+
+
+def call(db: Database, handler: str, job_id: str, body: dict[str, Any]) -> UpdateResult:
+    """One of the handlers that act on a job: heartbeat, log, progress,
+    complete, fail, release (see the module's docstring for their bodies)."""
+    return db.update(DDOC, handler, job_id, body)
+
+
+def expire(db: Database, job_id: str) -> dict[str, Any]:
+    """Take back a running job whose lease or timeout has run out; what
+    the handler did ({state, why, stalls}). Conflict if it has not run out."""
+    answer = db.update(DDOC, "expire", job_id, {}).body
+    return answer if isinstance(answer, dict) else {}
+
+
+def requeue(db: Database, job_id: str) -> UpdateResult:
+    """A failed or complete job back to waiting, attempts and stalls reset."""
+    return db.update(DDOC, "requeue", job_id, {})
+
+
+def completed(claimed: dict[str, Any], rev: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The document the `complete` handler would store for a job still at its
+    claimed revision (`claimed` is that stored document), with `body` as the
+    handler's body: written back in `_bulk_docs` batches instead of one
+    handler call each. `completed_at` is this machine's clock rather than the
+    server's. tests/test_protocol.py runs the handler to keep the two equal."""
+    doc = {
+        name: value
+        for name, value in claimed.items()
+        if name in ("_id", "_attachments") or not name.startswith("_")
+    }
+    doc.update(_rev=rev, state="complete", completed_at=now_ms(), progress=100)
+    doc.update(lease_expires_at=None)
+    if "result" in body:
+        doc["result"] = body["result"]
+    return doc
+
+
+# -- views ------------------------------------------------------------------------------
+
+
+def pending_rows(
+    db: Database, view: str, path: list[str], startkey: list[Any], limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` rows of a pending view for queue `path` from `startkey`:
+    {id, key: [path, -priority, due], value: run_at or None}."""
+    return db.view(DDOC, view, startkey=startkey, endkey=[path, {}], limit=limit, reduce=False)[
+        "rows"
+    ]
+
+
+def warm_up(db: Database, view: str = PENDING) -> None:
+    """Build (or wait for) a view's index."""
+    db.view(DDOC, view, limit=1, reduce=False)
+
+
+def expired_leases(db: Database, limit: int) -> list[dict[str, Any]]:
+    """Running jobs whose deadline (lease end or timeout) has passed by this
+    machine's clock: {id, value: worker_id}. Only nominees: `expire` decides
+    by the server's clock."""
+    return db.view(DDOC, "leases", endkey=now_ms(), limit=limit)["rows"]
+
+
+def unsettled(db: Database) -> int:
+    """Jobs waiting or running, all queues (two view totals)."""
+    pending = db.view(DDOC, PENDING, limit=0)["total_rows"]
+    return pending + db.view(DDOC, "leases", limit=0)["total_rows"]
+
+
+def counts(db: Database, path: list[str] | None = None) -> list[dict[str, Any]]:
+    """Jobs per queue path and state ({key: [path, state], value: count}),
+    of one exact path or of every queue."""
+    if path is None:
+        return db.view(DDOC, "stats", group_level=2)["rows"]
+    return db.view(DDOC, "stats", startkey=[path], endkey=[path, {}], group_level=2)["rows"]
+
+
+def listing_range(
+    state: str | None, queue: list[str] | None, until: int | None = None
+) -> tuple[str, list[Any], list[Any]]:
+    """The view and key range of jobs in `state` (any, if None) of `queue`
+    (exactly that path; any queue if None) that entered it no later than `until`."""
+    prefix: list[Any] = [queue] if queue is not None else []
+    if state is not None:
+        prefix.append(state)
+    end = [*prefix, {} if until is None else until]
+    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), prefix, end
+
+
+def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of a jobs_by_* view: {id, key: [..., since], value: summary}."""
+    return db.view(DDOC, view, **params)["rows"]
+
+
+# -- worker status documents --------------------------------------------------------------
+
+
+def status_id(worker_id: str) -> str:
+    return WORKER_DOC_PREFIX + worker_id
+
+
+def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, document) of every worker status document."""
+    rows = db.all_docs(
+        startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0", include_docs=True
+    )["rows"]
+    for row in rows:
+        yield row["id"], row.get("doc") or {}

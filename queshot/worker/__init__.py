@@ -1,0 +1,302 @@
+"""Workers: claim jobs through the `claim` update handler, run a Python
+handler on each, and write the outcome back under the same rules.
+
+`Worker` only starts, stops and connects its parts; each part is a room of
+its own, with its own loop where it has a thread:
+
+- `dispatch.Dispatcher` claims for free slots (candidates from
+  `picking.Picker`, each claim by `claiming.Claimer`, contested ones settled
+  by `settling.Settler`);
+- `running.JobRunner` runs each job in its own thread and writes its outcome
+  (completions batched by `completions.CompletionWriter`);
+- `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
+  takes back everyone's expired ones;
+- `feed.FeedListener` follows `_changes`, waking the dispatcher and telling
+  the picker what rivals took;
+- `status.StatusReporter` keeps the worker's status document.
+
+Connection faults are never fatal: every part retries through one `Outage`
+(`connection.Retrier`), so an outage is one log line per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..couch import Outage
+from ..jobs import QueueError
+from ..protocol import PENDING
+from .claiming import Claimer
+from .completions import CompletionWriter
+from .connection import Retrier
+from .dispatch import Dispatcher
+from .feed import FeedListener
+from .handlers import handler_source
+from .job import Job, JobWriter, RunningJobs, WorkerStats
+from .leases import Heartbeats, Reaper
+from .picking import Picker
+from .running import JobRunner
+from .settling import Settler
+from .status import StatusReporter
+
+if TYPE_CHECKING:
+    from ..queue import Queue
+
+__all__ = ["Job", "Worker", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+LAST_RELEASE_SECONDS = 1.5  # what a second signal leaves for giving running jobs back
+OUTCOME_GIVE_UP_SECONDS = 1.0  # how long a stop waits for halted outcome writers to say so
+
+
+class Worker:
+    """Runs `handler(job)` for the jobs of `queue`, up to `concurrency` at once.
+
+    Seed controls: `wake_up()` (look for jobs now), `go_to_sleep()` (stop
+    looking until woken or a job arrives), `pause()` / `resume()` (claim
+    nothing until resumed; running jobs go on). `run()` blocks and handles
+    SIGTERM/SIGINT; `start()` / `stop()` are the non-blocking pair."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Callable[[Job], Any] | str,
+        *,
+        reload: bool = False,
+        name: str | None = None,
+        concurrency: int = 1,
+        lease_seconds: float | None = None,
+        poll_interval: float = 5.0,
+        reap_interval: float | None = None,
+        shutdown_grace: float = 30.0,
+        feed_heartbeat: float = 2.0,
+    ) -> None:
+        if queue.writeonly:
+            raise QueueError(f"queue {queue.name!r} is writeonly: it cannot create workers")
+        if concurrency < 1:
+            raise QueueError(f"concurrency must be >= 1 (got {concurrency})")
+        self.queue = queue
+        self.db = queue.db
+        self.handlers = handler_source(handler, reload)
+        host = socket.gethostname()
+        self.name = name or f"{host}-{os.getpid()}"
+        self.id = f"{self.name}:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds or queue.lease_seconds
+        self.poll_interval = poll_interval
+        self.reap_interval = reap_interval or max(1.0, self.lease_seconds / 2)
+        self.shutdown_grace = shutdown_grace
+        self.feed_heartbeat = feed_heartbeat
+        self.stats = WorkerStats()
+        self.fatal: Exception | None = None
+        self.replicas = 1
+
+        self._stopping = threading.Event()  # no more claims
+        self._halt = threading.Event()  # background threads end
+        self._stop_requested = threading.Event()
+        self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
+        self._retrying = Retrier(self._outage, self._halt)
+        self.running = RunningJobs(concurrency)
+        self.writer = JobWriter(self.db, self.id, self._retrying)
+        self.picker = Picker(self.db, queue)
+        self.runner = JobRunner(
+            self.db,
+            handlers=self.handlers,
+            writer=self.writer,
+            completions=CompletionWriter(
+                self.db, retrying=self._retrying, halt=self._halt, running=self.running.__len__
+            ),
+            running=self.running,
+            stats=self.stats,
+            autoremove=queue.autoremove,
+            on_done=self.wake_up,
+        )
+        self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
+        self.claimer = Claimer(
+            self.db,
+            writer=self.writer,
+            path=queue.path,
+            lease_seconds=self.lease_seconds,
+            settler=self.settler,
+            retrying=self._retrying,
+            stats=self.stats,
+            start=self.runner.start,
+        )
+        self.dispatcher = Dispatcher(
+            picker=self.picker,
+            claimer=self.claimer,
+            running=self.running,
+            start_jobs=self.runner.start,
+            outage=self._outage,
+            poll_interval=poll_interval,
+            stopping=self._stopping,
+            halt=self._halt,
+            on_fatal=self._fail_fatally,
+        )
+        self.reaper = Reaper(
+            self.db,
+            interval=self.reap_interval,
+            lease_seconds=self.lease_seconds,
+            stats=self.stats,
+            outage=self._outage,
+            halt=self._halt,
+        )
+        self._heartbeats = Heartbeats(
+            self.db,
+            running=self.running,
+            writer=self.writer,
+            settler=self.settler,
+            lease_seconds=self.lease_seconds,
+            outage=self._outage,
+            halt=self._halt,
+        )
+        self._feed = FeedListener(
+            self.db,
+            path=queue.path,
+            hints=queue.view == PENDING,
+            picker=self.picker,
+            wake=self.dispatcher.job_offered,
+            heartbeat=feed_heartbeat,
+            poll_interval=poll_interval,
+            outage=self._outage,
+            halt=self._halt,
+            on_fatal=self._fail_fatally,
+        )
+        self._status = StatusReporter(
+            self.db,
+            worker_id=self.id,
+            name=self.name,
+            queues=queue.name,
+            concurrency=concurrency,
+            lease_seconds=self.lease_seconds,
+            describe=lambda: {"jobs": self.running_jobs, "paused": self.paused},
+            outage=self._outage,
+            halt=self._halt,
+        )
+        self._threads: list[threading.Thread] = []
+
+    def __repr__(self) -> str:
+        return f"Worker({self.id!r}, queue={self.queue.name!r})"
+
+    # -- seed controls ---------------------------------------------------------------
+
+    def wake_up(self) -> None:
+        self.dispatcher.wake_up()
+
+    def go_to_sleep(self) -> None:
+        self.dispatcher.go_to_sleep()
+
+    def pause(self) -> None:
+        self.dispatcher.pause()
+
+    def resume(self) -> None:
+        self.dispatcher.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self.dispatcher.paused
+
+    @property
+    def running_jobs(self) -> list[str]:
+        return self.running.ids()
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start claiming in background threads; returns at once."""
+        self.replicas = self.settler.replicas = self.claimer.replicas = self.db.replicas()
+        self._status.write()
+        self.handlers.start()
+        # The feed is not joined on stop: it ends at its next heartbeat.
+        self._threads = [
+            self._thread(part.run, name)
+            for part, name in (
+                (self.dispatcher, "dispatch"),
+                (self._heartbeats, "heartbeat"),
+                (self.reaper, "reaper"),
+                (self.runner.completions, "complete"),
+                (self._status, "status"),
+            )
+        ]
+        self._thread(self._feed.run, "changes")
+        log.info(
+            "worker %s on queue %s (concurrency %d, lease %ss, n=%d)",
+            self.id,
+            self.queue.name,
+            self.concurrency,
+            self.lease_seconds,
+            self.replicas,
+        )
+
+    @staticmethod
+    def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let running jobs finish within `grace` seconds, give
+        back (release) those that cannot, and end the background threads."""
+        grace = self.shutdown_grace if grace is None else grace
+        self._stopping.set()
+        self.dispatcher.stop()
+        deadline = time.monotonic() + grace
+        while len(self.running) and time.monotonic() < deadline:
+            self.running.slot_freed.wait(0.1)
+            self.running.slot_freed.clear()
+        # Halt first: a job thread retrying its outcome through an outage holds
+        # the job's lock until halted, and releasing needs that lock.
+        self._halt.set()
+        self.runner.release_all()
+        # Jobs whose handler returned stop retrying their outcome once halted.
+        self.running.wait_while(lambda job: job.returned, OUTCOME_GIVE_UP_SECONDS)
+        self.dispatcher.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._status.remove()
+        self.handlers.close()
+        log.info("worker %s stopped: %s", self.id, self.stats.summary())
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (graceful; a second signal gives the running
+        jobs back and exits) or a fatal error (wrong credentials, missing
+        design doc), which is raised."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+        self.start()
+        while not self._stop_requested.wait(0.5):
+            pass
+        self.stop()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def reap(self) -> int:
+        """Take back expired jobs now (the reaper does it every `reap_interval`)."""
+        return self.reaper.reap()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requested.is_set():
+            log.warning("second signal: giving back the running jobs, then exiting")
+            self.runner.release_all(within=LAST_RELEASE_SECONDS)
+            os._exit(1)
+        log.info("signal %d: finishing running jobs (up to %ss)", signum, self.shutdown_grace)
+        self._stop_requested.set()
+
+    def _fail_fatally(self, exc: Exception) -> None:
+        log.error("worker %s cannot go on: %s", self.id, exc)
+        self.fatal = exc
+        self._stopping.set()
+        self._stop_requested.set()

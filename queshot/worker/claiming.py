@@ -1,0 +1,140 @@
+"""One claim, start to finish: the `claim` update handler with `w` = the
+database's `n`; any 409 is "not yours"; only a 201 is ownership; a 202, or a
+claim whose answer was lost, is settled from every copy (`settling.py`)
+before the job may run."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import protocol
+from ..couch import (
+    Conflict,
+    CouchError,
+    Database,
+    Forbidden,
+    NotFound,
+    ServerError,
+    ServerUnreachable,
+)
+from .connection import Retrier
+from .job import Job, JobWriter, WorkerStats
+from .settling import Settler, Undecided
+
+log = logging.getLogger(__name__)
+
+SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202
+
+
+class Claimer:
+    """Claims jobs of queue `path` for the worker `writer.worker_id`, with
+    leases of `lease_seconds`. A claim decided only later (a node holding a
+    copy went away while it was in flight) is handed to `start` once won."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        writer: JobWriter,
+        path: list[str],
+        lease_seconds: float,
+        settler: Settler,
+        retrying: Retrier,
+        stats: WorkerStats,
+        start: Callable[[Job], None],
+    ) -> None:
+        self.db = db
+        self.writer = writer
+        self.path = path
+        self.lease_seconds = lease_seconds
+        self.replicas = 1  # the database's n (claims carry w = n), set when the worker starts
+        self.settler = settler
+        self.retrying = retrying
+        self.stats = stats
+        self._start = start
+
+    def claim(self, job_id: str) -> Job | None:
+        """The job, if this worker now holds it; None if not (or not yet)."""
+        self.stats.add("claim_attempts")
+        sent_at = time.monotonic()
+        try:
+            result = protocol.claim(
+                self.db,
+                job_id,
+                worker_id=self.writer.worker_id,
+                lease_seconds=self.lease_seconds,
+                queue=self.path,  # the handler refuses other queues' jobs
+                w=self.replicas,
+            )
+        except (Conflict, NotFound):
+            self.stats.add("claim_conflicts")
+            return None
+        except Forbidden:
+            # pouchdb-server runs validate_doc_update against the newest revision
+            # rather than the one the handler read, so a claim that lost the race
+            # to a claim *and* a completion is refused as "complete -> active"
+            # (403) where CouchDB answers 409. Refused either way; fatal only if
+            # the job is still waiting (then the refusal is about us).
+            current = self.db.get_or_none(job_id)
+            if current is not None and current.get("state") == "inactive":
+                raise
+            self.stats.add("claim_conflicts")
+            return None
+        except (ServerUnreachable, ServerError) as exc:
+            # The answer is lost, not necessarily the claim. Left unsettled, a
+            # stored claim would keep the job held by this worker, unrun, until
+            # its lease ran out.
+            self.retrying.outage.failed(exc)
+            result = None
+        if result is None:
+            log.info("claim of %s: answer lost; settling once CouchDB answers", job_id)
+        elif result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
+            self.stats.add("claims_won")
+            return self.writer.job(result.body["job"], result.new_rev)
+        else:  # 202: stored, but not on every copy; ownership unknown until settled.
+            log.info("claim of %s answered %d: settling", job_id, result.status)
+            time.sleep(SETTLE_DELAY)
+        my_rev = result.new_rev if result else None
+        try:
+            doc = self.retrying(lambda: self.settler.resolve(job_id, my_rev, sent_at=sent_at))
+        except Undecided as exc:
+            # Claims sent from now on can be decided: let them go on, and
+            # decide this one once its copies answer (or give it up).
+            log.info("claim of %s cannot be decided yet (%s); deciding it apart", job_id, exc)
+            threading.Thread(
+                target=self._settle_apart, args=(job_id, my_rev, sent_at), daemon=True
+            ).start()
+            return None
+        return self._settled(doc)
+
+    def _settled(self, doc: dict[str, Any] | None) -> Job | None:
+        if doc is None:
+            self.stats.add("claim_conflicts")
+            return None
+        self.stats.add("claims_won")
+        return self.writer.job(doc, doc["_rev"])
+
+    def _settle_apart(self, job_id: str, my_rev: str | None, sent_at: float) -> None:
+        """Decide a claim that was in flight as a node holding a copy of the
+        job went away: wait for the node (up to the settler's patience), and
+        run the job if the claim won. Meanwhile its slot went to other claims,
+        so the worker may run one job more than its concurrency for a while."""
+        try:
+            job = self._settled(
+                self.retrying(lambda: self.settler.settle(job_id, my_rev, sent_at=sent_at))
+            )
+        except Undecided as exc:
+            self.stats.add("claim_conflicts")
+            log.warning(
+                "claim of %s undecided (%s): not run, its lease brings it back", job_id, exc
+            )
+            return
+        except CouchError as exc:
+            log.warning("claim of %s not settled (%s): its lease brings it back", job_id, exc)
+            return
+        if job is not None:
+            self._start(job)

@@ -1,0 +1,188 @@
+"""The dispatch loop: while slots are free and the worker is not paused or
+asleep, pick candidates (`picking.py`), claim them (`claiming.py`) and hand
+the jobs won to the runner. The seed's controls (wake up, go to sleep,
+pause, resume) act here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..couch import (
+    CouchError,
+    Forbidden,
+    NotFound,
+    Outage,
+    ServerError,
+    ServerUnreachable,
+    Unauthorized,
+)
+from ..jobs import now_ms
+from .claiming import Claimer
+from .connection import MAX_RETRY_DELAY
+from .job import Job, RunningJobs
+from .picking import Picker
+
+log = logging.getLogger(__name__)
+
+ROUND_GATHER = 0.005  # seconds a dispatcher waits for more slots once one is free
+
+
+class Dispatcher:
+    """Claims for `running`'s free slots until `stopping` is set. `start_jobs`
+    runs the jobs won; `on_fatal` is told of an error no retry can mend
+    (credentials refused, design docs missing), after which the loop ends."""
+
+    def __init__(
+        self,
+        *,
+        picker: Picker,
+        claimer: Claimer,
+        running: RunningJobs,
+        start_jobs: Callable[..., None],
+        outage: Outage,
+        poll_interval: float,
+        stopping: threading.Event,
+        halt: threading.Event,
+        on_fatal: Callable[[Exception], None],
+    ) -> None:
+        self.picker = picker
+        self.claimer = claimer
+        self.running = running
+        self.poll_interval = poll_interval
+        self._start_jobs = start_jobs
+        self._outage = outage
+        self._stopping = stopping
+        self._halt = halt
+        self._on_fatal = on_fatal
+        self._wake = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._asleep = False
+        self._claims = ThreadPoolExecutor(running.concurrency, thread_name_prefix="queshot-claim")
+
+    # -- the seed's controls ----------------------------------------------------------
+
+    def wake_up(self) -> None:
+        self._asleep = False
+        self._wake.set()
+
+    def go_to_sleep(self) -> None:
+        self._asleep = True
+        self._wake.clear()
+
+    def pause(self) -> None:
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self.wake_up()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def job_offered(self) -> None:
+        """The feed saw a job of this queue become claimable."""
+        self._asleep = False
+        self._wake.set()
+
+    def stop(self) -> None:
+        """No more claims: the loop (its `stopping` set) ends at its next turn."""
+        self._resumed.set()
+        self._wake.set()
+
+    def close(self) -> None:
+        self._claims.shutdown(wait=False)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            if not self._resumed.is_set():
+                self._resumed.wait(0.5)
+                continue
+            free = self.running.free
+            if free <= 0:
+                self.running.slot_freed.wait(1.0)
+                self.running.slot_freed.clear()
+                if len(self.running):
+                    # Jobs completed in one batch free their slots one by one:
+                    # a moment's wait lets one round claim for all of them.
+                    self._halt.wait(ROUND_GATHER)
+                continue
+            if self._asleep:
+                self._wake.wait(self.poll_interval)
+                self._asleep = False
+                continue
+            self._wake.clear()
+            try:
+                delay = self.picker.hint_delay()
+                if delay:
+                    self._halt.wait(delay)
+                candidates, from_view = self.picker.next_round(free)
+                claimed = self._claim_some(candidates, free, from_view=from_view)
+                self._outage.answered()
+                backoff = 0.2
+            except (ServerUnreachable, ServerError) as exc:
+                self._outage.failed(exc)
+                self._halt.wait(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_DELAY)
+                continue
+            except (Unauthorized, Forbidden) as exc:
+                self._on_fatal(exc)
+                return
+            except NotFound as exc:
+                self._on_fatal(CouchError(f"{exc} - are the design docs pushed? (`queshot push`)"))
+                return
+            if not claimed and (not candidates or (not from_view and self.picker.drained)):
+                # Nothing to claim, or only hints that rivals won since a read
+                # found nothing (the feed would have named anything newer).
+                wait = self.poll_interval
+                next_due = self.picker.next_due
+                if next_due is not None:
+                    wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
+                self._wake.wait(wait)
+
+    def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
+        """Claim candidates until `free` jobs are won, as many claims at once
+        as slots are free; the jobs won in one go start together, so that
+        short ones also finish together and share a completion batch. A batch
+        lost whole ends the round: the rest of the page is likely taken too,
+        and the feed has not said so yet."""
+        claimed = attempts = 0
+        rest = list(candidates)
+        failure: Exception | None = None
+        while rest and claimed < free and failure is None:
+            if self._stopping.is_set() or not self._resumed.is_set():
+                break
+            rest = self.picker.still_open(rest)
+            if not rest:
+                break
+            batch, rest = rest[: free - claimed], rest[free - claimed :]
+            attempts += len(batch)
+            won: list[Job] = []
+            for future in [self._claims.submit(self.claimer.claim, job_id) for job_id in batch]:
+                try:
+                    job = future.result()
+                except Exception as exc:  # raised below, once every won job is started
+                    failure = failure or exc
+                    continue
+                if job is not None:
+                    won.append(job)
+            self._start_jobs(*won)
+            claimed += len(won)
+            if not won:  # rivals are ahead of the feed on these rows: read afresh
+                rest = []
+        self.picker.round_done(
+            from_view=from_view,
+            attempts=attempts,
+            claimed=claimed,
+            unused=rest if failure is None else [],
+        )
+        if failure is not None:
+            raise failure
+        return claimed

@@ -1,0 +1,44 @@
+"""Where a worker gets the handler it runs for each job: one callable for
+good, or (dev mode) the current version of a module re-imported on change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..reload import ReloadingHandler, load_handler
+
+
+class HandlerSource(Protocol):
+    """`get()` the handler for the next job; `start()` / `close()` any watching."""
+
+    def get(self) -> Callable[..., Any]: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StaticHandler:
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        self._handler = handler
+
+    def get(self) -> Callable[..., Any]:
+        return self._handler
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def handler_source(handler: Callable[..., Any] | str, reload: bool) -> HandlerSource:
+    """A handler given as a callable or as "package.module:callable"; with
+    `reload`, its module (and the project modules it imports) are re-imported
+    on change: running jobs keep the code they started with."""
+    if not reload:
+        return StaticHandler(load_handler(handler) if isinstance(handler, str) else handler)
+    if not isinstance(handler, str):
+        handler = f"{handler.__module__}:{handler.__qualname__}"
+    return ReloadingHandler(handler)

@@ -1,0 +1,164 @@
+"""Running jobs and writing their outcomes: each claimed job runs its handler
+in a thread of its own (daemon, so a handler that never returns cannot keep
+the process alive after shutdown), and its result or failure is written back
+under the design doc's rules. This part does no claiming and no listening."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .. import protocol
+from ..couch import Conflict, CouchError, Database
+from .completions import CompletionWriter
+from .handlers import HandlerSource
+from .job import Job, JobWriter, RunningJobs, WorkerStats
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    """Runs `handlers.get()(job)` for claimed jobs and records each outcome:
+    `complete` (batched through `completions` while the job is untouched
+    since its claim), `fail`, or `release` when given back unfinished.
+    `on_done` is called as each job's slot frees."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        handlers: HandlerSource,
+        writer: JobWriter,
+        completions: CompletionWriter,
+        running: RunningJobs,
+        stats: WorkerStats,
+        autoremove: bool,
+        on_done: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.writer = writer
+        self.completions = completions
+        self.running = running
+        self.stats = stats
+        self.autoremove = autoremove
+        self._on_done = on_done
+
+    def start(self, *jobs: Job) -> None:
+        """Run jobs, each in its own thread; all are registered as running
+        first (the completion batch counts on it)."""
+        self.running.add(jobs)
+        for job in jobs:
+            threading.Thread(
+                target=self._run, args=(job,), name=f"queshot-job-{job.id}", daemon=True
+            ).start()
+
+    def _run(self, job: Job) -> None:
+        outcome = "abandoned"
+        try:
+            handler = self.handlers.get()
+            try:
+                result = handler(job)
+                job.returned = True
+                json.dumps(result, allow_nan=False)
+            except Exception as exc:  # the handler's failure is the job's outcome
+                job.returned = True
+                error = {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "traceback": traceback.format_exc(),
+                }
+                outcome = self._finish(job, "fail", {"error": error})
+            else:
+                body = {} if result is None else {"result": result}
+                outcome = self._finish(job, "complete", body)
+        except CouchError as exc:  # e.g. still unreachable when the worker stopped
+            log.error("job %s: outcome not recorded (%s); its lease brings it back", job.id, exc)
+        except Exception:
+            log.exception("job %s: could not record its outcome", job.id)
+        finally:
+            duration = time.monotonic() - job.started
+            self.running.discard(job)
+            self._on_done()
+            log.info("job %s %s in %.3f s", job.id, outcome, duration)
+
+    def _finish(self, job: Job, handler: str, body: dict[str, Any]) -> str:
+        if handler == "complete":
+            response = self._complete(job, body)
+        else:
+            response = self.writer.write(job, handler, body)
+        if response is None:
+            self.stats.add("abandoned")
+            return f"abandoned ({job.abandoned or 'released at shutdown'})"
+        if handler == "complete":
+            self.stats.add("completed")
+            if self.autoremove:
+                try:
+                    self.writer.retrying(lambda: self.db.delete(job.id, job.rev))
+                except Conflict:
+                    log.info("job %s changed after completing; not removed", job.id)
+            return "complete"
+        if isinstance(response.body, dict) and response.body.get("state") == "inactive":
+            self.stats.add("retried")
+            return f"failed, retry {job.attempts + 1} scheduled"
+        self.stats.add("failed")
+        return "failed"
+
+    def _complete(self, job: Job, body: dict[str, Any]) -> Any:
+        """Complete a held job. If nothing was written to it since the claim
+        (no heartbeat, log or progress: the common short job), the stored
+        document is known, so the completed document is written back through
+        `_bulk_docs`, batched with other jobs', against the claim's revision: a
+        job someone else changed still answers 409 (abandoned, as with the
+        handler), and validate_doc_update still rules. One round trip per batch
+        instead of one handler call per job. Otherwise, or if the batch refused
+        it for another reason, or if the worker halts before the batch is
+        written (a job claimed during shutdown), the `complete` handler."""
+        with job.lock:
+            if not job.abandoned and job.rev == job.claimed_rev:
+                doc = protocol.completed(job.claimed_doc, job.rev, body)
+                result = self.completions.write(doc)
+                if result.get("rev") and not result.get("error"):
+                    job.rev, job.finished = result["rev"], True
+                    return result
+                if result.get("error") == "conflict":
+                    own = self.writer.own_completion(job, body)
+                    if own is None:
+                        self.writer.abandon(job, "changed by someone else", "complete")
+                    return own
+                log.info("job %s: batched completion not written (%s); via handler", job.id, result)
+        return self.writer.write(job, "complete", body)
+
+    def release(self, job: Job) -> None:
+        """Give a job back unrun (its attempt not counted); it is abandoned here
+        either way. A job whose handler has returned is left to its own thread,
+        which is writing its outcome (or says why it could not)."""
+        if job.returned:
+            return
+        try:
+            if self.writer.write(job, "release", {}, retry=False) is not None:
+                self.stats.add("released")
+                log.info("job %s released unfinished", job.id)
+        except CouchError as exc:
+            log.warning("job %s: release failed (%s); its lease will bring it back", job.id, exc)
+        with job.lock:
+            job.abandoned = job.abandoned or "released at shutdown"
+
+    def release_all(self, *, within: float | None = None) -> None:
+        """Release every running job, all at once, waiting at most `within`
+        seconds (None: until done); a job not released by then comes back
+        by its lease."""
+        threads = [
+            threading.Thread(target=self.release, args=(job,), daemon=True)
+            for job in self.running.jobs()
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = None if within is None else time.monotonic() + within
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

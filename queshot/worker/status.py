@@ -1,0 +1,87 @@
+"""The worker's status document: a small document saying that the worker is
+alive, what it holds and whether it is paused, for `queshot workers` and the
+dashboard, rewritten every third of a lease from a loop of its own."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .. import protocol
+from ..couch import Conflict, CouchError, Database, Outage, ServerError, ServerUnreachable
+from ..jobs import WORKER_TYPE, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class StatusReporter:
+    """Writes the status document of the worker `worker_id`; `describe()`
+    gives the fields that change (jobs held, paused)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        worker_id: str,
+        name: str,
+        queues: str | list[str],
+        concurrency: int,
+        lease_seconds: float,
+        describe: Callable[[], dict[str, Any]],
+        outage: Outage,
+        halt: threading.Event,
+    ) -> None:
+        self.db = db
+        self.id = protocol.status_id(worker_id)
+        self.every = max(1.0, lease_seconds / 3)
+        self._fixed = {
+            "type": WORKER_TYPE,
+            "name": name,
+            "worker_id": worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": queues,
+            "concurrency": concurrency,
+            "lease_seconds": lease_seconds,
+        }
+        self._describe = describe
+        self._outage = outage
+        self._halt = halt
+        self._rev: str | None = None
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            self.write()
+
+    def write(self) -> None:
+        doc: dict[str, Any] = {
+            "_id": self.id,
+            **self._fixed,
+            **self._describe(),
+            "last_seen": now_ms(),
+        }
+        if self._rev:
+            doc["_rev"] = self._rev
+        try:
+            try:
+                self._rev = self.db.save(doc)
+            except Conflict:  # an earlier save landed but its answer was lost
+                current = self.db.get_or_none(self.id)
+                self._rev = current["_rev"] if current else None
+            self._outage.answered()
+        except (ServerUnreachable, ServerError) as exc:
+            self._outage.failed(exc)
+        except CouchError as exc:  # never let it end the loop
+            log.warning("status document not written: %s", exc)
+
+    def remove(self) -> None:
+        if not self._rev:
+            return
+        try:
+            self.db.delete(self.id, self._rev)
+        except CouchError as exc:
+            log.debug("status document not removed: %s", exc)
