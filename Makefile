@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEV_PORT ?= 5989
 export QUESHOT_DEV_PORT ?= $(DEV_PORT)
 
-.PHONY: setup dev-server dev-server-stop push-designdocs demo test lint bench dev
+.PHONY: setup dev-server dev-server-stop push-designdocs demo test test-quick lint bench dev
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -50,6 +50,10 @@ endif
 
 test: setup
 	$(BIN)/pytest -q
+
+# Everything but the race, chaos, outage and cluster runs (a few minutes less).
+test-quick: setup
+	$(BIN)/pytest -q -m "not slow and not cluster"
 
 lint: setup
 	$(BIN)/ruff check queshot tests

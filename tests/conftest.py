@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from queshot import Queue, Worker, designdocs
+from queshot import Queue, Worker, designdocs, sync
 from queshot.couch import Couch, Database
 from queshot.devserver import DevServer
 from queshot.localcouch import LocalCluster
@@ -76,7 +76,7 @@ def db_name(couch: Couch) -> Iterator[str]:
 
 def queue_database(couch: Couch, name: str) -> Database:
     """Database `name` with queshot's design docs and security pushed."""
-    designdocs.push(couch, [name], designdocs.load())
+    sync.push(couch, [name], designdocs.load())
     return couch.database(name)
 
 
@@ -200,7 +200,7 @@ def push_variant(couch: Couch, db_name: str, tmp_path: Path) -> Callable[..., Da
         source = tmp_path / "designdocs"
         shutil.copytree(designdocs.default_source(), source)
         edit(source / "queshot")
-        designdocs.push(couch, [db_name], designdocs.load(source))
+        sync.push(couch, [db_name], designdocs.load(source))
         return couch.database(db_name)
 
     return push
@@ -211,6 +211,6 @@ def module_db(couch: Couch) -> Iterator[Database]:
     """One database with the design docs for a whole test module, for tests that
     each write their own documents (a fresh one per test costs ~0.2 s)."""
     name = f"queshot_test_{uuid.uuid4().hex[:12]}"
-    designdocs.push(couch, [name], designdocs.load())
+    sync.push(couch, [name], designdocs.load())
     yield couch.database(name)
     couch.database(name).drop()

@@ -15,7 +15,8 @@ import pytest
 from queshot import admin
 from queshot.cli import main
 from queshot.couch import Database
-from queshot.queue import Queue, now_ms
+from queshot.jobs import now_ms
+from queshot.queue import Queue
 from queshot.worker import Worker
 
 MINUTE = 60_000

@@ -13,7 +13,7 @@ from queshot.couch import Couch
 
 def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
-    argv = ["bench", "--url", server_url, "--jobs", "200", "--workers", "2"]
+    argv = ["bench", "--url", server_url, "--jobs", "1500", "--workers", "2"]
     argv += ["--concurrency", "2", "--seconds", "1", "--contention", "1,2"]
     argv += ["--contention-jobs", "20", "--latency-jobs", "5", "--json", str(out)]
 

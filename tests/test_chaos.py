@@ -24,7 +24,7 @@ from recording import count_events
 
 from queshot import Queue
 from queshot.couch import Couch, CouchError, Database
-from queshot.worker import WORKER_DOC_PREFIX
+from queshot.jobs import WORKER_DOC_PREFIX
 
 JOBS = 2000
 DOOMED = 0.03  # fail on every attempt, max_attempts 1: must end failed

@@ -16,7 +16,6 @@ from conftest import running, wait_until
 
 from queshot import Queue
 from queshot.couch import Database
-from queshot.settling import winning_revision
 from queshot.worker import Job
 
 
@@ -30,17 +29,6 @@ class RecordingDatabase(Database):
     def update(self, ddoc: str, handler: str, doc_id: str, body: Any = None, **params: Any):
         self.update_params.append((handler, params))
         return super().update(ddoc, handler, doc_id, body, **params)
-
-
-def test_winning_revision_is_couchdbs_rule() -> None:
-    leaves = [
-        {"_rev": "2-aaa", "worker_id": "a"},
-        {"_rev": "2-fff", "worker_id": "b"},
-        {"_rev": "3-000", "_deleted": True},
-    ]
-    assert winning_revision(leaves)["worker_id"] == "b"
-    assert winning_revision([*leaves, {"_rev": "3-111", "worker_id": "c"}])["worker_id"] == "c"
-    assert winning_revision([]) is None
 
 
 def test_claims_carry_w_equal_to_the_databases_n(db: Database) -> None:
@@ -124,7 +112,7 @@ def test_a_second_branch_ends_with_one_runner_and_no_branch(push_variant, winner
         settled = worker_b.settler.settle(job_id, branch["_rev"], sent_at=time.monotonic())
         if winner == "other worker":
             assert settled is not None and settled["worker_id"] == worker_b.id
-            worker_b._start_job(Job(worker_b, settled, settled["_rev"]))
+            worker_b.runner.start(worker_b.writer.job(settled, settled["_rev"]))
             wait_until(lambda: worker_a.stats.abandoned == 1 or worker_a.running_jobs == [])
         else:
             assert settled is None

@@ -7,6 +7,7 @@ so a script that CouchDB would block fails here too."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,8 @@ from conftest import COUCHDB_BIN, REAL_COUCHDB, wait_until
 
 from queshot import admin
 from queshot.couch import Couch, Database, safe_url
-from queshot.queue import Queue, now_ms
+from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms
+from queshot.queue import Queue
 from queshot.worker import Job, Worker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,7 +40,8 @@ WAIT_MS = 10_000
 
 
 def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
-    """They are Jinja templates when pushed; nothing in them may change."""
+    """They are Jinja templates when pushed; nothing in them may change, but
+    for defaults.js, which is the queue's constants rendered."""
     for name, content_type in (
         ("index.html", "text/html"),
         ("app.js", "javascript"),
@@ -47,6 +50,13 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         response = couch.request("GET", f"/{db.name}/_design/queshot/{name}")
         assert content_type in response.headers["content-type"]
         assert response.text == (ATTACHMENTS / name).read_text()
+
+
+def test_the_dashboard_has_the_queues_constants(couch: Couch, db: Database) -> None:
+    text = couch.request("GET", f"/{db.name}/_design/queshot/defaults.js").text
+    assert f"STATES: {json.dumps(list(STATES))}," in text
+    assert f"DEFAULT_LEASE_SECONDS: {json.dumps(DEFAULTS['lease_seconds'])}," in text
+    assert f"GONE_AFTER_LEASES: {WORKER_GONE_AFTER_LEASES}," in text
 
 
 def test_dashboard_csp_check(couch: Couch) -> None:

@@ -1,4 +1,4 @@
-"""Issue #2 acceptance: `designdocs.push` and `queshot push` against the real
+"""Issue #2 acceptance: `sync.push` and `queshot push` against the real
 test server (pouchdb-server, or Apache CouchDB at COUCHDB_URL)."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from queshot import designdocs
+from queshot import designdocs, sync
 from queshot.couch import Couch, Database, safe_url
 from queshot.devserver import CHECKOUT, free_port
 
 SOURCE = designdocs.default_source()
-STAGED_ID = "_design/queshot" + designdocs.STAGED_SUFFIX
+STAGED_ID = "_design/queshot" + sync.STAGED_SUFFIX
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,7 +55,7 @@ def server_flat(db: Database) -> dict[str, str]:
     """The design doc on the server, its attachments by the MD5 of their bytes
     as served (CouchDB's own digest is that of what it stored, gzipped)."""
     doc = db.get("_design/queshot")
-    flat = designdocs.flatten(doc)
+    flat = sync.flatten(doc)
     for name, stub in doc.get("_attachments", {}).items():
         md5 = base64.b64encode(hashlib.md5(db.attachment(doc["_id"], name)).digest()).decode()
         flat[f"_attachments/{name}"] = f"{stub['content_type']} md5-{md5}"
@@ -64,7 +64,7 @@ def server_flat(db: Database) -> dict[str, str]:
 
 def rendered_flat(bundle: designdocs.Bundle) -> dict[str, str]:
     (ddoc,) = bundle.design_docs
-    return designdocs.flatten(ddoc.doc)
+    return sync.flatten(ddoc.doc)
 
 
 def changed_ids(db: Database) -> set[str]:
@@ -94,12 +94,12 @@ def db_names(couch: Couch) -> Iterator[Callable[[], str]]:
             db.drop()
 
 
-# -- designdocs.push -----------------------------------------------------------------
+# -- sync.push -----------------------------------------------------------------
 
 
 def test_push_creates_database_design_doc_and_security(couch: Couch, db_name: str) -> None:
     bundle = designdocs.load()
-    results = designdocs.push(couch, [db_name], bundle)
+    results = sync.push(couch, [db_name], bundle)
 
     actions = {r.target: r.action for r in results}
     assert actions == {"database": "created", "_security": "updated", "_design/queshot": "created"}
@@ -112,7 +112,7 @@ def test_push_creates_database_design_doc_and_security(couch: Couch, db_name: st
 def test_second_push_writes_nothing(couch: Couch, db: Database) -> None:
     rev = db.get("_design/queshot")["_rev"]
 
-    results = designdocs.push(couch, [db.name], designdocs.load())
+    results = sync.push(couch, [db.name], designdocs.load())
 
     assert [r.action for r in results] == ["unchanged", "unchanged"]
     assert db.get("_design/queshot")["_rev"] == rev
@@ -122,12 +122,12 @@ def test_a_changed_attachment_is_pushed(couch: Couch, db: Database, source: Path
     edit(source / "queshot/_attachments/style.css", "}", "}\n/* changed */", count=None)
     bundle = designdocs.load(source)
 
-    results = designdocs.push(couch, [db.name], bundle)
+    results = sync.push(couch, [db.name], bundle)
 
     (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
     assert (ddoc_result.action, ddoc_result.detail) == ("updated", "_attachments/style.css")
     assert server_flat(db) == rendered_flat(bundle)
-    again = designdocs.push(couch, [db.name], bundle)
+    again = sync.push(couch, [db.name], bundle)
     assert [r.action for r in again] == ["unchanged", "unchanged"]
 
 
@@ -135,7 +135,7 @@ def test_view_change_goes_through_staged_copy(couch: Couch, db: Database, source
     edit(source / "queshot/views/stats/map.js", "doc.state], null)", "doc.state], 1)")
     bundle = designdocs.load(source)
 
-    results = designdocs.push(couch, [db.name], bundle)
+    results = sync.push(couch, [db.name], bundle)
 
     (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
     assert "staged" in ddoc_result.action
@@ -152,7 +152,7 @@ def test_change_without_views_is_updated_in_place(couch: Couch, db: Database, so
     edit(source / "queshot/updates/complete.js", "doc.progress = 100;", "doc.progress = 100.0;")
     bundle = designdocs.load(source)
 
-    results = designdocs.push(couch, [db.name], bundle)
+    results = sync.push(couch, [db.name], bundle)
 
     (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
     assert ddoc_result.action == "updated"
@@ -165,7 +165,7 @@ def test_change_without_views_is_updated_in_place(couch: Couch, db: Database, so
 
 
 def test_dry_run_does_not_create_a_missing_database(couch: Couch, db_name: str) -> None:
-    results = designdocs.push(couch, [db_name], designdocs.load(), dry_run=True)
+    results = sync.push(couch, [db_name], designdocs.load(), dry_run=True)
 
     assert [r.action for r in results] == ["would create", "would update", "would create"]
     assert not couch.database(db_name).exists()
@@ -177,7 +177,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(
     rev = db.get("_design/queshot")["_rev"]
     edit(source / "queshot/views/stats/map.js", "doc.state], null)", "doc.state], 1)")
 
-    results = designdocs.push(couch, [db.name], designdocs.load(source), dry_run=True)
+    results = sync.push(couch, [db.name], designdocs.load(source), dry_run=True)
 
     (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
     assert ddoc_result.action == "would update via staged copy"

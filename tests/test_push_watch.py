@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from queshot import designdocs
+from queshot import designdocs, sync
 from queshot.couch import Couch, Database
 
 LINE = "emit(deadline(doc), doc.worker_id);"
@@ -25,17 +25,15 @@ def source(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def watching(couch: Couch, db_name: str, source: Path) -> Iterator[list[designdocs.PushResult]]:
+def watching(couch: Couch, db_name: str, source: Path) -> Iterator[list[sync.PushResult]]:
     """`watch` running in a thread; yields the results it reported."""
-    results: list[designdocs.PushResult] = []
+    results: list[sync.PushResult] = []
     stop = threading.Event()
     failures: list[BaseException] = []
 
     def run() -> None:
         try:
-            designdocs.watch(
-                couch, [db_name], source, debounce=0.1, stop=stop, on_result=results.append
-            )
+            sync.watch(couch, [db_name], source, debounce=0.1, stop=stop, on_result=results.append)
         except BaseException as exc:
             failures.append(exc)
 
@@ -54,7 +52,7 @@ def leases_map(db: Database) -> str:
 
 
 def test_saves_are_pushed_and_broken_ones_are_not(
-    watching: list[designdocs.PushResult],
+    watching: list[sync.PushResult],
     couch: Couch,
     db_name: str,
     source: Path,

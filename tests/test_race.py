@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from conftest import wait_until
 from recording import read_records
 
@@ -16,6 +17,8 @@ from queshot.couch import Couch
 JOBS = 1000
 PROCESSES = 4
 CONCURRENCY = 4
+pytestmark = pytest.mark.slow
+
 SUMMARY = re.compile(r"claims (\d+)/(\d+) won, (\d+) conflicts")
 
 

@@ -18,12 +18,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import quickjs
 from conftest import REAL_COUCHDB
+from designdoc_js import DesignDocJS
 
 from queshot import admin, designdocs
 from queshot.couch import Couch, Database, Forbidden, Unauthorized, safe_url
-from queshot.queue import Queue, now_ms
+from queshot.jobs import now_ms
+from queshot.queue import Queue
 from queshot.worker import Worker
 
 real_couchdb = pytest.mark.skipif(
@@ -67,38 +68,18 @@ NEEDS_ROLE = (
 
 # -- the rules, straight from the rendered validate_doc_update -------------------------
 
-HARNESS = """
-function require(path) {
-  var node = ddoc;
-  path.split('/').forEach(function (part) { node = node[part]; });
-  var module = { exports: {} };
-  (new Function('require', 'exports', 'module', node))(require, module.exports, module);
-  return module.exports;
-}
-var vdu = eval('(' + ddoc.validate_doc_update + ')');
-function validate(args) {
-  try { vdu(args[0], args[1], args[2], args[3]); return 'null'; }
-  catch (e) { return JSON.stringify(e); }
-}
-"""
-
 
 @pytest.fixture(scope="module")
 def validate() -> Callable[..., tuple[str, str] | None]:
     """validate_doc_update(new, old, userCtx, secObj) as CouchDB would call it:
     None when allowed, else (error, reason)."""
-    ddoc = next(d.doc for d in designdocs.load().design_docs if d.name == "queshot")
-    context = quickjs.Context()
-    context.eval(f"var ddoc = {json.dumps(ddoc)};")
-    context.eval(HARNESS)
+    js = DesignDocJS()
 
     def call(
         new: dict, old: dict | None, roles: list[str], name: str | None = "u", sec: Any = None
     ) -> tuple[str, str] | None:
         user = {"db": "queue", "name": name, "roles": roles}
-        args = json.dumps([new, old, user, SECURITY if sec is None else sec])
-        result = json.loads(context.eval(f"validate({args})"))
-        return None if result is None else next(iter(result.items()))
+        return js.validate(new, old, user, SECURITY if sec is None else sec)
 
     return call
 

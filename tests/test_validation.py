@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from queshot.couch import Database, Forbidden
-from queshot.queue import Queue, now_ms
+from queshot.jobs import now_ms
+from queshot.queue import Queue
 
 
 def job(**fields: Any) -> dict[str, Any]:

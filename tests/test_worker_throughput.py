@@ -10,11 +10,10 @@ from typing import Any
 
 from conftest import wait_until
 
-from queshot import picking
 from queshot.couch import Database, ServerUnreachable
-from queshot.picking import Picker
 from queshot.queue import Queue
-from queshot.worker import Job
+from queshot.worker import Job, picking
+from queshot.worker.picking import Picker
 
 
 def _drain(queue: Queue, handler: Any, count: int, concurrency: int = 4) -> Any:
@@ -131,7 +130,7 @@ def test_rows_rivals_claimed_since_the_page_was_read_are_not_tried(db: Database)
 
         def struck_off() -> bool:
             """the worker's feed has reported every rival's claim"""
-            return worker._picker.still_open(rivals) == []
+            return worker.picker.still_open(rivals) == []
 
         wait_until(struck_off, timeout=10, every=0.02)
         go_on.set()
