@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from conftest import COUCHDB_BIN, NEEDS_COUCHDB_BIN
+
 from queshot import bench, cli
 from queshot.couch import Couch
 
@@ -34,8 +37,16 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     assert all(5 < mb < 1000 for mb in results["worker_rss_mb"].values())
     assert 0 <= results["worker_idle_cpu_percent"] < 100
     assert results["throughput"]["worker_cpu_ms_per_job"] > 0
+    bulk = results["bulk_docs_per_s"]
+    assert bulk["trivial_validator"] > 0 and bulk["queue_validator"] > 0
+    assert results["bulk_ratio"] == results["enqueue_per_s"]["bulk"] / bulk["trivial_validator"]
+    feed, claim = results["feed_latency_ms"], results["claim_ms"]
+    assert 0 < feed["p50"] <= feed["max"] and 0 < claim["p50"] <= claim["max"]
+    assert results["latency_limit_ms"] == 1.5 * feed["p50"] + claim["p50"]
+    assert results["latency_ratio"] == latency["p50"] / results["latency_limit_ms"]
     table = capsys.readouterr().out
-    assert "ceiling" in table and "enqueue-to-start" in table
+    for row in ("ceiling", "enqueue-to-start", "server's own latency", "_bulk_docs"):
+        assert row in table
 
 
 def test_bench_drops_its_databases(server_url: str) -> None:
@@ -60,3 +71,24 @@ def test_percentile() -> None:
     assert bench.percentile(values, 50) == 50.5
     assert bench.percentile(values, 99) == 99.01
     assert bench.percentile([7.0], 95) == 7.0
+
+
+@pytest.mark.cluster
+def test_bench_on_a_cluster_spreads_workers_over_its_nodes(tmp_path: Path) -> None:
+    if not COUCHDB_BIN:
+        pytest.skip(NEEDS_COUCHDB_BIN)
+    config = bench.BenchConfig(
+        jobs=300,
+        workers=3,
+        concurrency=2,
+        seconds=1,
+        contention=(3,),
+        contention_jobs=30,
+        latency_jobs=3,
+        single_jobs=3,
+        idle_seconds=0.5,
+        cluster=True,
+    )
+    results = bench.run(config)
+    assert results["server"] == "Apache CouchDB 3-node cluster"
+    assert results["throughput_per_s"] > 0 and results["contention"][0]["jobs"] == 30

@@ -207,7 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="measure throughput, latency and contention on a throwaway database"
     )
-    bench.add_argument("--url", help="CouchDB URL (default: $COUCHDB_URL, else embedded)")
+    bench.add_argument(
+        "--url",
+        help="CouchDB URL (default: $COUCHDB_URL, else a node started from $COUCHDB_BIN, "
+        "else an embedded pouchdb-server)",
+    )
+    bench.add_argument(
+        "--cluster", action="store_true", help="with $COUCHDB_BIN: a 3-node cluster, workers spread"
+    )
     bench.add_argument("--jobs", type=int, default=10_000, help="jobs per bulk run")
     bench.add_argument("--workers", type=int, default=4, help="worker processes")
     bench.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
@@ -233,6 +240,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         contention=tuple(int(n) for n in args.contention.split(",") if n.strip()),
         contention_jobs=args.contention_jobs,
         latency_jobs=args.latency_jobs,
+        cluster=args.cluster,
     )
     results = bench.run(settings, args.url or os.environ.get("COUCHDB_URL"))
     print(bench.format_table(results))

@@ -1,0 +1,283 @@
+"""`queshot bench`: how fast the queue runs on this server, in one run on
+throwaway databases (one per phase, created, then dropped).
+
+Every figure of the queue is set against a limit of the server's own,
+measured in the same run:
+
+- throughput against the update-handler ceiling (trivial handler writes on
+  distinct documents from as many connections as the workers use: the cost
+  of a claim with no queue logic);
+- bulk enqueue against `_bulk_docs` of the same documents into a database
+  whose validate_doc_update is trivial (validation's own price);
+- enqueue-to-start against the server's changes-feed latency plus one claim.
+
+The server is `--url` / COUCHDB_URL, else a CouchDB started from COUCHDB_BIN
+(three nodes with `cluster`), else an embedded pouchdb-server. Workers are
+real processes (`pool.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import designdocs, sync
+from ..couch import Couch, CouchError, Database, safe_url
+from ..queue import Queue
+from .measures import (
+    measure_bulk,
+    measure_ceiling,
+    measure_claim,
+    measure_contention,
+    measure_enqueue,
+    measure_feed_latency,
+    measure_idle,
+    measure_latency,
+    measure_throughput,
+    percentile,
+)
+from .pool import WorkerPool, cpu_seconds
+
+__all__ = ["BenchConfig", "format_table", "percentile", "run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure: `workers` processes x `concurrency` for throughput and
+    latency; `contention` lists the worker counts for claims per job."""
+
+    jobs: int = 10_000
+    workers: int = 4
+    concurrency: int = 4
+    seconds: float = 10.0
+    contention: tuple[int, ...] = (1, 2, 4, 8)
+    contention_jobs: int = 500
+    latency_jobs: int = 100
+    single_jobs: int = 300
+    idle_seconds: float = 3.0
+    cluster: bool = False
+
+
+@dataclass
+class Server:
+    """Where the bench runs: node URLs (with credentials), what it is, and the
+    pids of its processes when they are this machine's (for CPU figures)."""
+
+    urls: list[str]
+    kind: str
+    pids: list[int]
+
+
+@contextlib.contextmanager
+def _server(url: str | None, *, cluster: bool) -> Iterator[Server]:
+    binary = os.environ.get("COUCHDB_BIN")
+    if url:
+        yield Server([url], safe_url(url), [])
+    elif binary:
+        from ..localcouch import LocalCluster
+
+        with LocalCluster(binary, size=3 if cluster else 1) as nodes:
+            kind = "Apache CouchDB " + ("3-node cluster" if cluster else "single node")
+            yield Server(nodes.urls, kind, [node.pid for node in nodes.nodes if node.pid])
+    else:
+        if cluster:
+            raise ValueError("a cluster bench needs COUCHDB_BIN (a CouchDB to start 3 nodes of)")
+        from ..devserver import DevServer
+
+        with DevServer() as dev:
+            yield Server([dev.url], "embedded pouchdb-server", [dev.pid] if dev.pid else [])
+
+
+class ThrowawayDatabases:
+    """A fresh database per phase, all dropped at the end, so that no phase
+    pays for another's leftovers: its jobs to index, or the changes feeds of
+    its stopped workers, which pouchdb-server goes on serving (ARCHITECTURE.md)
+    and which slow every later write to that database."""
+
+    def __init__(self, couch: Couch) -> None:
+        self.couch = couch
+        self._prefix = f"queshot_bench_{uuid.uuid4().hex[:10]}"
+        self._created: list[Database] = []
+        self._design_docs = designdocs.load()
+
+    def new(self, *, queue_design_docs: bool = True) -> Database:
+        db = self.couch.database(f"{self._prefix}_{len(self._created)}")
+        db.create()
+        self._created.append(db)
+        if queue_design_docs:
+            sync.push(self.couch, [db.name], self._design_docs)
+        return db
+
+    def drop_all(self) -> None:
+        for db in self._created:
+            try:
+                db.drop()
+            except CouchError as exc:
+                log.warning("benchmark database %s not dropped: %s", db.name, exc)
+
+
+def run(config: BenchConfig, url: str | None = None) -> dict[str, Any]:
+    """Every measurement in one run; returns the results (see `format_table`)."""
+    with _server(url, cluster=config.cluster) as server, Couch(server.urls[0]) as couch:
+        databases = ThrowawayDatabases(couch)
+        try:
+            return _measure(config, server, databases)
+        finally:
+            databases.drop_all()
+
+
+def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases) -> dict[str, Any]:
+    """The phases, each on its own database (ThrowawayDatabases)."""
+    clients = config.workers * config.concurrency
+    log.info("ceiling: %d clients for %.0f s", clients, config.seconds)
+    cpu_before = sum(cpu_seconds(pid) for pid in server.pids)
+    bare = databases.new(queue_design_docs=False)
+    ceiling, writes = measure_ceiling(bare, clients, config.seconds)
+    ceiling_cpu = sum(cpu_seconds(pid) for pid in server.pids) - cpu_before
+
+    log.info("server limits: _bulk_docs, changes-feed latency, one claim")
+    trivial = databases.new(queue_design_docs=False)
+    job_docs = [Queue("bench-bulk", trivial).new_job_doc({"i": i}) for i in range(config.jobs)]
+    bulk_trivial = measure_bulk(trivial, job_docs, validator=True)
+    bulk_queue = measure_bulk(databases.new(), job_docs, validator=False)
+    feed_latency = measure_feed_latency(databases.new(queue_design_docs=False), config.latency_jobs)
+    claim = measure_claim(Queue("bench-claim", databases.new()), config.latency_jobs)
+
+    db = databases.new()
+    queue = Queue("bench-latency", db)
+    with WorkerPool(server.urls, db.name, queue.name, config.workers, config.concurrency) as pool:
+        log.info("idle: %d workers for %.0f s", config.workers, config.idle_seconds)
+        idle = measure_idle(pool, config.idle_seconds)
+        log.info("latency: %d jobs one at a time", config.latency_jobs)
+        latency = measure_latency(pool, queue, config.latency_jobs)
+        pool.stop()
+
+    # Enough jobs to keep the workers busy through the window even at the ceiling.
+    jobs = min(config.jobs, int(ceiling * (config.seconds + 3)) + 100)
+    log.info("throughput: %d jobs, %.0f s window", jobs, config.seconds)
+    throughput = measure_throughput(
+        server.urls,
+        Queue("bench-throughput", databases.new()),
+        workers=config.workers,
+        concurrency=config.concurrency,
+        seconds=config.seconds,
+        jobs=jobs,
+        server_pids=server.pids,
+    )
+
+    contention = []
+    for workers in config.contention:
+        log.info("contention: %d workers, %d jobs", workers, config.contention_jobs)
+        contention.append(
+            measure_contention(
+                server.urls,
+                databases.new(),
+                workers,
+                config.concurrency,
+                config.contention_jobs,
+                2 * config.seconds,
+            )
+        )
+    log.info("enqueue: %d jobs in bulk, %d one by one", config.jobs, config.single_jobs)
+    enqueue = measure_enqueue(databases.new(), config.jobs, config.single_jobs)
+    latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
+    return {
+        "server": server.kind,
+        "embedded": server.kind == "embedded pouchdb-server",
+        "cores": os.cpu_count(),
+        "config": asdict(config),
+        "ceiling_per_s": ceiling,
+        "throughput_per_s": throughput["per_s"],
+        "ratio": throughput["per_s"] / ceiling,
+        "throughput": throughput,
+        "latency_ms": latency,
+        "feed_latency_ms": feed_latency,
+        "claim_ms": claim,
+        "latency_limit_ms": latency_limit,
+        "latency_ratio": latency["p50"] / latency_limit,
+        "claims_per_job": contention[-1]["claims_per_job"] if contention else None,
+        "contention": contention,
+        "enqueue_per_s": enqueue,
+        "bulk_docs_per_s": {"trivial_validator": bulk_trivial, "queue_validator": bulk_queue},
+        "bulk_ratio": enqueue["bulk"] / bulk_trivial,
+        "worker_rss_mb": {"idle": idle["rss_mb"], "peak": throughput["peak_rss_mb"]},
+        "worker_idle_cpu_percent": idle["cpu_percent"],
+        "server_cpu_ms_per_write": 1000 * ceiling_cpu / writes if server.pids else None,
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    config = results["config"]
+    lat = results["latency_ms"]
+    enqueue = results["enqueue_per_s"]
+    bulk = results["bulk_docs_per_s"]
+    rss = results["worker_rss_mb"]
+    throughput = results["throughput"]
+    clients = config["workers"] * config["concurrency"]
+    rows = [
+        ("server", f"{results['server']}, {results['cores']} cores"),
+        (
+            "ceiling",
+            f"{results['ceiling_per_s']:,.0f} writes/s (trivial handler, {clients} clients)",
+        ),
+        (
+            "throughput",
+            f"{results['throughput_per_s']:,.0f} jobs/s ({config['workers']} workers x "
+            f"{config['concurrency']}), ratio {results['ratio']:.2f}, "
+            f"{throughput['claims_per_job']:.2f} claims/job"
+            + (" (queue ran dry: raise --jobs)" if throughput["ran_dry"] else ""),
+        ),
+        (
+            "enqueue-to-start",
+            f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms; "
+            f"{results['latency_ratio']:.2f} x the limit {results['latency_limit_ms']:.1f} ms",
+        ),
+        (
+            "server's own latency",
+            f"changes feed p50 {results['feed_latency_ms']['p50']:.1f} ms, "
+            f"one claim p50 {results['claim_ms']['p50']:.1f} ms",
+        ),
+        (
+            "enqueue",
+            f"bulk {enqueue['bulk']:,.0f} jobs/s ({config['jobs']:,} in "
+            f"{enqueue['bulk_seconds']:.2f} s), ratio {results['bulk_ratio']:.2f}; "
+            f"single {enqueue['single']:,.0f} jobs/s",
+        ),
+        (
+            "_bulk_docs",
+            f"{bulk['trivial_validator']:,.0f} docs/s (trivial validator), "
+            f"{bulk['queue_validator']:,.0f} docs/s (queue's)",
+        ),
+        ("pending index", f"{throughput['index_per_s']:,.0f} new jobs/s indexed"),
+    ]
+    for run_ in results["contention"]:
+        rows.append(
+            (
+                f"claims/job, {run_['workers']} workers",
+                f"{run_['claims_per_job']:.2f} ({run_['per_s']:,.0f} jobs/s)",
+            )
+        )
+    rows += [
+        ("worker memory", f"idle {rss['idle']:.1f} MB, peak {rss['peak']:.1f} MB"),
+        ("idle worker CPU", f"{results['worker_idle_cpu_percent']:.2f} %"),
+    ]
+    if throughput["worker_cpu_ms_per_job"]:
+        rows.append(("worker CPU", f"{throughput['worker_cpu_ms_per_job']:.1f} ms per no-op job"))
+    if results["server_cpu_ms_per_write"] and throughput["server_cpu_ms_per_job"]:
+        rows.append(
+            (
+                "server CPU",
+                f"{results['server_cpu_ms_per_write']:.1f} ms per ceiling write, "
+                f"{throughput['server_cpu_ms_per_job']:.1f} ms per job",
+            )
+        )
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

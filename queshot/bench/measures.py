@@ -1,0 +1,250 @@
+"""What the benchmark measures: the server's own limits (update-handler
+writes, `_bulk_docs` with a trivial validator, changes-feed latency, one
+claim) and the queue against them (enqueue, enqueue-to-start, throughput,
+claims per job, idle workers)."""
+
+from __future__ import annotations
+
+import queue as stdqueue
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+from .. import protocol
+from ..couch import Database
+from ..queue import Queue
+from .pool import WorkerPool, cpu_seconds, proc_status
+
+BENCH_DDOC = "queshot-bench"
+# The ceiling's update handler: a write with no queue logic at all.
+TOUCH = "function (doc, req) { doc.n = (doc.n || 0) + 1; return [doc, {json: {ok: true}}]; }"
+# The cheapest validate_doc_update: what every write pays for validation alone.
+TRIVIAL_VALIDATOR = "function (newDoc, oldDoc, userCtx, secObj) {}"
+DOCS_PER_CLIENT = 100
+BULK_CHUNK = 2000
+
+
+def percentile(values: list[float], pct: int) -> float:
+    """The pct-th percentile (inclusive method), e.g. 50 for the median."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and max of `values`."""
+    return {p: percentile(values, n) for p, n in (("p50", 50), ("p95", 95), ("p99", 99))} | {
+        "max": max(values)
+    }
+
+
+# -- the server's own limits ------------------------------------------------------------
+
+
+def measure_ceiling(db: Database, clients: int, seconds: float) -> tuple[float, int]:
+    """Update-handler writes per second on distinct documents with `clients`
+    connections, through a handler that does nothing but save; and the number
+    of writes. Runs in a database without the queue's design docs, so no
+    validate_doc_update is involved either: the bare cost of a claim."""
+    db.save({"_id": f"_design/{BENCH_DDOC}", "updates": {"touch": TOUCH}})
+    ids = [[f"ceiling-{c}-{i}" for i in range(DOCS_PER_CLIENT)] for c in range(clients)]
+    db.bulk_docs([{"_id": doc_id, "n": 0} for own in ids for doc_id in own])
+    counts = [0] * clients
+    start = threading.Barrier(clients + 1)
+    deadline = 0.0
+
+    def client(number: int) -> None:
+        own = ids[number]
+        db.update(BENCH_DDOC, "touch", own[0])  # warm up the connection and handler
+        start.wait()
+        done = 0
+        while time.monotonic() < deadline:
+            db.update(BENCH_DDOC, "touch", own[done % len(own)])
+            done += 1
+        counts[number] = done
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    start.wait()
+    began = time.monotonic()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.monotonic() - began), sum(counts)
+
+
+def measure_bulk(db: Database, docs: list[dict[str, Any]], *, validator: bool) -> float:
+    """Documents per second stored through `_bulk_docs` (chunks of
+    BULK_CHUNK); with `validator`, the database first gets the cheapest
+    validate_doc_update, so that the figure is the server's own price of
+    validating every document."""
+    if validator:
+        db.save({"_id": "_design/trivial", "validate_doc_update": TRIVIAL_VALIDATOR})
+    began = time.perf_counter()
+    for start in range(0, len(docs), BULK_CHUNK):
+        db.bulk_docs([dict(doc) for doc in docs[start : start + BULK_CHUNK]])
+    return len(docs) / (time.perf_counter() - began)
+
+
+def measure_feed_latency(db: Database, count: int) -> dict[str, float]:
+    """Milliseconds from a write being sent to a listening continuous
+    `_changes` client seeing it: the server's own notification latency, which
+    enqueue-to-start cannot beat."""
+    seen: stdqueue.Queue[str] = stdqueue.Queue()
+    stop = threading.Event()
+
+    def listen() -> None:
+        for row in db.changes(since="now", heartbeat=1.0, stop=stop):
+            seen.put(row["id"])
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    db.save({"_id": "feed-warm-up"})
+    while seen.get(timeout=30) != "feed-warm-up":
+        pass
+    latencies = []
+    for i in range(count):
+        doc_id = f"feed-{i}"
+        began = time.perf_counter()
+        db.save({"_id": doc_id})
+        while seen.get(timeout=30) != doc_id:
+            pass
+        latencies.append((time.perf_counter() - began) * 1000)
+        time.sleep(random.uniform(0.02, 0.05))
+    stop.set()
+    return spread(latencies)
+
+
+def measure_claim(queue: Queue, count: int) -> dict[str, float]:
+    """Milliseconds of one claim through the queue's own `claim` handler (and
+    validate_doc_update), one at a time, on waiting jobs no worker reads."""
+    ids = queue.create_jobs({"i": i} for i in range(count))
+    replicas = queue.db.replicas()
+    latencies = []
+    for job_id in ids:
+        began = time.perf_counter()
+        protocol.claim(
+            queue.db, job_id, worker_id="bench", lease_seconds=60, queue=queue.path, w=replicas
+        )
+        latencies.append((time.perf_counter() - began) * 1000)
+    return spread(latencies)
+
+
+# -- the queue against them ---------------------------------------------------------------
+
+
+def measure_enqueue(db: Database, jobs: int, single_jobs: int) -> dict[str, float]:
+    """Jobs per second through `create_jobs` (bulk) and `create_job` one by one,
+    on a queue no worker reads."""
+    queue = Queue("bench-enqueue", db)
+    began = time.perf_counter()
+    queue.create_jobs({"i": i} for i in range(jobs))
+    bulk_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    for i in range(single_jobs):
+        queue.create_job({"i": i})
+    single_seconds = time.perf_counter() - began
+    return {
+        "bulk": jobs / bulk_seconds,
+        "bulk_seconds": bulk_seconds,
+        "single": single_jobs / single_seconds,
+    }
+
+
+def measure_idle(pool: WorkerPool, seconds: float) -> dict[str, float]:
+    """Memory and CPU of workers that have nothing to do."""
+    before = {pid: cpu_seconds(pid) for pid in pool.pids}
+    time.sleep(seconds)
+    cpu = [(cpu_seconds(pid) - used) / seconds * 100 for pid, used in before.items()]
+    return {
+        "cpu_percent": max(cpu),
+        "rss_mb": max(proc_status(pid, "VmRSS") for pid in pool.pids),
+    }
+
+
+def measure_latency(pool: WorkerPool, queue: Queue, count: int) -> dict[str, float]:
+    """Enqueue-to-start times of jobs arriving one at a time at idle workers
+    (each after the previous one has finished, and a pause): the handler's
+    start time minus the job's `created_at`."""
+    ids = []
+    for i in range(count):
+        done = pool.counters()["completed"]
+        ids.append(queue.create_job({"i": i}))
+        deadline = time.monotonic() + 30.0
+        while pool.counters()["completed"] == done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("a latency job did not complete within 30 s")
+            time.sleep(0.005)
+        time.sleep(random.uniform(0.05, 0.1))
+    rows = queue.db.all_docs(keys=ids, include_docs=True)["rows"]
+    return spread([row["doc"]["result"]["started_ms"] - row["doc"]["created_at"] for row in rows])
+
+
+def measure_throughput(
+    urls: list[str],
+    queue: Queue,
+    *,
+    workers: int,
+    concurrency: int,
+    seconds: float,
+    jobs: int,
+    server_pids: list[int],
+) -> dict[str, Any]:
+    """Completed jobs per second over `seconds` of a full queue: the jobs are
+    enqueued and indexed first, the workers then get a one-second warm-up.
+    Also claim attempts per job in the window, the workers' peak memory and
+    CPU per job (what sizing the workers' machines needs), and the server's
+    CPU per job (when its processes are this machine's)."""
+    queue.create_jobs({"i": i} for i in range(jobs))
+    began = time.monotonic()
+    protocol.warm_up(queue.db, queue.view)
+    index_seconds = time.monotonic() - began
+    with WorkerPool(urls, queue.db.name, queue.name, workers, concurrency) as pool:
+        time.sleep(1.0)
+        first, began = pool.counters(), time.monotonic()
+        server_before = sum(cpu_seconds(pid) for pid in server_pids)
+        workers_before = sum(cpu_seconds(pid) for pid in pool.pids)
+        time.sleep(seconds)
+        last = pool.counters()
+        elapsed = time.monotonic() - began
+        server_cpu = sum(cpu_seconds(pid) for pid in server_pids) - server_before
+        workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids) - workers_before
+        peak_rss = max(proc_status(pid, "VmHWM") for pid in pool.pids)
+        pool.stop()
+    completed = last["completed"] - first["completed"]
+    return {
+        "per_s": completed / elapsed,
+        "claims_per_job": (last["claim_attempts"] - first["claim_attempts"]) / max(1, completed),
+        "ran_dry": last["completed"] >= jobs,
+        "index_per_s": jobs / index_seconds,
+        "peak_rss_mb": peak_rss,
+        "server_cpu_ms_per_job": 1000 * server_cpu / completed
+        if server_pids and completed
+        else None,
+        "worker_cpu_ms_per_job": 1000 * workers_cpu / completed if completed else None,
+    }
+
+
+def measure_contention(
+    urls: list[str], db: Database, workers: int, concurrency: int, jobs: int, seconds: float
+) -> dict[str, Any]:
+    """Claim attempts per completed job when `workers` idle processes drain a
+    burst of `jobs` jobs (for at most `seconds`)."""
+    queue = Queue(f"bench-contention-{workers}", db)
+    with WorkerPool(urls, db.name, queue.name, workers, concurrency) as pool:
+        began = time.monotonic()
+        queue.create_jobs({"i": i} for i in range(jobs))
+        while pool.counters()["completed"] < jobs and time.monotonic() < began + seconds:
+            time.sleep(0.1)
+        elapsed = time.monotonic() - began
+        total = pool.stop()
+    return {
+        "workers": workers,
+        "jobs": total["completed"],
+        "claims_per_job": total["claim_attempts"] / max(1, total["completed"]),
+        "conflicts": total["claim_conflicts"],
+        "per_s": total["completed"] / elapsed,
+    }
