@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .couch import Database, UpdateResult
-from .jobs import WORKER_DOC_PREFIX, now_ms
+from .jobs import WORKER_DOC_PREFIX, WORKER_TYPE, now_ms
 
 DDOC = "queshot"
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
@@ -36,8 +36,9 @@ JOBS_BY_QUEUE = "jobs_by_queue"
 DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 # The handlers after which a held job is no longer its worker's to write.
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
-# What a worker's feed needs: jobs becoming claimable, and claims (what rivals take).
-FEED_SELECTOR = {"state": {"$in": ["inactive", "active"]}}
+# What a worker's feed needs: jobs becoming claimable, claims (what rivals take),
+# and the other workers' status documents (who the rivals are).
+FEED_SELECTOR = {"$or": [{"state": {"$in": ["inactive", "active"]}}, {"type": WORKER_TYPE}]}
 
 
 # -- update handlers ----------------------------------------------------------------

@@ -4,7 +4,10 @@ candidates spread over a page while higher priorities still go first."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 
+from queshot.jobs import WORKER_DOC_PREFIX, now_ms
+from queshot.worker.peers import Peers
 from queshot.worker.picking import due_rows, spread
 
 
@@ -27,8 +30,50 @@ def test_due_rows_of_a_page_that_is_all_due() -> None:
 def test_spread_shuffles_within_a_priority_only() -> None:
     random.seed(7)
     due = [(-9, f"high{n}") for n in range(20)] + [(0, f"low{n}") for n in range(20)]
-    orders = {tuple(job for _, job in spread(due)) for _ in range(5)}
+    orders = {tuple(job for _, job in spread(due, lambda job: 0)) for _ in range(5)}
     assert len(orders) > 1, "not shuffled"
     for order in orders:
         assert all(job.startswith("high") for job in order[:20])
         assert sorted(order[:20]) == sorted(job for _, job in due[:20])
+
+
+def test_spread_puts_a_workers_first_choices_first_within_a_priority() -> None:
+    due = [(-9, "h1"), (-9, "h2"), (0, "l1"), (0, "l2"), (0, "l3")]
+    firsts = {"h2", "l3"}
+    order = [job for _, job in spread(due, lambda job: 0 if job in firsts else 1)]
+    assert order[:2] == ["h2", "h1"] and order[2] == "l3"
+
+
+def test_rivals_agree_on_each_jobs_first_choice() -> None:
+    """Every live worker computes the same order of preference, so exactly one
+    of them is each job's first choice, and the jobs spread over all of them."""
+    workers = [f"w{n}" for n in range(4)]
+    peers = {w: Peers(w, ["q"]) for w in workers}
+    for me, mine in peers.items():
+        for other in workers:
+            if other != me:
+                status = {"type": "queshot_worker", "queues": "q", "last_seen": now_ms()}
+                mine.heard(WORKER_DOC_PREFIX + other, {**status, "worker_id": other})
+    jobs = [f"job{n}" for n in range(400)]
+    firsts = {job: [w for w in workers if peers[w].place(job) == 0] for job in jobs}
+    assert all(len(first) == 1 for first in firsts.values())
+    shares = Counter(first[0] for first in firsts.values())
+    assert set(shares) == set(workers) and min(shares.values()) > 60
+
+
+def test_a_worker_on_another_queue_or_gone_is_no_rival() -> None:
+    peers = Peers("me", ["email"])
+    peers.heard(
+        WORKER_DOC_PREFIX + "sms",
+        {"type": "queshot_worker", "queues": "sms", "last_seen": now_ms()},
+    )
+    peers.heard(
+        WORKER_DOC_PREFIX + "old", {"type": "queshot_worker", "queues": "email", "last_seen": 1}
+    )
+    peers.heard(
+        WORKER_DOC_PREFIX + "top",
+        {"type": "queshot_worker", "queues": "email", "last_seen": now_ms()},
+    )
+    assert sorted(peers.live()) == ["me", "top"]
+    peers.heard(WORKER_DOC_PREFIX + "top", {"_deleted": True})
+    assert peers.live() == ["me"]

@@ -8,11 +8,12 @@ import threading
 import time
 from typing import Any
 
-from conftest import wait_until
+from conftest import running, wait_until
 
 from queshot.couch import Database, ServerUnreachable
 from queshot.queue import Queue
 from queshot.worker import Job, picking
+from queshot.worker.peers import Peers
 from queshot.worker.picking import Picker
 
 
@@ -203,7 +204,7 @@ def test_a_claim_whose_answer_was_lost_is_settled_and_run(db: Database) -> None:
 def test_what_the_feed_saw_taken_is_forgotten_after_a_bound(db: Database) -> None:
     """A worker that reads no page (paused, or living on hints) must not
     remember every job the feed saw offered or taken: memory stays bounded."""
-    picker = Picker(db, Queue("bounded", db))
+    picker = Picker(db, Queue("bounded", db), Peers("w", ["bounded"]))
     for n in range(picking.MAX_GONE + 5):
         picker.strike(f"job-{n}")
         picker.offer(f"job-{n}")
@@ -214,9 +215,34 @@ def test_what_the_feed_saw_taken_is_forgotten_after_a_bound(db: Database) -> Non
 def test_a_job_waiting_again_is_a_candidate_again(db: Database) -> None:
     """The feed saw a job taken (a rival claimed it), then waiting again (its
     lease ran out, or an admin requeued it): it must not stay struck off."""
-    picker = Picker(db, Queue("again", db))
+    picker = Picker(db, Queue("again", db), Peers("w", ["again"]))
     picker.strike("job-1")
     picker.offer("job-1")
     candidates, from_view = picker.next_round(free=1)
     assert (candidates, from_view) == (["job-1"], False)
     assert picker.still_open(candidates) == ["job-1"]
+
+
+def test_idle_rivals_leave_each_new_job_to_its_first_choice(db: Database) -> None:
+    """Three idle workers hear of every new job at once; without agreeing on
+    who goes first, each job would cost about three claims."""
+    queue = Queue("rivals", db)
+    workers = [queue.create_worker(lambda job: None, poll_interval=30) for _ in range(3)]
+    with running(*workers):
+        wait_until(lambda: all(len(w.peers.live()) == 3 for w in workers), timeout=10)
+        for n in range(20):
+            job_id = queue.create_job({"n": n})
+            wait_until(lambda job_id=job_id: queue.get_job(job_id)["state"] == "complete")
+        attempts = sum(w.stats.claim_attempts for w in workers)
+    assert sum(w.stats.completed for w in workers) == 20
+    assert attempts <= 25, f"{attempts} claims for 20 jobs"
+    assert all(w.stats.completed for w in workers), "the jobs went to one worker only"
+
+
+def test_a_worker_that_stops_is_no_rival_any_more(db: Database) -> None:
+    queue = Queue("leaving", db)
+    stays, leaves = (queue.create_worker(lambda job: None, poll_interval=30) for _ in range(2))
+    with running(stays):
+        with running(leaves):
+            wait_until(lambda: len(stays.peers.live()) == 2, timeout=10)
+        wait_until(lambda: stays.peers.live() == [stays.id], timeout=10)

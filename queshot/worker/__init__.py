@@ -42,6 +42,7 @@ from .feed import FeedListener
 from .handlers import handler_source
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
+from .peers import Peers
 from .picking import Picker
 from .running import JobRunner
 from .settling import Settler
@@ -107,7 +108,8 @@ class Worker:
         self._retrying = Retrier(self._outage, self._halt)
         self.running = RunningJobs(concurrency)
         self.writer = JobWriter(self.db, self.id, self._retrying)
-        self.picker = Picker(self.db, queue)
+        self.peers = Peers(self.id, queue.path)
+        self.picker = Picker(self.db, queue, self.peers)
         self.runner = JobRunner(
             self.db,
             handlers=self.handlers,
@@ -164,6 +166,7 @@ class Worker:
             path=queue.path,
             hints=queue.view == PENDING,
             picker=self.picker,
+            peers=self.peers,
             wake=self.dispatcher.job_offered,
             heartbeat=feed_heartbeat,
             poll_interval=poll_interval,

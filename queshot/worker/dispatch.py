@@ -145,6 +145,9 @@ class Dispatcher:
                 next_due = self.picker.next_due
                 if next_due is not None:
                     wait = max(0.01, min(wait, (next_due - now_ms()) / 1000))
+                next_hint = self.picker.next_hint_in()
+                if next_hint is not None:
+                    wait = max(0.001, min(wait, next_hint))
                 self._wake.wait(wait)
 
     def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:

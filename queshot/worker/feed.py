@@ -1,7 +1,7 @@
 """The worker's ear on the database: one `_changes` feed for its life, which
 wakes the dispatcher when a job of its queue becomes claimable (handing the
-picker the id when the job is due) and tells the picker which jobs rivals
-take."""
+picker the id when the job is due), tells the picker which jobs rivals
+take, and keeps the list of live peers from their status documents."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 from .. import protocol
 from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Outage, Unauthorized
-from ..jobs import in_queue, is_due, now_ms
+from ..jobs import WORKER_DOC_PREFIX, in_queue, is_due, now_ms
 from .connection import MAX_RETRY_DELAY
+from .peers import Peers
 from .picking import Picker
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class FeedListener:
         path: list[str],
         hints: bool,
         picker: Picker,
+        peers: Peers,
         wake: Callable[[], None],
         heartbeat: float,
         poll_interval: float,
@@ -43,6 +45,7 @@ class FeedListener:
         self.path = path
         self.hints = hints
         self.picker = picker
+        self.peers = peers
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
         self._wake = wake
@@ -59,8 +62,13 @@ class FeedListener:
         for the worker's life: pouchdb-server keeps serving (and paying for)
         every continuous feed a client ever closed."""
         try:
+            # Pin where the feed starts, then read who is already there: no
+            # status document falls between the two.
+            since = self.db.info()["update_seq"]
+            for doc_id, doc in protocol.status_docs(self.db):
+                self.peers.heard(doc_id, doc)
             for row in self.db.changes(
-                since="now",
+                since=since,
                 include_docs=True,
                 selector=self.selector(),
                 heartbeat=self.heartbeat,
@@ -76,6 +84,9 @@ class FeedListener:
 
     def _heard(self, row: dict[str, Any]) -> None:
         doc = row.get("doc") or {}
+        if row["id"].startswith(WORKER_DOC_PREFIX):
+            self.peers.heard(row["id"], doc)
+            return
         mine = in_queue(doc.get("queues"), self.path)
         if doc.get("state") != "inactive":
             if mine or row.get("deleted"):

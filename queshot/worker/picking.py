@@ -18,18 +18,20 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from queue import Empty, SimpleQueue
 from typing import Any, Protocol
 
 from .. import protocol
 from ..couch import Database
 from ..jobs import now_ms
+from .peers import Peers
 
 MAX_SKIP_SCANS = 8
 MAX_PAGE = 400  # pending rows read per claim round, at most
 SPARE_TTL = 10.0  # seconds the unused rows of a page are worth trying, at most
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
+HINT_DEFER = 0.05  # seconds a job's second choice lets its first take it (third: twice...)
 SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
 MAX_GONE = 10_000  # jobs remembered as taken; beyond, forget them and the spare rows
 
@@ -47,13 +49,15 @@ class Picker:
     calls `offer` and `strike`; the dispatcher calls `next_round`, `still_open`
     before each batch of claims, and `round_done` after the round."""
 
-    def __init__(self, db: Database, queue: PendingQueue) -> None:
+    def __init__(self, db: Database, queue: PendingQueue, peers: Peers) -> None:
         self.db = db
         self.queue = queue
+        self.peers = peers
         self.page = queue.limit
         self.drained = False  # the last view read found nothing, no hint dropped since
         self.next_due: int | None = None  # earliest not-due job of that read (epoch ms)
         self._hints: SimpleQueue[str] = SimpleQueue()
+        self._deferred: dict[str, float] = {}  # hints for others first: job id -> when (monotonic)
         self._spare: list[str] = []  # rows of the last page not tried yet
         self._spare_until = 0.0  # when they are no longer worth it (monotonic)
         self._gone: set[str] = set()  # jobs the feed saw claimed or removed since that read
@@ -63,10 +67,16 @@ class Picker:
     # -- from the changes feed -------------------------------------------------------
 
     def offer(self, job_id: str) -> None:
-        """A job of this queue became claimable and is due. Beyond a page of
-        them it is a burst, which the view serves: no need to keep more."""
+        """A job of this queue became claimable and is due: a hint now if this
+        worker is the job's first choice among its live peers, else once its
+        betters have had their moment. Beyond a page of them it is a burst,
+        which the view serves: no need to keep more."""
         self._gone.discard(job_id)  # taken before, waiting again (lease over, requeued)
-        if self._hints.qsize() < MAX_PAGE:
+        place = self.peers.place(job_id)
+        if place:
+            if len(self._deferred) < MAX_PAGE:
+                self._deferred[job_id] = time.monotonic() + HINT_DEFER * place
+        elif self._hints.qsize() < MAX_PAGE:
             self._hints.put(job_id)
 
     def strike(self, job_id: str) -> None:
@@ -86,10 +96,20 @@ class Picker:
         a burst shows as more hints than slots, which then go to the view)."""
         return 0.0 if self._hints.empty() else self._hint_delay
 
+    def next_hint_in(self) -> float | None:
+        """Seconds until the next hint deferred to other workers is due, if
+        any: the dispatcher waits for that, or for a wake-up, whichever first."""
+        if not self._deferred:
+            return None
+        return max(0.0, min(self._deferred.values()) - time.monotonic())
+
     def next_round(self, free: int) -> tuple[list[str], bool]:
-        """Candidates for `free` slots, and whether they come from the view."""
-        hints = self._take_hints(free)
-        if hints:
+        """Candidates for `free` slots, and whether they come from the view.
+        Hints that other workers took meanwhile are no reason to read the
+        view when its last read found nothing."""
+        had_hints = not self._hints.empty() or bool(self._deferred)
+        hints = self.still_open(self._take_hints(free))
+        if hints or (had_hints and self.drained):
             return hints, False
         candidates = self._read_page(free)
         self.drained = not candidates
@@ -119,7 +139,7 @@ class Picker:
                 self.page = max(self.queue.limit, self.page - self.page // 16)
         elif claimed:
             self._hint_delay /= 2
-        else:
+        elif attempts:  # hints were tried and lost (not merely taken by their first choice)
             self._hint_delay = min(MAX_HINT_DELAY, self._hint_delay * 2 + 0.002)
 
     def _take_hints(self, free: int) -> list[str]:
@@ -130,12 +150,20 @@ class Picker:
         with contextlib.suppress(Empty):
             while True:
                 hints[self._hints.get_nowait()] = None
+        now = time.monotonic()
+        for job_id, due in list(self._deferred.items()):
+            if due <= now:
+                hints[job_id] = None
+                del self._deferred[job_id]
         if len(hints) > free:
             self.drained, self._spare_until = False, 0.0  # the burst may outrank the spare
             self.page = max(self.page, min(MAX_PAGE, len(hints)))
             self._spread_until = time.monotonic() + SPREAD_SECONDS
             return []
         return list(hints)
+
+    def _place_among(self, workers: list[str]) -> Callable[[str], int]:
+        return lambda job_id: self.peers.place(job_id, workers)
 
     def _read_page(self, free: int) -> list[str]:
         """Due job ids: the spare rows while fresh (until SPARE_TTL, a job
@@ -164,7 +192,7 @@ class Picker:
             if not_due is None or len(due) >= free or len(rows) == 0:
                 break
         if time.monotonic() < self._spread_until:
-            due = spread(due)
+            due = spread(due, self._place_among(self.peers.live()))
         fresh_for = SPARE_TTL if next_due is None else min(SPARE_TTL, (next_due - now) / 1000)
         self._spare_until = read_at + fresh_for
         self.next_due = next_due
@@ -188,7 +216,9 @@ def due_rows(
     return due, None
 
 
-def spread(due: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
-    """Rows in random order within each priority, higher priorities still first."""
+def spread(due: list[tuple[Any, str]], place: Callable[[str], int]) -> list[tuple[Any, str]]:
+    """Rows by priority (higher first), then by this worker's `place` in each
+    job's order of preference among its rivals (its first choices first), in
+    random order within that: rivals then start on different rows."""
     shuffled = random.sample(due, len(due))
-    return sorted(shuffled, key=lambda row: row[0])  # stable: random within a priority
+    return sorted(shuffled, key=lambda row: (row[0], place(row[1])))  # stable: random within

@@ -79,9 +79,12 @@ class StatusReporter:
             log.warning("status document not written: %s", exc)
 
     def remove(self) -> None:
+        """Delete the document, keeping its type in the tombstone, so that
+        the rivals' feeds (filtered by type) learn that this worker left."""
         if not self._rev:
             return
+        tombstone = {"_id": self.id, "_rev": self._rev, "_deleted": True, "type": WORKER_TYPE}
         try:
-            self.db.delete(self.id, self._rev)
+            self.db.save(tombstone)
         except CouchError as exc:
             log.debug("status document not removed: %s", exc)

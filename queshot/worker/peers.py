@@ -1,0 +1,80 @@
+"""The other live workers on this worker's queue, from their status documents,
+so that rivals can agree without a word on who tries which job first.
+
+Each job has an order of preference over the live workers that take it:
+highest `hash(job id, worker id)` first (rendezvous hashing). A worker claims
+a job that the feed offers at once if it is the job's first choice, and a
+moment later otherwise (when the first choice, if free, has taken it); from a
+page it tries its first-choice jobs first. Rivals then rarely collide, and a
+collision costs a claim the server pays for (and, on a cluster, a 202 to
+settle). It only orders attempts: every claim is still decided by the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+from ..jobs import (
+    LEASE_SECONDS,
+    WORKER_DOC_PREFIX,
+    WORKER_GONE_AFTER_LEASES,
+    WORKER_TYPE,
+    QueueError,
+    now_ms,
+    queue_path,
+)
+
+
+class Peers:
+    """Live workers whose queue takes the jobs of queue `path` (its own path
+    or a shorter prefix of it), this one (`worker_id`) included."""
+
+    def __init__(self, worker_id: str, path: list[str]) -> None:
+        self.worker_id = worker_id
+        self.path = path
+        self._seen: dict[str, tuple[int, float]] = {}  # worker id -> last_seen, lease (s)
+        self._lock = threading.Lock()
+
+    def heard(self, doc_id: str, doc: dict[str, Any]) -> None:
+        """A worker status document (or its deletion) came by."""
+        worker_id = doc_id.removeprefix(WORKER_DOC_PREFIX)
+        if worker_id == self.worker_id:
+            return
+        if doc.get("_deleted") or doc.get("type") != WORKER_TYPE:
+            with self._lock:
+                self._seen.pop(worker_id, None)
+            return
+        try:
+            theirs = queue_path(doc.get("queues"))
+        except QueueError:
+            return
+        if self.path[: len(theirs)] != theirs:
+            return  # it does not take this queue's jobs
+        lease = doc.get("lease_seconds")
+        lease = float(lease) if isinstance(lease, int | float) and lease > 0 else LEASE_SECONDS
+        last_seen = doc.get("last_seen")
+        with self._lock:
+            self._seen[worker_id] = (last_seen if isinstance(last_seen, int) else 0, lease)
+
+    def live(self) -> list[str]:
+        now = now_ms()
+        with self._lock:
+            alive = [
+                worker_id
+                for worker_id, (last_seen, lease) in self._seen.items()
+                if now - last_seen <= WORKER_GONE_AFTER_LEASES * lease * 1000
+            ]
+        return [self.worker_id, *alive]
+
+    def place(self, job_id: str, workers: list[str] | None = None) -> int:
+        """This worker's place in the job's order of preference (0: first)."""
+        workers = workers or self.live()
+        mine = _score(job_id, self.worker_id)
+        return sum(1 for other in workers if _score(job_id, other) > mine)
+
+
+def _score(job_id: str, worker_id: str) -> int:
+    digest = hashlib.blake2b(f"{job_id}\0{worker_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
