@@ -96,31 +96,44 @@ def _server(url: str | None, *, cluster: bool) -> Iterator[Server]:
 
 
 class ThrowawayDatabases:
-    """A fresh database per phase, all dropped at the end, so that no phase
-    pays for another's leftovers: its jobs to index, or the changes feeds of
-    its stopped workers, which pouchdb-server goes on serving (ARCHITECTURE.md)
-    and which slow every later write to that database."""
+    """A fresh database per phase, dropped when the phase ends, so that no
+    phase pays for another's leftovers: its jobs to index, or the changes
+    feeds of its stopped workers, which pouchdb-server goes on serving
+    (ARCHITECTURE.md) and which slow every later write to that database."""
 
     def __init__(self, couch: Couch) -> None:
         self.couch = couch
         self._prefix = f"queshot_bench_{uuid.uuid4().hex[:10]}"
         self._created: list[Database] = []
+        self._count = 0
         self._design_docs = designdocs.load()
 
-    def new(self, *, queue_design_docs: bool = True) -> Database:
-        db = self.couch.database(f"{self._prefix}_{len(self._created)}")
+    @contextlib.contextmanager
+    def phase(self, *, queue_design_docs: bool = True) -> Iterator[Database]:
+        """A fresh database for one phase (with the queue's design docs),
+        dropped as soon as the phase is over, so that indexing its documents
+        in the background (CouchDB's ken) does not slow the phases after it."""
+        db = self.couch.database(f"{self._prefix}_{self._count}")
+        self._count += 1
         db.create()
         self._created.append(db)
-        if queue_design_docs:
-            sync.push(self.couch, [db.name], self._design_docs)
-        return db
+        try:
+            if queue_design_docs:
+                sync.push(self.couch, [db.name], self._design_docs)
+            yield db
+        finally:
+            self._drop(db)
+
+    def _drop(self, db: Database) -> None:
+        try:
+            db.drop()
+        except CouchError as exc:
+            log.warning("benchmark database %s not dropped: %s", db.name, exc)
+        self._created.remove(db)
 
     def drop_all(self) -> None:
-        for db in self._created:
-            try:
-                db.drop()
-            except CouchError as exc:
-                log.warning("benchmark database %s not dropped: %s", db.name, exc)
+        for db in list(self._created):
+            self._drop(db)
 
 
 def run(config: BenchConfig, url: str | None = None) -> dict[str, Any]:
@@ -138,55 +151,61 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     clients = config.workers * config.concurrency
     log.info("ceiling: %d clients for %.0f s", clients, config.seconds)
     cpu_before = sum(cpu_seconds(pid) for pid in server.pids)
-    bare = databases.new(queue_design_docs=False)
-    ceiling, writes = measure_ceiling(bare, clients, config.seconds)
+    with databases.phase(queue_design_docs=False) as bare:
+        ceiling, writes = measure_ceiling(bare, clients, config.seconds)
     ceiling_cpu = sum(cpu_seconds(pid) for pid in server.pids) - cpu_before
 
     log.info("server limits: _bulk_docs, changes-feed latency, one claim")
-    trivial = databases.new(queue_design_docs=False)
-    job_docs = [Queue("bench-bulk", trivial).new_job_doc({"i": i}) for i in range(config.jobs)]
-    bulk_trivial = measure_bulk(trivial, job_docs, validator=True)
-    bulk_queue = measure_bulk(databases.new(), job_docs, validator=False)
-    feed_latency = measure_feed_latency(databases.new(queue_design_docs=False), config.latency_jobs)
-    claim = measure_claim(Queue("bench-claim", databases.new()), config.latency_jobs)
+    with databases.phase(queue_design_docs=False) as trivial, databases.phase() as ours:
+        job_docs = [Queue("bench-bulk", trivial).new_job_doc({"i": i}) for i in range(config.jobs)]
+        bulk_trivial = measure_bulk(trivial, job_docs, validator=True)
+        bulk_queue = measure_bulk(ours, job_docs, validator=False)
+    with databases.phase(queue_design_docs=False) as db:
+        feed_latency = measure_feed_latency(db, config.latency_jobs)
+    with databases.phase() as db:
+        claim = measure_claim(Queue("bench-claim", db), config.latency_jobs)
 
-    db = databases.new()
-    queue = Queue("bench-latency", db)
-    with WorkerPool(server.urls, db.name, queue.name, config.workers, config.concurrency) as pool:
-        log.info("idle: %d workers for %.0f s", config.workers, config.idle_seconds)
-        idle = measure_idle(pool, config.idle_seconds)
-        log.info("latency: %d jobs one at a time", config.latency_jobs)
-        latency = measure_latency(pool, queue, config.latency_jobs)
-        pool.stop()
+    with databases.phase() as db:
+        queue = Queue("bench-latency", db)
+        pool = WorkerPool(server.urls, db.name, queue.name, config.workers, config.concurrency)
+        with pool:
+            log.info("idle: %d workers for %.0f s", config.workers, config.idle_seconds)
+            idle = measure_idle(pool, config.idle_seconds)
+            log.info("latency: %d jobs one at a time", config.latency_jobs)
+            latency = measure_latency(pool, queue, config.latency_jobs)
+            pool.stop()
 
     # Enough jobs to keep the workers busy through the window even at the ceiling.
     jobs = min(config.jobs, int(ceiling * (config.seconds + 3)) + 100)
     log.info("throughput: %d jobs, %.0f s window", jobs, config.seconds)
-    throughput = measure_throughput(
-        server.urls,
-        Queue("bench-throughput", databases.new()),
-        workers=config.workers,
-        concurrency=config.concurrency,
-        seconds=config.seconds,
-        jobs=jobs,
-        server_pids=server.pids,
-    )
+    with databases.phase() as db:
+        throughput = measure_throughput(
+            server.urls,
+            Queue("bench-throughput", db),
+            workers=config.workers,
+            concurrency=config.concurrency,
+            seconds=config.seconds,
+            jobs=jobs,
+            server_pids=server.pids,
+        )
 
     contention = []
     for workers in config.contention:
         log.info("contention: %d workers, %d jobs", workers, config.contention_jobs)
-        contention.append(
-            measure_contention(
-                server.urls,
-                databases.new(),
-                workers,
-                config.concurrency,
-                config.contention_jobs,
-                2 * config.seconds,
+        with databases.phase() as db:
+            contention.append(
+                measure_contention(
+                    server.urls,
+                    db,
+                    workers,
+                    config.concurrency,
+                    config.contention_jobs,
+                    2 * config.seconds,
+                )
             )
-        )
     log.info("enqueue: %d jobs in bulk, %d one by one", config.jobs, config.single_jobs)
-    enqueue = measure_enqueue(databases.new(), config.jobs, config.single_jobs)
+    with databases.phase() as db:
+        enqueue = measure_enqueue(db, config.jobs, config.single_jobs)
     latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
     return {
         "server": server.kind,
