@@ -7,6 +7,7 @@ exactly once, none be left unrun, and no conflict branch be left behind."""
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 import subprocess
@@ -105,22 +106,24 @@ def conflicted(db: Database, ids: list[str]) -> list[str]:
     return left
 
 
-def test_workers_on_three_nodes_run_every_job_exactly_once(
+@pytest.fixture
+def drained(
     couch_cluster: LocalCluster,
     spawn_worker: Callable[..., subprocess.Popen],
     record_file: Path,
     tmp_path: Path,
     db_name: str,
-) -> None:
-    drain(couch_cluster, spawn_worker, record_file, tmp_path, db_name)
+) -> Callable[..., dict[str, int]]:
+    """`drain` on the session's cluster, with this test's workers and files."""
+    return functools.partial(drain, couch_cluster, spawn_worker, record_file, tmp_path, db_name)
+
+
+def test_workers_on_three_nodes_run_every_job_exactly_once(drained: Callable) -> None:
+    drained()
 
 
 def test_exactly_once_with_a_node_stopped_part_way(
-    couch_cluster: LocalCluster,
-    spawn_worker: Callable[..., subprocess.Popen],
-    record_file: Path,
-    tmp_path: Path,
-    db_name: str,
+    couch_cluster: LocalCluster, drained: Callable
 ) -> None:
     """The third node stops once a third of the jobs are done and starts again
     8 s later (within the workers' lease, so that its own worker's finished
@@ -140,9 +143,7 @@ def test_exactly_once_with_a_node_stopped_part_way(
             node.start()
 
     try:
-        counts = drain(
-            couch_cluster, spawn_worker, record_file, tmp_path, db_name, while_running=stop_a_node
-        )
+        counts = drained(while_running=stop_a_node)
     finally:
         if node.pid is None:
             node.start()
