@@ -18,14 +18,13 @@ from typing import Any
 from . import protocol
 from .couch import Couch, Database, Forbidden, NotFound, Unauthorized
 from .jobs import (
-    LEASE_SECONDS,
     STATES,
     WORKER_DOC_PREFIX,
-    WORKER_GONE_AFTER_LEASES,
     JobNotFound,
     QueueError,
     now_ms,
     queue_path,
+    worker_gone,
 )
 from .queue import Queue
 
@@ -289,7 +288,7 @@ def workers(db: Database) -> list[WorkerStatus]:
                 paused=bool(doc.get("paused")),
                 last_seen=last_seen,
                 lease_seconds=lease,
-                gone=now - last_seen > WORKER_GONE_AFTER_LEASES * (lease or LEASE_SECONDS) * 1000,
+                gone=worker_gone(doc, now),
             )
         )
     return found

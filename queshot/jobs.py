@@ -107,6 +107,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def worker_gone(status: dict[str, Any], now: float) -> bool:
+    """Whether the worker of a status document is gone (killed, or cut off
+    from CouchDB): it has not rewritten the document for
+    WORKER_GONE_AFTER_LEASES of its leases (the dashboard's rule too)."""
+    last_seen = status.get("last_seen")
+    lease = status.get("lease_seconds")
+    lease = lease if _is_number(lease) and lease > 0 else LEASE_SECONDS
+    seen = last_seen if _is_number(last_seen) else 0
+    return now - seen > WORKER_GONE_AFTER_LEASES * lease * 1000
+
+
 def revision_number(rev: str) -> int:
     """The revision number: 3 for "3-abc..."."""
     return int(rev.partition("-")[0])

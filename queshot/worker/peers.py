@@ -16,15 +16,7 @@ import hashlib
 import threading
 from typing import Any
 
-from ..jobs import (
-    LEASE_SECONDS,
-    WORKER_DOC_PREFIX,
-    WORKER_GONE_AFTER_LEASES,
-    WORKER_TYPE,
-    QueueError,
-    now_ms,
-    queue_path,
-)
+from ..jobs import WORKER_DOC_PREFIX, WORKER_TYPE, QueueError, now_ms, queue_path, worker_gone
 
 
 class Peers:
@@ -34,7 +26,7 @@ class Peers:
     def __init__(self, worker_id: str, path: list[str]) -> None:
         self.worker_id = worker_id
         self.path = path
-        self._seen: dict[str, tuple[int, float]] = {}  # worker id -> last_seen, lease (s)
+        self._seen: dict[str, dict[str, Any]] = {}  # worker id -> its status document
         self._lock = threading.Lock()
 
     def heard(self, doc_id: str, doc: dict[str, Any]) -> None:
@@ -52,20 +44,13 @@ class Peers:
             return
         if self.path[: len(theirs)] != theirs:
             return  # it does not take this queue's jobs
-        lease = doc.get("lease_seconds")
-        lease = float(lease) if isinstance(lease, int | float) and lease > 0 else LEASE_SECONDS
-        last_seen = doc.get("last_seen")
         with self._lock:
-            self._seen[worker_id] = (last_seen if isinstance(last_seen, int) else 0, lease)
+            self._seen[worker_id] = doc
 
     def live(self) -> list[str]:
         now = now_ms()
         with self._lock:
-            alive = [
-                worker_id
-                for worker_id, (last_seen, lease) in self._seen.items()
-                if now - last_seen <= WORKER_GONE_AFTER_LEASES * lease * 1000
-            ]
+            alive = [w for w, status in self._seen.items() if not worker_gone(status, now)]
         return [self.worker_id, *alive]
 
     def place(self, job_id: str, workers: list[str] | None = None) -> int:
