@@ -99,7 +99,6 @@ class Worker:
         self.feed_heartbeat = feed_heartbeat
         self.stats = WorkerStats()
         self.fatal: Exception | None = None
-        self.replicas = 1
 
         self._stopping = threading.Event()  # no more claims
         self._halt = threading.Event()  # background threads end
@@ -209,6 +208,11 @@ class Worker:
         return self.dispatcher.paused
 
     @property
+    def replicas(self) -> int:
+        """The database's `n`, as read when the worker started (claims carry w = n)."""
+        return self.settler.replicas
+
+    @property
     def running_jobs(self) -> list[str]:
         return self.running.ids()
 
@@ -216,7 +220,7 @@ class Worker:
 
     def start(self) -> None:
         """Start claiming in background threads; returns at once."""
-        self.replicas = self.settler.replicas = self.claimer.replicas = self.db.replicas()
+        self.settler.replicas = self.db.replicas()
         self._status.write()
         self.handlers.start()
         # The feed is not joined on stop: it ends at its next heartbeat.

@@ -51,7 +51,6 @@ class Claimer:
         self.writer = writer
         self.path = path
         self.lease_seconds = lease_seconds
-        self.replicas = 1  # the database's n (claims carry w = n), set when the worker starts
         self.settler = settler
         self.retrying = retrying
         self.stats = stats
@@ -68,7 +67,7 @@ class Claimer:
                 worker_id=self.writer.worker_id,
                 lease_seconds=self.lease_seconds,
                 queue=self.path,  # the handler refuses other queues' jobs
-                w=self.replicas,
+                w=self.settler.replicas,  # the database's n
             )
         except (Conflict, NotFound):
             self.stats.add("claim_conflicts")
