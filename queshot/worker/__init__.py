@@ -169,7 +169,7 @@ class Worker:
             wake=self.dispatcher.job_offered,
             heartbeat=feed_heartbeat,
             poll_interval=poll_interval,
-            outage=self._outage,
+            retrying=self._retrying,
             halt=self._halt,
             on_fatal=self._fail_fatally,
         )

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import protocol
-from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Outage, Unauthorized
+from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Unauthorized
 from ..jobs import WORKER_DOC_PREFIX, in_queue, is_due, now_ms
-from .connection import MAX_RETRY_DELAY
+from .connection import MAX_RETRY_DELAY, Retrier
 from .peers import Peers
 from .picking import Picker
 
@@ -37,7 +37,7 @@ class FeedListener:
         wake: Callable[[], None],
         heartbeat: float,
         poll_interval: float,
-        outage: Outage,
+        retrying: Retrier,
         halt: threading.Event,
         on_fatal: Callable[[Exception], None],
     ) -> None:
@@ -49,7 +49,8 @@ class FeedListener:
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
         self._wake = wake
-        self._outage = outage
+        self._retrying = retrying
+        self._outage = retrying.outage
         self._halt = halt
         self._on_fatal = on_fatal
 
@@ -64,8 +65,9 @@ class FeedListener:
         try:
             # Pin where the feed starts, then read who is already there: no
             # status document falls between the two.
-            since = self.db.info()["update_seq"]
-            for doc_id, doc in protocol.status_docs(self.db):
+            # Both retried through an outage, as the feed itself is.
+            since = self._retrying(lambda: self.db.info()["update_seq"])
+            for doc_id, doc in self._retrying(lambda: list(protocol.status_docs(self.db))):
                 self.peers.heard(doc_id, doc)
             for row in self.db.changes(
                 since=since,
