@@ -41,7 +41,7 @@ from .measures import (
     measure_throughput,
     percentile,
 )
-from .pool import WorkerPool, cpu_seconds
+from .pool import WorkerPool, server_cpu_seconds
 
 __all__ = ["BenchConfig", "format_table", "percentile", "run"]
 
@@ -150,10 +150,10 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     """The phases, each on its own database (ThrowawayDatabases)."""
     clients = config.workers * config.concurrency
     log.info("ceiling: %d clients for %.0f s", clients, config.seconds)
-    cpu_before = sum(cpu_seconds(pid) for pid in server.pids)
+    cpu_before = sum(server_cpu_seconds(pid) for pid in server.pids)
     with databases.phase(queue_design_docs=False) as bare:
         ceiling, writes = measure_ceiling(bare, clients, config.seconds)
-    ceiling_cpu = sum(cpu_seconds(pid) for pid in server.pids) - cpu_before
+    ceiling_cpu = sum(server_cpu_seconds(pid) for pid in server.pids) - cpu_before
 
     log.info("server limits: _bulk_docs, changes-feed latency, one claim")
     with databases.phase(queue_design_docs=False) as trivial, databases.phase() as ours:

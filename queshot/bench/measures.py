@@ -15,7 +15,7 @@ from typing import Any
 from .. import protocol
 from ..couch import Database
 from ..queue import Queue
-from .pool import WorkerPool, cpu_seconds, proc_status
+from .pool import WorkerPool, cpu_seconds, proc_status, server_cpu_seconds
 
 BENCH_DDOC = "queshot-bench"
 # The ceiling's update handler: a write with no queue logic at all.
@@ -205,12 +205,12 @@ def measure_throughput(
     with WorkerPool(urls, queue.db.name, queue.name, workers, concurrency) as pool:
         time.sleep(1.0)
         first, began = pool.counters(), time.monotonic()
-        server_before = sum(cpu_seconds(pid) for pid in server_pids)
+        server_before = sum(server_cpu_seconds(pid) for pid in server_pids)
         workers_before = sum(cpu_seconds(pid) for pid in pool.pids)
         time.sleep(seconds)
         last = pool.counters()
         elapsed = time.monotonic() - began
-        server_cpu = sum(cpu_seconds(pid) for pid in server_pids) - server_before
+        server_cpu = sum(server_cpu_seconds(pid) for pid in server_pids) - server_before
         workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids) - workers_before
         peak_rss = max(proc_status(pid, "VmHWM") for pid in pool.pids)
         pool.stop()
