@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
-from .couch import Couch, Database, Forbidden, NotFound, Unauthorized
+from .couch import Conflict, Couch, Database, Forbidden, NotFound, Unauthorized
 from .jobs import (
     STATES,
     WORKER_DOC_PREFIX,
@@ -26,12 +26,10 @@ from .jobs import (
     queue_path,
     worker_gone,
 )
-from .queue import Queue
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-REQUEUEABLE = ("failed", "complete")
 DASHBOARD_PATH = protocol.DASHBOARD_PATH
 DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -190,17 +188,10 @@ def _drain(
 
 
 def _requeue_one(db: Database, job_id: str) -> Outcome:
-    doc = db.get_or_none(job_id)
-    if doc is None:
-        return Outcome(job_id, False, "no such job")
-    if doc.get("state") not in REQUEUEABLE:
-        return Outcome(job_id, False, f"job is {doc.get('state')}, not failed or complete")
     try:
-        Queue(doc["queues"], db).requeue(job_id)
-    except Forbidden as exc:
-        return Outcome(job_id, False, exc.reason)
-    except (JobNotFound, QueueError) as exc:
-        return Outcome(job_id, False, str(exc))
+        protocol.requeue(db, job_id)  # the handler says which jobs it takes, and why not
+    except (Forbidden, Conflict, NotFound) as exc:
+        return Outcome(job_id, False, exc.reason or exc.error)
     return Outcome(job_id, True)
 
 

@@ -84,16 +84,23 @@ def test_stats(
         "ACTIVE",
         "COMPLETE",
         "FAILED",
+        "CANCELLED",
         "TOTAL",
         "OLDEST",
         "WAITING",
     ]
-    assert lines[1] == ["email", "2", "1", "3", "1", "7", "5m"]
-    assert lines[2] == ["reports/daily", "1", "0", "0", "0", "1", "2m"]
-    assert lines[3] == ["total", "3", "1", "3", "1", "8", "5m"]
+    assert lines[1] == ["email", "2", "1", "3", "1", "0", "7", "5m"]
+    assert lines[2] == ["reports/daily", "1", "0", "0", "0", "0", "1", "2m"]
+    assert lines[3] == ["total", "3", "1", "3", "1", "0", "8", "5m"]
 
     status, data = run(capsys, server_url, db, "stats", "--json")
-    assert data["totals"] == {"inactive": 3, "active": 1, "complete": 3, "failed": 1}
+    assert data["totals"] == {
+        "inactive": 3,
+        "active": 1,
+        "complete": 3,
+        "failed": 1,
+        "cancelled": 0,
+    }
     email = data["queues"][0]
     assert email["queue"] == ["email"] and email["total"] == 7
     assert email["oldest_waiting_since"] == db.get(jobs["old_waiting"])["created_at"]
@@ -172,7 +179,7 @@ def test_requeue_by_id(
     assert status == 1
     assert out.splitlines() == [
         "requeued 1 job(s)",
-        f"  {jobs['running']}: not requeued: job is active, not failed or complete",
+        f"  {jobs['running']}: not requeued: job is active, not complete, failed or cancelled",
         "  nope: not requeued: no such job",
     ]
     requeued = db.get(jobs["failed"])

@@ -50,7 +50,8 @@ function (newDoc, oldDoc, userCtx, secObj) {
     }
     if (!job.isJob(old)) deny('queshot: a document that is not a job cannot become one');
     if (!isWorker) deny('queshot: producers may create jobs but not change them');
-    var move = job.moveProblem(old.state, newDoc.state, isAdmin);
+    var move = job.moveProblem(old.state, newDoc.state, isAdmin) ||
+      (isAdmin ? null : job.cancelProblem(old, newDoc));
     if (move) deny('queshot: ' + move);
     if (old.state === 'active' && newDoc.state === 'active' && old.worker_id !== newDoc.worker_id && !isAdmin) {
       deny('queshot: a running job stays with the worker holding it (' + old.worker_id + ')');

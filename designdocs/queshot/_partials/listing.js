@@ -10,6 +10,7 @@ function stateSince(doc) {
   else if (doc.state === 'active') t = doc.claimed_at;
   else if (doc.state === 'complete') t = doc.completed_at;
   else if (doc.state === 'failed') t = doc.failed_at;
+  else if (doc.state === 'cancelled') t = doc.cancelled_at;
   if (isNumber(t)) return t;
   return isNumber(doc.created_at) ? doc.created_at : 0;
 }

@@ -5,6 +5,7 @@
 {% include '_partials/model.js' %}
 
 exports.STATES = STATES;
+exports.FINISHED_STATES = {{ finished_states|tojson }};
 exports.WORKER_TYPE = WORKER_TYPE;
 exports.DEFAULT_LEASE_SECONDS = {{ lease_seconds }};
 exports.DEFAULT_MAX_STALLS = {{ max_stalls }};
@@ -62,6 +63,12 @@ function problem(doc) {
     optional(doc, 'lease_expires_at', isNumber, 'a number (epoch milliseconds)') ||
     optional(doc, 'completed_at', isNumber, 'a number (epoch milliseconds)') ||
     optional(doc, 'failed_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'cancelled_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'cancel_requested_at', isNumber, 'a number (epoch milliseconds)') ||
+    optional(doc, 'task', function (x) { return typeof x === 'string' && x.length > 0; },
+      'a non-empty string (a task name or "package.module:function")') ||
+    optional(doc, 'args', Array.isArray, 'an array') ||
+    optional(doc, 'kwargs', isObject, 'an object') ||
     optional(doc, 'log', Array.isArray, 'an array') ||
     optional(doc, 'errors', Array.isArray, 'an array') ||
     optional(doc, 'error', function (x) { return isObject(x) && typeof x.message === 'string'; },
@@ -79,12 +86,14 @@ function problem(doc) {
 // Moves every role may make (they are what the update handlers do), and the
 // further moves only a queue admin may make by editing a job (Fauxton).
 var WORKER_MOVES = {
-  'inactive>inactive': true, 'inactive>active': true,
-  'active>active': true, 'active>inactive': true, 'active>complete': true, 'active>failed': true
+  'inactive>inactive': true, 'inactive>active': true, 'inactive>cancelled': true,
+  'active>active': true, 'active>inactive': true, 'active>complete': true, 'active>failed': true,
+  'active>cancelled': true
 };
 var ADMIN_MOVES = {
-  'failed>inactive': true, 'complete>inactive': true, 'inactive>failed': true,
-  'failed>failed': true, 'complete>complete': true
+  'failed>inactive': true, 'complete>inactive': true, 'cancelled>inactive': true,
+  'inactive>failed': true, 'failed>failed': true, 'complete>complete': true,
+  'cancelled>cancelled': true
 };
 
 function moveProblem(from, to, isAdmin) {
@@ -92,6 +101,21 @@ function moveProblem(from, to, isAdmin) {
   if (WORKER_MOVES[move] || (isAdmin && ADMIN_MOVES[move])) return null;
   if (ADMIN_MOVES[move]) return "only a queue admin may move a job from '" + from + "' to '" + to + "'";
   return "a job cannot move from '" + from + "' to '" + to + "'";
+}
+
+// What a write by anyone but a queue admin may not do to a cancel: drop the
+// request, or put a job that was asked to stop back to waiting.
+function cancelProblem(old, doc) {
+  if (!isNumber(old.cancel_requested_at) || old.state !== 'active') return null;
+  if (doc.state === 'active' && doc.cancel_requested_at !== old.cancel_requested_at) {
+    return 'a running job asked to cancel keeps its cancel_requested_at';
+  }
+  if (doc.state === 'inactive') return 'a job asked to cancel cannot wait again';
+  return null;
+}
+
+function isFinished(doc) {
+  return exports.FINISHED_STATES.indexOf(doc.state) >= 0;
 }
 
 function now() {
@@ -170,7 +194,9 @@ function failOrRetry(doc, error, at, retry) {
   if (doc.errors.length > exports.MAX_KEPT_ERRORS) doc.errors = doc.errors.slice(-exports.MAX_KEPT_ERRORS);
   doc.worker_id = null;
   doc.lease_expires_at = null;
-  if (retry !== false && attempts < max) {
+  if (isNumber(doc.cancel_requested_at)) {
+    cancel(doc, at);
+  } else if (retry !== false && attempts < max) {
     var base = isNumber(doc.backoff_seconds) ? doc.backoff_seconds : exports.DEFAULT_BACKOFF_SECONDS;
     var delay = Math.min(base * Math.pow(2, attempts - 1), exports.MAX_BACKOFF_SECONDS);
     delay = delay * (0.75 + Math.random() * 0.5);
@@ -185,12 +211,40 @@ function failOrRetry(doc, error, at, retry) {
 
 // A held job back to waiting, its attempt not counted: given back at
 // shutdown (release), or taken back from a worker that stopped renewing it.
-function giveBack(doc) {
+// A job asked to cancel ends cancelled instead: nobody runs it again.
+function giveBack(doc, at) {
+  if (isNumber(doc.cancel_requested_at)) return cancel(doc, at);
   doc.state = 'inactive';
   doc.worker_id = null;
   doc.lease_expires_at = null;
   if (isInteger(doc.attempts) && doc.attempts > 0) doc.attempts -= 1;
   return doc;
+}
+
+// The end of a job nobody will run: waiting ones at once, running ones once
+// their worker stops (or is taken back). The error, if any, stays as it was.
+function cancel(doc, at) {
+  doc.state = 'cancelled';
+  doc.cancelled_at = at;
+  doc.worker_id = null;
+  doc.lease_expires_at = null;
+  doc.run_at = null;
+  return doc;
+}
+
+// A cancel asked for by someone (`queshot cancel`, the dashboard): what the
+// `cancel` handler does. Returns the state the job is now in, or a refusal
+// (an update-handler result) for a job that has already finished.
+function requestCancel(doc, at) {
+  if (doc.state === 'inactive') {
+    cancel(doc, at);
+    return null;
+  }
+  if (doc.state === 'active') {
+    if (!isNumber(doc.cancel_requested_at)) doc.cancel_requested_at = at;
+    return null;
+  }
+  return reply(409, 'not_cancellable', 'job is ' + doc.state + ': too late to cancel');
 }
 
 // A running job whose lease ran out: its worker died or hung, which is not the
@@ -205,8 +259,12 @@ function stall(doc, at) {
     return failOrRetry(doc, { type: 'Stalled', message: 'stalled ' + stalls + ' times (max_stalls ' +
       max + '): ' + why }, at, false);
   }
+  if (isNumber(doc.cancel_requested_at)) {
+    appendLog(doc, 'stalled: ' + why + '; it was asked to cancel, so cancelled', at);
+    return cancel(doc, at);
+  }
   appendLog(doc, 'stalled (' + stalls + ' of ' + max + ' allowed): ' + why + '; waiting again', at);
-  return giveBack(doc);
+  return giveBack(doc, at);
 }
 
 // A finished job waiting again as if new: every attempt and stall available,
@@ -221,6 +279,8 @@ function freshStart(doc) {
   doc.progress = 0;
   doc.failed_at = null;
   doc.completed_at = null;
+  doc.cancelled_at = null;
+  doc.cancel_requested_at = null;
   return doc;
 }
 
@@ -248,6 +308,10 @@ exports.dueAt = dueAt;
 exports.deadline = deadline;
 exports.problem = problem;
 exports.moveProblem = moveProblem;
+exports.cancelProblem = cancelProblem;
+exports.isFinished = isFinished;
+exports.cancel = cancel;
+exports.requestCancel = requestCancel;
 exports.now = now;
 exports.inQueue = inQueue;
 exports.body = body;

@@ -8,6 +8,9 @@ function (doc, req) {
   doc.completed_at = job.now();
   doc.progress = 100;
   doc.lease_expires_at = null;
+  if (job.isNumber(doc.cancel_requested_at)) {
+    job.appendLog(doc, 'completed before it could stop: the cancel came too late', doc.completed_at);
+  }
   if (b.result !== undefined) doc.result = b.result;
   return [doc, { json: { ok: true } }];
 }

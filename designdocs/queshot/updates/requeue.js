@@ -1,11 +1,12 @@
 function (doc, req) {
-  // A failed or complete job back to waiting as a fresh start: what
+  // A failed, complete or cancelled job back to waiting as a fresh start: what
   // `queshot requeue` and the dashboard's Requeue button do.
   var job = require('lib/job');
   if (!doc) return job.reply(404, 'not_found', 'no such job');
   if (!job.isJob(doc)) return job.reply(400, 'bad_request', 'not a queshot job');
-  if (doc.state !== 'failed' && doc.state !== 'complete') {
-    return job.reply(409, 'not_requeueable', 'job is ' + doc.state + ', not failed or complete');
+  if (!job.isFinished(doc)) {
+    return job.reply(409, 'not_requeueable', 'job is ' + doc.state + ', not ' +
+      job.FINISHED_STATES.join(', ').replace(/, ([^,]*)$/, ' or $1'));
   }
   job.freshStart(doc);
   return [doc, { json: { ok: true } }];
