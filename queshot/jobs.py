@@ -29,6 +29,7 @@ DESIGN_DOCS = _design_docs_folder()
 DEFAULTS: dict[str, Any] = json.loads((DESIGN_DOCS / "context.json").read_text())
 
 STATES: tuple[str, ...] = tuple(DEFAULTS["states"])
+FINISHED_STATES: tuple[str, ...] = tuple(DEFAULTS["finished_states"])
 LEASE_SECONDS: float = float(DEFAULTS["lease_seconds"])
 WORKER_TYPE: str = DEFAULTS["worker_type"]
 WORKER_DOC_PREFIX: str = DEFAULTS["worker_doc_prefix"]
@@ -48,6 +49,31 @@ class JobNotFound(QueueError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class JobFailed(QueueError):
+    """A job waited on ended failed or cancelled: its state, and its last
+    error's type, message and traceback (None where it had none)."""
+
+    def __init__(self, job_id: str, doc: dict[str, Any]) -> None:
+        error = doc.get("error") if isinstance(doc.get("error"), dict) else {}
+        self.job_id = job_id
+        self.state: str = doc.get("state", "failed")
+        self.error_type: str | None = error.get("type")
+        self.error_message: str | None = error.get("message")
+        self.traceback: str | None = error.get("traceback")
+        why = f"{self.error_type}: {self.error_message}" if error else "no error recorded"
+        super().__init__(f"job {job_id} {self.state}: {why}")
+
+
+class ResultTimeout(QueueError, TimeoutError):
+    """A job waited on did not finish in time."""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a handler by `job.check_cancelled()` once the job is asked
+    to stop. A BaseException, as asyncio's CancelledError is, so that a
+    handler's `except Exception` does not swallow it."""
 
 
 def now_ms() -> int:
@@ -105,6 +131,15 @@ def is_due(doc: dict[str, Any], now: float) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_cancel_request_of(doc: dict[str, Any], worker_id: str) -> bool:
+    """Whether a stored job is running for `worker_id` and asked to stop."""
+    return (
+        doc.get("state") == "active"
+        and doc.get("worker_id") == worker_id
+        and _is_number(doc.get("cancel_requested_at"))
+    )
 
 
 def worker_gone(status: dict[str, Any], now: float) -> bool:

@@ -13,7 +13,9 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   when the job is no longer held at that revision.
 - `expire` {}: takes back a running job whose lease or timeout has run out by
   the server's clock: {state, why: "stall" | "timeout", stalls}.
-- `requeue` {}: a failed or complete job back to waiting, a fresh start.
+- `requeue` {}: a failed, complete or cancelled job back to waiting, a fresh start.
+- `cancel` {}: a waiting job cancelled at once, a running one asked to stop
+  (`cancel_requested_at`): {state}; 409 for a finished job.
 
 Views: `pending` [path, -priority, due] -> run_at (claimable jobs, one row per
 queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
@@ -73,8 +75,15 @@ def expire(db: Database, job_id: str) -> dict[str, Any]:
 
 
 def requeue(db: Database, job_id: str) -> UpdateResult:
-    """A failed or complete job back to waiting, attempts and stalls reset."""
+    """A failed, complete or cancelled job back to waiting, attempts and stalls reset."""
     return db.update(DDOC, "requeue", job_id, {})
+
+
+def cancel(db: Database, job_id: str) -> str:
+    """Cancel a job; the state it is in now: `cancelled`, or `active` for a
+    running job asked to stop. Conflict for a job that already finished."""
+    answer = db.update(DDOC, "cancel", job_id, {}).body
+    return answer.get("state", "cancelled") if isinstance(answer, dict) else "cancelled"
 
 
 def completed(claimed: dict[str, Any], rev: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The producer and admin API: the seed's createJob, jobExists, getJobData,
 setJobState, logJob, progressJob, setJobData (and its options limit, view,
-autoremove, writeonly) in Pythonic form, plus bulk enqueue and requeue.
+autoremove, writeonly) in Pythonic form, plus tasks by name (`enqueue`),
+bulk enqueue, results to wait on, requeue and cancel.
 
 Every write goes through CouchDB's rules (validate_doc_update, update
 handlers); nothing here decides what a legal job is.
@@ -19,21 +20,28 @@ from .jobs import (
     LEASE_SECONDS,
     STATES,
     JobExists,
+    JobFailed,
     JobNotFound,
     QueueError,
     new_job_id,
     now_ms,
     queue_path,
 )
+from .results import JobHandle, outcome, wait_for_job
+from .tasks import reference_name
 
 if TYPE_CHECKING:
     from .worker import Worker
 
-__all__ = ["JobExists", "JobNotFound", "Queue", "QueueError"]
+__all__ = ["JobExists", "JobFailed", "JobHandle", "JobNotFound", "Queue", "QueueError"]
 
 log = logging.getLogger(__name__)
 
 BULK_CHUNK = 2000
+# create_job's options: enqueue() takes these keyword arguments for the job, not the task.
+JOB_OPTIONS = frozenset(
+    {"id", "priority", "delay", "run_at", "max_attempts", "timeout", "max_stalls"}
+)
 
 
 def _check_max_stalls(max_stalls: int | None) -> None:
@@ -105,6 +113,9 @@ class Queue:
         self,
         data: Any,
         *,
+        task: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
         id: str | None = None,
         priority: int = 0,
         delay: float | None = None,
@@ -113,7 +124,8 @@ class Queue:
         timeout: float | None = None,
         max_stalls: int | None = None,
     ) -> dict[str, Any]:
-        """The document of a new waiting job (seed fields first)."""
+        """The document of a new waiting job (seed fields first); `task` with
+        its `args` and `kwargs` names what runs it, for a worker of tasks."""
         _check_json("job data", data)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise QueueError(f"priority must be an integer (got {priority!r})")
@@ -131,6 +143,14 @@ class Queue:
             "progress": 0,
         }
         doc["_id"] = new_job_id() if id is None else id
+        if task is not None:
+            if not isinstance(task, str) or not task:
+                raise QueueError(f"task must be a non-empty name (got {task!r})")
+            _check_json("task args", list(args))
+            _check_json("task kwargs", kwargs or {})
+            doc.update(task=task, args=list(args), kwargs=dict(kwargs or {}))
+        elif args or kwargs:
+            raise QueueError("args and kwargs need a task to pass them to")
         if delay is not None and run_at is not None:
             raise QueueError("give either delay or run_at, not both")
         if delay is not None:
@@ -159,6 +179,29 @@ class Queue:
             raise JobExists(
                 f"a job with id {doc['_id']!r} already exists in {self.db.name}"
             ) from None
+
+    def enqueue(self, task: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> JobHandle:
+        """Enqueue a call of `task` (a function, or a task's name) with JSON
+        `args` and `kwargs`, RQ-style; returns a handle to wait on. Keyword
+        arguments named like create_job's options (priority, delay, run_at,
+        id, max_attempts, timeout, max_stalls) are the job's options, the
+        rest the task's: `enqueue_call` keeps the two apart."""
+        options = {name: kwargs.pop(name) for name in list(kwargs) if name in JOB_OPTIONS}
+        return self.enqueue_call(task, args=args, kwargs=kwargs, **options)
+
+    def enqueue_call(
+        self,
+        task: Callable[..., Any] | str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """enqueue, with the task's arguments given apart from the job's options."""
+        name = task if isinstance(task, str) else reference_name(task)
+        return JobHandle(
+            self, self.create_job(None, task=name, args=args, kwargs=kwargs, **options)
+        )
 
     def create_jobs(self, datas: Iterable[Any], **options: Any) -> list[str]:
         """Enqueue many jobs in `_bulk_docs` round trips; returns their ids in
@@ -195,6 +238,16 @@ class Queue:
     def get_job_data(self, job_id: str) -> Any:
         return self.get_job(job_id).get("data")
 
+    def job(self, job_id: str) -> JobHandle:
+        """A handle on a job by id (its status, result, wait, cancel)."""
+        return JobHandle(self, job_id)
+
+    def result(self, job_id: str, timeout: float | None = 30.0) -> Any:
+        """Wait for a job to finish and return its result; JobFailed (with
+        the job's error type, message and traceback) if it failed or was
+        cancelled, ResultTimeout after `timeout` seconds."""
+        return outcome(job_id, wait_for_job(self.db, job_id, timeout))
+
     def stats(self) -> dict[str, int]:
         """Jobs of this queue (exactly this path) per state."""
         counts = dict.fromkeys(STATES, 0)
@@ -224,14 +277,17 @@ class Queue:
     def set_job_state(self, job_id: str, state: str) -> None:
         """Move a job as an admin would. `inactive` requeues a failed or
         complete job (the `requeue` handler: a fresh start, attempts reset, no
-        delay); `failed` cancels a waiting job; `active` only comes from a
-        worker's claim."""
+        delay); `cancelled` is `cancel`; `failed` fails a waiting job;
+        `active` only comes from a worker's claim."""
         if state not in STATES:
             raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
         if state == "active":
             raise QueueError("a job becomes 'active' only by a worker's claim")
         if state == "inactive":
             self.requeue(job_id)
+            return
+        if state == "cancelled":
+            self.cancel(job_id)
             return
 
         def change(doc: dict[str, Any]) -> None:
@@ -249,6 +305,18 @@ class Queue:
             raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
         except Conflict as exc:
             raise QueueError(f"job {job_id!r} not requeued: {exc.reason}") from None
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job: a waiting one at once (-> "cancelled"); a running one
+        is asked to stop (-> "active"): its worker tells the handler, and the
+        job ends cancelled unless it completes first. QueueError if it has
+        already finished."""
+        try:
+            return protocol.cancel(self.db, job_id)
+        except NotFound:
+            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
+        except Conflict as exc:
+            raise QueueError(f"job {job_id!r} not cancelled: {exc.reason}") from None
 
     def remove_job(self, job_id: str) -> None:
         doc = self.get_job(job_id)

@@ -1,6 +1,7 @@
-"""Where job handlers come from: a "package.module:callable" spec, imported once
-(`load_handler`) or, in dev mode, imported again whenever its source changes
-(`ReloadingHandler`, the worker's `--reload`).
+"""Where job handlers come from: a "package.module:callable" spec (or a
+module of tasks, "package.module", whose Tasks registry dispatches by name),
+imported once (`load_handler`) or, in dev mode, imported again whenever its
+source changes (`ReloadingHandler`, the worker's `--reload`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from .filewatch import FileWatcher
+from .tasks import find_tasks
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,21 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 def _split(spec: str) -> tuple[str, list[str]]:
     module_name, colon, attr = spec.partition(":")
-    if not colon or not module_name or not attr or ":" in attr:
+    if not module_name or (colon and not attr) or ":" in attr:
         raise HandlerImportError(
-            f"handler {spec!r}: expected 'package.module:callable' (or 'module:attr.sub')"
+            f"handler {spec!r}: expected 'package.module:callable' (or 'module:attr.sub'), "
+            "or a module of tasks"
         )
-    return module_name, attr.split(".")
+    return module_name, attr.split(".") if attr else []
 
 
 def _resolve(spec: str, module: ModuleType, attrs: list[str]) -> Callable[..., Any]:
+    """The callable `attrs` name in `module`; no attrs: the module's Tasks registry."""
+    if not attrs:
+        try:
+            return find_tasks(module)
+        except LookupError as exc:
+            raise HandlerImportError(f"handler {spec!r}: {exc}") from None
     target: Any = module
     for depth, name in enumerate(attrs):
         try:

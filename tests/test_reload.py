@@ -165,7 +165,33 @@ def test_load_handler_says_what_is_wrong(
     assert isinstance(caught.value, ValueError)
 
 
-@pytest.mark.parametrize("spec", ["jobs.handlers", "jobs:", ":handle", "a:b:c"])
+@pytest.mark.parametrize("spec", ["jobs:", ":handle", "a:b:c"])
 def test_a_malformed_spec_is_refused(spec: str) -> None:
     with pytest.raises(HandlerImportError, match="expected 'package.module:callable'"):
         load_handler(spec)
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("X = 1\n", "no Tasks registry"),
+        ("from queshot import Tasks\na = Tasks()\nb = Tasks()\n", "2 Tasks registries"),
+    ],
+)
+def test_a_module_spec_needs_exactly_one_tasks_registry(
+    package: Path, source: str, found: str
+) -> None:
+    write(package / "several.py", source)
+    spec = f"{package.name}.several"
+    with pytest.raises(HandlerImportError) as caught:
+        load_handler(spec)
+    assert str(caught.value) == (
+        f"handler {spec!r}: module {spec} has {found}: name one as module:attribute, "
+        "or a handler function as module:function"
+    )
+
+
+def test_a_module_spec_is_its_tasks_registry(package: Path) -> None:
+    write(package / "mytasks.py", "from queshot import Tasks\ntasks = Tasks()\n")
+    registry = load_handler(f"{package.name}.mytasks")
+    assert type(registry).__name__ == "Tasks"
