@@ -7,12 +7,13 @@ its own, with its own loop where it has a thread:
 - `dispatch.Dispatcher` claims for free slots (candidates from
   `picking.Picker`, each claim by `claiming.Claimer`, contested ones settled
   by `settling.Settler`);
-- `running.JobRunner` runs each job in its own thread and writes its outcome
-  (completions batched by `completions.CompletionWriter`);
+- `running.JobRunner` runs each job in its own thread (async ones as tasks
+  on `eventloop.EventLoop`) and writes its outcome (completions batched by
+  `completions.CompletionWriter`), telling `hooks.Hooks`;
 - `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
   takes back everyone's expired ones;
-- `feed.FeedListener` follows `_changes`, waking the dispatcher and telling
-  the picker what rivals took;
+- `feed.FeedListener` follows `_changes`, waking the dispatcher, telling
+  the picker what rivals took and the runner which jobs were asked to cancel;
 - `status.StatusReporter` keeps the worker's status document.
 
 Connection faults are never fatal: every part retries through one `Outage`
@@ -28,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..couch import Outage
@@ -40,6 +41,7 @@ from .connection import Retrier
 from .dispatch import Dispatcher
 from .feed import FeedListener
 from .handlers import handler_source
+from .hooks import Hook, Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
 from .peers import Peers
@@ -51,7 +53,7 @@ from .status import StatusReporter
 if TYPE_CHECKING:
     from ..queue import Queue
 
-__all__ = ["Job", "Worker", "WorkerStats"]
+__all__ = ["Hook", "Job", "Outcome", "Worker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ OUTCOME_GIVE_UP_SECONDS = 1.0  # how long a stop waits for halted outcome writer
 
 class Worker:
     """Runs `handler(job)` for the jobs of `queue`, up to `concurrency` at once.
+    The handler is a function (sync or `async def`), a `Tasks` registry that
+    runs each job's task by name, or a "module:callable" / "module" spec of
+    either; `hooks` (see `Hook`) hear of the worker's and each job's events.
 
     Seed controls: `wake_up()` (look for jobs now), `go_to_sleep()` (stop
     looking until woken or a job arrives), `pause()` / `resume()` (claim
@@ -80,6 +85,7 @@ class Worker:
         reap_interval: float | None = None,
         shutdown_grace: float = 30.0,
         feed_heartbeat: float = 2.0,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         if queue.writeonly:
             raise QueueError(f"queue {queue.name!r} is writeonly: it cannot create workers")
@@ -98,6 +104,7 @@ class Worker:
         self.shutdown_grace = shutdown_grace
         self.feed_heartbeat = feed_heartbeat
         self.stats = WorkerStats()
+        self.hooks = Hooks(hooks)
         self.fatal: Exception | None = None
 
         self._stopping = threading.Event()  # no more claims
@@ -120,6 +127,7 @@ class Worker:
             stats=self.stats,
             autoremove=queue.autoremove,
             on_done=self.wake_up,
+            hooks=self.hooks,
         )
         self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
         self.claimer = Claimer(
@@ -162,11 +170,13 @@ class Worker:
         )
         self._feed = FeedListener(
             self.db,
+            worker_id=self.id,
             path=queue.path,
             hints=queue.view == PENDING,
             picker=self.picker,
             peers=self.peers,
             wake=self.dispatcher.job_offered,
+            cancel_requested=self.runner.cancel_requested,
             heartbeat=feed_heartbeat,
             poll_interval=poll_interval,
             retrying=self._retrying,
@@ -235,6 +245,7 @@ class Worker:
             )
         ]
         self._thread(self._feed.run, "changes")
+        self.hooks.call("on_start", self)
         log.info(
             "worker %s on queue %s (concurrency %d, lease %ss, n=%d)",
             self.id,
@@ -271,6 +282,8 @@ class Worker:
             thread.join(timeout=5)
         self._status.remove()
         self.handlers.close()
+        self.runner.loop.close()
+        self.hooks.call("on_stop", self)
         log.info("worker %s stopped: %s", self.id, self.stats.summary())
 
     def run(self) -> None:

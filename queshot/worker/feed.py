@@ -1,7 +1,8 @@
 """The worker's ear on the database: one `_changes` feed for its life, which
 wakes the dispatcher when a job of its queue becomes claimable (handing the
 picker the id when the job is due), tells the picker which jobs rivals
-take, and keeps the list of live peers from their status documents."""
+take, tells the runner which of its own jobs were asked to cancel, and
+keeps the list of live peers from their status documents."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Unauthorized
-from ..jobs import WORKER_DOC_PREFIX, in_queue, is_due, now_ms
+from ..jobs import WORKER_DOC_PREFIX, in_queue, is_cancel_request_of, is_due, now_ms
 from .connection import MAX_RETRY_DELAY, Retrier
 from .peers import Peers
 from .picking import Picker
@@ -30,11 +31,13 @@ class FeedListener:
         self,
         db: Database,
         *,
+        worker_id: str,
         path: list[str],
         hints: bool,
         picker: Picker,
         peers: Peers,
         wake: Callable[[], None],
+        cancel_requested: Callable[[str, str], None],
         heartbeat: float,
         poll_interval: float,
         retrying: Retrier,
@@ -42,6 +45,7 @@ class FeedListener:
         on_fatal: Callable[[Exception], None],
     ) -> None:
         self.db = db
+        self.worker_id = worker_id
         self.path = path
         self.hints = hints
         self.picker = picker
@@ -49,6 +53,7 @@ class FeedListener:
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
         self._wake = wake
+        self._cancel_requested = cancel_requested
         self._retrying = retrying
         self._outage = retrying.outage
         self._halt = halt
@@ -90,6 +95,9 @@ class FeedListener:
             self.peers.heard(row["id"], doc)
             return
         mine = in_queue(doc.get("queues"), self.path)
+        if is_cancel_request_of(doc, self.worker_id):
+            self._cancel_requested(row["id"], doc["_rev"])
+            return
         if doc.get("state") != "inactive":
             if mine or row.get("deleted"):
                 self.picker.strike(row["id"])  # taken, finished or removed

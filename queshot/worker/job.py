@@ -15,9 +15,11 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database, NotFound
-from ..jobs import revision_number
+from ..jobs import JobCancelled, is_cancel_request_of, revision_number
 
 log = logging.getLogger(__name__)
+
+CANCEL_ADOPTIONS = 3  # cancel requests a write follows before it gives the job up
 
 
 @dataclass
@@ -31,6 +33,7 @@ class WorkerStats:
     completed: int = 0
     retried: int = 0
     failed: int = 0
+    cancelled: int = 0
     abandoned: int = 0
     released: int = 0
     reaped: int = 0
@@ -50,21 +53,28 @@ class WorkerStats:
         s = self.as_dict()
         return (
             f"{s['completed']} complete, {s['retried']} retried, {s['failed']} failed, "
+            f"{s['cancelled']} cancelled, "
             f"{s['abandoned']} abandoned, {s['released']} released; claims {s['claims_won']}/"
             f"{s['claim_attempts']} won, {s['claim_conflicts']} conflicts"
         )
 
 
 class Job:
-    """A claimed job, as the handler sees it: `id`, `data`, `doc`, `attempts`,
-    `log(msg)` and `progress(pct)`. Writes go against the revision this worker
-    holds; if someone else changed the job (a human in Fauxton, the reaper),
-    the job is abandoned: its result will not overwrite theirs."""
+    """A claimed job, as the handler sees it: `id`, `data`, `doc`, `task`,
+    `args`, `kwargs`, `attempts`, `log(msg)`, `progress(pct)`, and
+    `cancelled` / `check_cancelled()` once someone asks it to stop. Writes
+    go against the revision this worker holds; if someone else changed the
+    job (a human in Fauxton, the reaper), the job is abandoned: its result
+    will not overwrite theirs. A cancel request is the one change of another
+    that the worker follows rather than gives up on (`JobWriter`)."""
 
     def __init__(self, writer: JobWriter, doc: dict[str, Any], rev: str) -> None:
         self.id: str = doc["_id"]
         self.doc = doc
         self.data: Any = doc.get("data")
+        self.task: str | None = doc.get("task")
+        self.args: list[Any] = doc.get("args") or []
+        self.kwargs: dict[str, Any] = doc.get("kwargs") or {}
         self.attempts: int = doc.get("attempts", 1)
         self.rev = rev
         # While `rev` is still the claim's, the stored document is this copy
@@ -78,6 +88,44 @@ class Job:
         self.next_beat: float | None = None  # set by the heartbeats
         self.lock = threading.Lock()
         self._writer = writer
+        self._cancel = threading.Event()
+        self._on_cancel: list[Callable[[], Any]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether someone asked this job to stop (`queshot cancel`)."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if the job was asked to stop: call it between
+        steps of a long sync handler (an async one is cancelled for you)."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+    def on_cancel(self, callback: Callable[[], Any]) -> None:
+        """Call `callback` once the job is asked to stop (now, if it was)."""
+        with self.lock:
+            if not self._cancel.is_set():
+                self._on_cancel.append(callback)
+                return
+        callback()
+
+    def cancel_requested(self, rev: str) -> None:
+        """The stored job (at `rev`, still held by this worker) carries a
+        cancel request: writes go on against `rev`, the handler is told.
+        Called with the job's lock held."""
+        if revision_number(rev) > revision_number(self.rev):
+            self.rev = rev
+        if self._cancel.is_set():
+            return
+        self._cancel.set()
+        log.info("job %s: asked to cancel", self.id)
+        for callback in self._on_cancel:
+            try:
+                callback()
+            except Exception:
+                log.exception("job %s: a cancel callback failed", self.id)
+        self._on_cancel.clear()
 
     def __repr__(self) -> str:
         return f"Job({self.id!r}, attempts={self.attempts})"
@@ -118,18 +166,40 @@ class JobWriter:
             def send() -> Any:
                 return protocol.call(self.db, handler, job.id, payload)
 
-            try:
-                response = self.retrying(send) if retry else send()
-            except (Conflict, NotFound) as exc:
-                if handler == "complete" and isinstance(exc, Conflict):
-                    own = self.own_completion(job, body)
-                    if own is not None:
-                        return own
-                self.abandon(job, exc.reason or exc.error or "changed by someone else", handler)
+            for _ in range(CANCEL_ADOPTIONS + 1):
+                try:
+                    response = self.retrying(send) if retry else send()
+                    break
+                except (Conflict, NotFound) as exc:
+                    if handler == "complete" and isinstance(exc, Conflict):
+                        own = self.own_completion(job, body)
+                        if own is not None:
+                            return own
+                    if isinstance(exc, Conflict) and self.adopt_cancel(job):
+                        payload["rev"] = job.rev
+                        continue
+                    reason = exc.reason or exc.error or "changed by someone else"
+                    self.abandon(job, reason, handler)
+                    return None
+            else:
+                self.abandon(job, "asked to cancel again and again", handler)
                 return None
             job.rev = response.new_rev or job.rev
             job.finished = handler in protocol.FINAL_HANDLERS
             return response
+
+    def adopt_cancel(self, job: Job) -> bool:
+        """After a 409: whether the job changed only by a cancel request
+        (still held by this worker), in which case its writes go on against
+        the new revision. Called with the job's lock held."""
+        try:
+            doc = self.db.get(job.id)
+        except CouchError:
+            return False
+        if not is_cancel_request_of(doc, self.worker_id):
+            return False
+        job.cancel_requested(doc["_rev"])
+        return True
 
     def abandon(self, job: Job, reason: str, handler: str) -> None:
         """Give up the job's result: someone else changed it. Called with its lock held."""

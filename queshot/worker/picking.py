@@ -170,19 +170,21 @@ class Picker:
         falls due, or a burst arrives), else a page of the pending view. Jobs
         not yet due sort after the due ones of their priority, so a not-due
         row skips the scan to the next priority. A read also notes the
-        earliest not-due time it saw (`next_due`)."""
+        earliest not-due time it saw (`next_due`). A page has at least as many
+        rows as slots are free (the queue's `limit` may be fewer)."""
         spare, self._spare = self.still_open(self._spare), []
         if spare and time.monotonic() < self._spare_until:
             return spare
         self._gone.clear()
         read_at = time.monotonic()
         path = self.queue.path
+        size = min(MAX_PAGE, max(self.page, free))  # never fewer rows than free slots
         startkey: list[Any] = [path]
         now = now_ms()
         due: list[tuple[Any, str]] = []
         next_due = None
         for _ in range(MAX_SKIP_SCANS):
-            rows = protocol.pending_rows(self.db, self.queue.view, path, startkey, self.page)
+            rows = protocol.pending_rows(self.db, self.queue.view, path, startkey, size)
             page_due, not_due = due_rows(rows, now)
             due += page_due
             if not_due is not None:

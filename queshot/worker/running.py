@@ -5,28 +5,38 @@ under the design doc's rules. This part does no claiming and no listening."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import inspect
 import json
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import CancelledError as FutureCancelled
+from datetime import datetime
 from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database
+from ..jobs import JobCancelled
+from ..tasks import running_as
 from .completions import CompletionWriter
+from .eventloop import EventLoop
 from .handlers import HandlerSource
+from .hooks import Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    """Runs `handlers.get()(job)` for claimed jobs and records each outcome:
-    `complete` (batched through `completions` while the job is untouched
-    since its claim), `fail`, or `release` when given back unfinished.
-    `on_done` is called as each job's slot frees."""
+    """Runs `handlers.get()(job)` for claimed jobs (a coroutine it returns
+    runs on the worker's event loop) and records each outcome: `complete`
+    (batched through `completions` while the job is untouched since its
+    claim), `fail`, or `release` when given back unfinished. `on_done` is
+    called as each job's slot frees; `hooks` hear of each run."""
 
     def __init__(
         self,
@@ -39,6 +49,7 @@ class JobRunner:
         stats: WorkerStats,
         autoremove: bool,
         on_done: Callable[[], None],
+        hooks: Hooks | None = None,
     ) -> None:
         self.db = db
         self.handlers = handlers
@@ -47,6 +58,8 @@ class JobRunner:
         self.running = running
         self.stats = stats
         self.autoremove = autoremove
+        self.hooks = hooks or Hooks()
+        self.loop = EventLoop()
         self._on_done = on_done
 
     def start(self, *jobs: Job) -> None:
@@ -59,42 +72,67 @@ class JobRunner:
             ).start()
 
     def _run(self, job: Job) -> None:
-        outcome = "abandoned"
+        outcome = Outcome("abandoned", 0.0)
+        running_as(job)  # this thread is the job's: current_job() inside its task
         try:
+            self.hooks.call("before_job", job)
             handler = self.handlers.get()
             try:
                 result = handler(job)
+                if inspect.iscoroutine(result):
+                    result = self.loop.run(job, result, self._time_left(job))
                 job.returned = True
                 json.dumps(result, allow_nan=False)
-            except Exception as exc:  # the handler's failure is the job's outcome
-                job.returned = True
-                error = {
-                    "type": type(exc).__name__,
-                    "message": str(exc),
-                    "traceback": traceback.format_exc(),
-                }
-                outcome = self._finish(job, "fail", {"error": error})
+            except (Exception, JobCancelled, asyncio.CancelledError) as exc:
+                job.returned = True  # the handler's failure is the job's outcome
+                outcome = self._fail(job, exc)
             else:
                 body = {} if result is None else {"result": result}
-                outcome = self._finish(job, "complete", body)
+                outcome = self._finish(job, "complete", body, result=result)
         except CouchError as exc:  # e.g. still unreachable when the worker stopped
             log.error("job %s: outcome not recorded (%s); its lease brings it back", job.id, exc)
         except Exception:
             log.exception("job %s: could not record its outcome", job.id)
         finally:
             duration = time.monotonic() - job.started
+            outcome = dataclasses.replace(outcome, duration=duration)
             self.running.discard(job)
             self._on_done()
-            log.info("job %s %s in %.3f s", job.id, outcome, duration)
+            log.info("job %s %s in %.3f s", job.id, describe(outcome, job), duration)
+            self.hooks.finished(job, outcome)
 
-    def _finish(self, job: Job, handler: str, body: dict[str, Any]) -> str:
+    def _fail(self, job: Job, exc: BaseException) -> Outcome:
+        """Record a run that raised: a cancel the job was asked for ends it
+        cancelled (never retried); anything else is a failed attempt."""
+        stopped = isinstance(exc, JobCancelled | asyncio.CancelledError | FutureCancelled)
+        if job.cancelled and stopped:
+            error = {"type": "Cancelled", "message": "stopped on request while running"}
+            return self._finish(job, "fail", {"error": error, "retry": False})
+        error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        return self._finish(job, "fail", {"error": error})
+
+    @staticmethod
+    def _time_left(job: Job) -> float | None:
+        """Seconds an async job may still run by its timeout (None: no timeout)."""
+        timeout = job.doc.get("timeout")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            return None
+        return max(0.0, timeout - (time.monotonic() - job.started))
+
+    def _finish(
+        self, job: Job, handler: str, body: dict[str, Any], *, result: Any = None
+    ) -> Outcome:
         if handler == "complete":
             response = self._complete(job, body)
         else:
             response = self.writer.write(job, handler, body)
         if response is None:
             self.stats.add("abandoned")
-            return f"abandoned ({job.abandoned or 'released at shutdown'})"
+            return Outcome("abandoned", 0.0, error={"message": job.abandoned or "released"})
         if handler == "complete":
             self.stats.add("completed")
             if self.autoremove:
@@ -102,12 +140,14 @@ class JobRunner:
                     self.writer.retrying(lambda: self.db.delete(job.id, job.rev))
                 except Conflict:
                     log.info("job %s changed after completing; not removed", job.id)
-            return "complete"
-        if isinstance(response.body, dict) and response.body.get("state") == "inactive":
+            return Outcome("complete", 0.0, result=result)
+        answer = response.body if isinstance(response.body, dict) else {}
+        state = answer.get("state", "failed")
+        if state == "inactive":
             self.stats.add("retried")
-            return f"failed, retry {job.attempts + 1} scheduled"
-        self.stats.add("failed")
-        return "failed"
+            return Outcome("retrying", 0.0, error=body["error"], run_at=answer.get("run_at"))
+        self.stats.add("cancelled" if state == "cancelled" else "failed")
+        return Outcome(state, 0.0, error=body["error"])
 
     def _complete(self, job: Job, body: dict[str, Any]) -> Any:
         """Complete a held job. If nothing was written to it since the claim
@@ -128,11 +168,24 @@ class JobRunner:
                     return result
                 if result.get("error") == "conflict":
                     own = self.writer.own_completion(job, body)
-                    if own is None:
+                    if own is not None:
+                        return own
+                    if not self.writer.adopt_cancel(job):  # else: the handler, at its rev
                         self.writer.abandon(job, "changed by someone else", "complete")
-                    return own
-                log.info("job %s: batched completion not written (%s); via handler", job.id, result)
+                        return None
+                else:
+                    log.info(
+                        "job %s: batched completion not written (%s); via handler", job.id, result
+                    )
         return self.writer.write(job, "complete", body)
+
+    def cancel_requested(self, job_id: str, rev: str) -> None:
+        """The feed saw a job this worker runs asked to stop, at `rev`."""
+        for job in self.running.jobs():
+            if job.id == job_id:
+                with job.lock:
+                    if not (job.abandoned or job.finished):
+                        job.cancel_requested(rev)
 
     def release(self, job: Job) -> None:
         """Give a job back unrun (its attempt not counted); it is abandoned here
@@ -162,3 +215,21 @@ class JobRunner:
         deadline = None if within is None else time.monotonic() + within
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def describe(outcome: Outcome, job: Job) -> str:
+    """An outcome as the worker's log says it."""
+    error = outcome.error or {}
+    if outcome.state == "retrying":
+        when = "now"
+        if outcome.run_at is not None:
+            at = datetime.fromtimestamp(outcome.run_at / 1000).strftime("%H:%M:%S")
+            when = f"at {at} (in {max(0.0, outcome.run_at / 1000 - time.time()):.1f} s)"
+        return (
+            f"failed ({error.get('type')}: {error.get('message')}); retry {job.attempts + 1} {when}"
+        )
+    if outcome.state == "failed":
+        return f"failed ({error.get('type')}: {error.get('message')})"
+    if outcome.state == "abandoned":
+        return f"abandoned ({error.get('message')})"
+    return outcome.state
