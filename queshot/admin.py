@@ -201,6 +201,20 @@ def requeue(db: Database, job_ids: list[str]) -> list[Outcome]:
     return [_requeue_one(db, job_id) for job_id in job_ids]
 
 
+def cancel(db: Database, job_ids: list[str]) -> list[Outcome]:
+    """Cancel jobs: waiting ones at once; running ones are asked to stop
+    (`detail` says so); finished ones are refused with the handler's reason."""
+    return [_cancel_one(db, job_id) for job_id in job_ids]
+
+
+def _cancel_one(db: Database, job_id: str) -> Outcome:
+    try:
+        state = protocol.cancel(db, job_id)
+    except (Forbidden, Conflict, NotFound) as exc:
+        return Outcome(job_id, False, exc.reason or exc.error)
+    return Outcome(job_id, True, "asked to stop: it is running" if state == "active" else "")
+
+
 def requeue_failed(db: Database, *, queue: str | list[str] | None = None) -> list[Outcome]:
     """Requeue every job that had failed (of one queue, or all) when called;
     jobs that fail again meanwhile are not picked up twice."""

@@ -23,8 +23,11 @@ log = logging.getLogger("queshot")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from ..reload import load_handler
+
     if os.getcwd() not in sys.path:  # a console script does not put it there; handlers live here
         sys.path.insert(0, os.getcwd())
+    hooks = [load_handler(spec)() for spec in args.hook]
     with common.open_couch(args) as couch:
         queue = common.queue(
             args,
@@ -35,6 +38,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         worker = queue.create_worker(
             args.handler,
+            hooks=hooks,
             reload=args.reload,
             name=args.name,
             concurrency=args.concurrency,
@@ -164,9 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.set_defaults(func=cmd_push)
 
-    worker = commands.add_parser("worker", help="run a worker: MODULE:CALLABLE handles each job")
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker: MODULE:CALLABLE handles each job, or MODULE's Tasks run them by name",
+    )
     common.connection_options(worker)
-    worker.add_argument("handler", metavar="MODULE:CALLABLE")
+    worker.add_argument("handler", metavar="MODULE[:CALLABLE]")
     worker.add_argument("--queue", required=True, help="queue name, or a path like email/welcome")
     worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
     worker.add_argument("--name", help="worker name (default host-pid)")
@@ -181,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace", type=float, default=30.0, help="seconds to finish on SIGTERM")
     worker.add_argument("--poll-interval", type=float, default=5.0, help="fallback poll (s)")
     worker.add_argument("--reload", action="store_true", help="re-import the handler on change")
+    worker.add_argument(
+        "--hook",
+        action="append",
+        default=[],
+        metavar="MODULE:FACTORY",
+        help="a worker hook: FACTORY() gives a queshot.Hook (repeatable)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     enqueue = commands.add_parser("enqueue", help="add a job (JSON) or many (--file jobs.jsonl)")

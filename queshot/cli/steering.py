@@ -1,16 +1,19 @@
 """Watching and steering jobs from the command line: `queshot stats`, `jobs`,
-`show`, `requeue`, `clean`, `workers`. The work is in `admin`; this formats it."""
+`show`, `wait`, `requeue`, `cancel`, `clean`, `workers`. The work is in
+`admin` (and `results`); this formats it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from .. import admin
-from ..jobs import STATES, now_ms
+from ..jobs import STATES, JobFailed, ResultTimeout, now_ms
+from ..results import wait_for_job
 from . import common, output
 
 
@@ -99,8 +102,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     for name, value in fields:
         print(f"  {name:<12} {value}")
-    print("data:")
-    print("  " + json.dumps(doc.get("data"), indent=2).replace("\n", "\n  "))
+    if doc.get("task") is not None:
+        print(f"task: {doc['task']}")
+        print("  args:   " + json.dumps(doc.get("args") or []))
+        print("  kwargs: " + json.dumps(doc.get("kwargs") or {}))
+    if doc.get("data") is not None or doc.get("task") is None:
+        print("data:")
+        print("  " + _indented(doc.get("data")))
+    if "result" in doc:
+        print("result:")
+        print("  " + _indented(doc["result"]))
+    if doc.get("cancel_requested_at") is not None:
+        print(f"cancel asked at {output.when(doc['cancel_requested_at'])}")
     lines = doc.get("log") or []
     print(f"log ({len(lines)} lines):" if lines else "log: empty")
     for line in lines:
@@ -115,6 +128,34 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {error.get('message')}")
         if error.get("traceback"):
             print("  " + error["traceback"].rstrip().replace("\n", "\n  "))
+    return 0
+
+
+def _indented(value: Any) -> str:
+    return json.dumps(value, indent=2).replace("\n", "\n  ")
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Exit 0 with the result when the job completes, 1 when it fails or is
+    cancelled (its error on stderr), 2 when it is not finished in time."""
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError(f"--timeout must be > 0 seconds (got {args.timeout:g})")
+    with common.open_couch(args) as couch:
+        db = common.database(args, couch)
+        try:
+            doc = wait_for_job(db, args.id, args.timeout)
+        except ResultTimeout as exc:
+            print(f"queshot: {exc}", file=sys.stderr)
+            return 2
+    if doc.get("state") != "complete":
+        print(f"queshot: {JobFailed(args.id, doc)}", file=sys.stderr)
+        if args.json:
+            output.print_json({"id": args.id, "state": doc.get("state"), "error": doc.get("error")})
+        return 1
+    if args.json:
+        output.print_json({"id": args.id, "state": "complete", "result": doc.get("result")})
+    else:
+        print(json.dumps(doc.get("result")))
     return 0
 
 
@@ -143,6 +184,17 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         else:
             outcomes = admin.requeue(db, args.ids)
     return _report(outcomes, "requeued", args)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        outcomes = admin.cancel(common.database(args, couch), args.ids)
+    code = _report(outcomes, "cancelled", args)
+    if not args.json:
+        for outcome in outcomes:
+            if outcome.ok and outcome.detail:
+                print(f"  {outcome.id}: {outcome.detail}")
+    return code
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -198,6 +250,15 @@ def add_commands(commands: Any) -> None:
 
     show = command("show", "one job: its fields, data, log and last error", cmd_show)
     show.add_argument("id", help="job id")
+
+    wait = command(
+        "wait", "wait for a job: exit 0 complete, 1 failed/cancelled, 2 timeout", cmd_wait
+    )
+    wait.add_argument("id", help="job id")
+    wait.add_argument("--timeout", type=float, help="seconds to wait at most (default: no limit)")
+
+    cancel = command("cancel", "cancel jobs: waiting ones at once, running ones asked", cmd_cancel)
+    cancel.add_argument("ids", nargs="+", metavar="ID", help="job ids")
 
     requeue = command("requeue", "put failed (or complete) jobs back to waiting", cmd_requeue)
     requeue.add_argument("ids", nargs="*", metavar="ID", help="job ids")
