@@ -8,7 +8,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if os.getcwd() not in sys.path:  # a console script does not put it there; handlers live here
         sys.path.insert(0, os.getcwd())
     hooks = [load_handler(spec)() for spec in args.hook]
+    if args.metrics_port is not None:
+        from ..metrics import WorkerMetrics
+
+        hooks.append(WorkerMetrics(args.metrics_port, args.metrics_host))
     with common.open_couch(args) as couch:
         queue = common.queue(
             args,
@@ -46,6 +52,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
         )
         worker.run()
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve the database's queue metrics until interrupted."""
+    from ..metrics import database_registry, serve
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with common.open_couch(args) as couch:
+        db = common.database(args, couch)
+        db.info()  # an unreachable server or a missing database says so now, not at a scrape
+        serve(database_registry(db), args.port, args.host)
+        stop.wait()
     return 0
 
 
@@ -195,7 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FACTORY",
         help="a worker hook: FACTORY() gives a queshot.Hook (repeatable)",
     )
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics at :PORT/metrics"
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
+    )
     worker.set_defaults(func=cmd_worker)
+
+    metrics = commands.add_parser(
+        "metrics", help="serve Prometheus metrics of a database's queues at :PORT/metrics"
+    )
+    common.connection_options(metrics)
+    metrics.add_argument("--port", type=int, required=True, help="port to serve /metrics on")
+    metrics.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    metrics.set_defaults(func=cmd_metrics)
 
     enqueue = commands.add_parser("enqueue", help="add a job (JSON) or many (--file jobs.jsonl)")
     common.connection_options(enqueue)

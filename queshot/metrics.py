@@ -1,0 +1,156 @@
+"""Prometheus metrics (the `prometheus_client` library), two kinds:
+
+- a worker's own, through a hook (`WorkerMetrics`, `queshot worker
+  --metrics-port N`): jobs started, completed, failed, retried, cancelled
+  and abandoned by queue and task, run durations, claim attempts and
+  conflicts, jobs in flight;
+- a database's queues (`DatabaseCollector`, `queshot metrics --port N`):
+  jobs per queue and state, and the age of each queue's oldest waiting job,
+  from the `stats` view and one row per queue at scrape time.
+
+Each has its own registry, so a scrape shows only queshot's numbers and
+those of the process serving them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import admin
+from .couch import Database
+from .jobs import now_ms
+from .worker.hooks import Hook, Outcome
+
+if TYPE_CHECKING:
+    from .worker import Job, Worker
+
+log = logging.getLogger(__name__)
+
+# Seconds: from a no-op job to a long one.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+OUTCOME_COUNTERS = {
+    "complete": "completed",
+    "failed": "failed",
+    "retrying": "retried",
+    "cancelled": "cancelled",
+    "abandoned": "abandoned",
+}
+
+
+def queue_label(queues: Any) -> str:
+    """A job's queue as a label: "email", or "email/welcome" for a path."""
+    return "/".join(queues) if isinstance(queues, list) else str(queues)
+
+
+def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
+    """Serve `registry` at http://host:port/metrics from a daemon thread."""
+    start_http_server(port, addr=host, registry=registry)
+    log.info("metrics at http://%s:%d/metrics", host, port)
+
+
+class WorkerMetrics(Hook):
+    """A worker's metrics, kept by hooks; `port` (if given) is served from
+    the worker's start. Claims and in-flight jobs are read from the worker
+    at scrape time (`ClaimCollector`), not counted twice."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.registry = CollectorRegistry()
+        self.port, self.host = port, host
+        labels = ("queue", "task")
+        self.started = Counter(
+            "queshot_jobs_started", "Jobs started by this worker", labels, registry=self.registry
+        )
+        self.finished = {
+            name: Counter(
+                f"queshot_jobs_{name}", f"Runs that ended {state}", labels, registry=self.registry
+            )
+            for state, name in OUTCOME_COUNTERS.items()
+        }
+        self.duration = Histogram(
+            "queshot_job_duration_seconds",
+            "How long each run took, by how it ended",
+            (*labels, "outcome"),
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._served = threading.Lock()
+
+    @staticmethod
+    def _labels(job: Job) -> tuple[str, str]:
+        return queue_label(job.doc.get("queues")), job.task or "-"
+
+    def on_start(self, worker: Worker) -> None:
+        self.registry.register(ClaimCollector(worker))
+        if self.port is not None and self._served.acquire(blocking=False):
+            serve(self.registry, self.port, self.host)
+
+    def before_job(self, job: Job) -> None:
+        self.started.labels(*self._labels(job)).inc()
+
+    def after_job(self, job: Job, outcome: Outcome) -> None:
+        labels = self._labels(job)
+        self.finished[OUTCOME_COUNTERS[outcome.state]].labels(*labels).inc()
+        self.duration.labels(*labels, outcome.state).observe(outcome.duration)
+
+
+class ClaimCollector(Collector):
+    """A worker's claim counters and jobs in flight, read when scraped."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.worker.stats.as_dict()
+        queue = queue_label(self.worker.queue.name)
+        for name, key, help_text in (
+            ("queshot_claim_attempts", "claim_attempts", "Claims tried"),
+            ("queshot_claims_won", "claims_won", "Claims that got the job"),
+            ("queshot_claim_conflicts", "claim_conflicts", "Claims another worker won"),
+        ):
+            counter = CounterMetricFamily(name, help_text, labels=["queue"])
+            counter.add_metric([queue], stats[key])
+            yield counter
+        in_flight = GaugeMetricFamily("queshot_jobs_in_flight", "Jobs running", labels=["queue"])
+        in_flight.add_metric([queue], len(self.worker.running))
+        yield in_flight
+
+
+class DatabaseCollector(Collector):
+    """Jobs per queue and state, and each queue's oldest waiting job's age,
+    for a whole database, read from its views when scraped."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Any]:
+        stats = admin.stats(self.db)
+        jobs = GaugeMetricFamily(
+            "queshot_queue_jobs", "Jobs per queue and state", labels=["queue", "state"]
+        )
+        oldest = GaugeMetricFamily(
+            "queshot_queue_oldest_waiting_seconds",
+            "Age of the oldest waiting job (0 when none waits)",
+            labels=["queue"],
+        )
+        now = now_ms()
+        for entry in stats.queues:
+            queue = queue_label(entry.queue)
+            for state, count in entry.counts.items():
+                jobs.add_metric([queue, state], count)
+            since = entry.oldest_waiting_since
+            oldest.add_metric([queue], 0 if since is None else max(0, now - since) / 1000)
+        yield jobs
+        yield oldest
+
+
+def database_registry(db: Database) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(db))
+    return registry
