@@ -60,7 +60,7 @@ def test_admin_requeues_a_failed_job_by_editing_it(db: Database) -> None:
         error={"message": "boom", "type": "RuntimeError"},
     )
     doc.update(state="inactive", worker_id=None, run_at=None, lease_expires_at=None)
-    db.save(doc)  # attempts stays 1: a Fauxton requeue keeps what the human leaves
+    db.save(doc)  # stored as saved: the next claim makes it a fresh start (test_requeue_by_hand)
     assert db.get(doc["_id"])["state"] == "inactive"
     assert db.get(doc["_id"])["attempts"] == 1
 

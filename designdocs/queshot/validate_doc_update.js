@@ -41,6 +41,11 @@ function (newDoc, oldDoc, userCtx, secObj) {
       deny("queshot: this database holds jobs: a document needs 'queues' and 'state' " +
         "(or type '" + job.WORKER_TYPE + "' for a worker status document)");
     }
+    // An illegal move is said before what the new state would need: a human
+    // who sets "state": "active" by hand is told that move is not theirs.
+    var earlyMove = isWorker && old && job.isJob(old) && job.STATES.indexOf(newDoc.state) >= 0 &&
+      job.moveProblem(old.state, newDoc.state, isAdmin);
+    if (earlyMove) deny('queshot: ' + earlyMove);
     var problem = job.problem(newDoc);
     if (problem) deny('queshot: invalid job: ' + problem);
 

@@ -17,7 +17,9 @@ function stateSince(doc) {
 
 // A job's row value: enough to list it, and its revision for bulk deletes.
 function summary(doc) {
-  var error = isObject(doc.error) && typeof doc.error.message === 'string' ? doc.error.message : null;
+  // A job requeued by hand keeps its old error until its next claim: not current.
+  var error = isObject(doc.error) && typeof doc.error.message === 'string' && !requeuedByHand(doc)
+    ? doc.error.message : null;
   return {
     rev: doc._rev,
     queues: doc.queues === undefined ? null : doc.queues,

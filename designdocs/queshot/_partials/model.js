@@ -53,3 +53,16 @@ function deadline(doc) {
   var timeout = timeoutAt(doc);
   return timeout === null ? end : Math.min(end, timeout);
 }
+
+// A waiting job that had finished (failed, complete or cancelled) and was set waiting
+// again by hand, e.g. `"state": "inactive"` saved in Fauxton: its next claim is
+// a fresh start (lib/job's freshStart), and its old error is not current.
+// A job waiting for a retry has no failed_at, and attempts left.
+function requeuedByHand(doc) {
+  if (doc.state !== 'inactive') return false;
+  if (isNumber(doc.failed_at) || isNumber(doc.completed_at) || isNumber(doc.cancelled_at)) {
+    return true;
+  }
+  var max = isInteger(doc.max_attempts) ? doc.max_attempts : 1;
+  return isInteger(doc.attempts) && doc.attempts >= max;
+}

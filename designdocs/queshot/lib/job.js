@@ -268,7 +268,8 @@ function stall(doc, at) {
 }
 
 // A finished job waiting again as if new: every attempt and stall available,
-// due now, nothing left of its last run but the history in `errors`.
+// due now, nothing left of its last run but the history in `errors` (and the
+// log). Done by the requeue handler, and by a claim of a job requeued by hand.
 function freshStart(doc) {
   doc.state = 'inactive';
   doc.worker_id = null;
@@ -281,6 +282,7 @@ function freshStart(doc) {
   doc.completed_at = null;
   doc.cancelled_at = null;
   doc.cancel_requested_at = null;
+  doc.error = null;
   return doc;
 }
 
@@ -323,6 +325,7 @@ exports.failOrRetry = failOrRetry;
 exports.giveBack = giveBack;
 exports.stall = stall;
 exports.freshStart = freshStart;
+exports.requeuedByHand = requeuedByHand;
 exports.timedOut = timedOut;
 exports.isDue = isDue;
 exports.timeoutError = timeoutError;

@@ -17,6 +17,10 @@ function (doc, req) {
   if (!job.isDue(doc, now)) {
     return job.reply(409, 'not_due', 'job is not due for ' + (doc.run_at - now) + ' ms');
   }
+  if (job.requeuedByHand(doc)) {
+    job.freshStart(doc);
+    job.appendLog(doc, 'requeued by hand: a fresh start (attempts and stalls reset)', now);
+  }
   doc.state = 'active';
   doc.worker_id = b.worker_id;
   doc.claimed_at = now;
