@@ -20,8 +20,10 @@ from .couch import Conflict, Couch, Database, Forbidden, NotFound, Unauthorized
 from .jobs import (
     STATES,
     WORKER_DOC_PREFIX,
+    WORKER_TYPE,
     JobNotFound,
     QueueError,
+    is_job,
     now_ms,
     queue_path,
     worker_gone,
@@ -130,6 +132,8 @@ def list_jobs(
     by when they entered it (oldest first unless `newest_first`)."""
     if state is not None and state not in STATES:
         raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+    if not isinstance(limit, int) or limit < 1:
+        raise QueueError(f"limit must be a whole number >= 1 (got {limit!r})")
     view, start, end = protocol.listing_range(
         state, queue_path(queue) if queue is not None else None
     )
@@ -142,11 +146,21 @@ def list_jobs(
 
 
 def get_job(db: Database, job_id: str) -> dict[str, Any]:
-    """A job's whole document (data, log, errors) for `queshot show`."""
+    """A job's whole document (data, log, errors) for `queshot show`; the
+    design doc and worker status documents are refused as not jobs."""
     try:
-        return db.get(job_id)
+        doc = db.get(job_id)
     except NotFound:
         raise JobNotFound(f"no job {job_id!r} in {db.name}") from None
+    if not is_job(doc):
+        if job_id.startswith("_design/"):
+            what = "a design document"
+        elif doc.get("type") == WORKER_TYPE:
+            what = "a worker's status document (see `queshot workers`)"
+        else:
+            what = "a document with neither 'queues' nor 'state'"
+        raise QueueError(f"{job_id!r} is {what}, not a job")
+    return doc
 
 
 # -- requeue and clean --------------------------------------------------------------
@@ -249,7 +263,7 @@ def clean(
     path = queue_path(queue) if queue is not None else None
     view, start, end = protocol.listing_range(state, path, until=now_ms() - int(older_than * 1000))
     outcomes = _drain(db, view, start, end, lambda rows: _delete_rows(db, rows))
-    log.info("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
+    log.debug("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
     return outcomes
 
 

@@ -44,6 +44,11 @@ class JobExists(QueueError):
     """A job with the caller-supplied id is already in the queue."""
 
 
+class NotProvisioned(QueueError):
+    """The database has no queue design docs (or does not exist): nothing
+    would check its jobs, and no worker could claim them."""
+
+
 class JobNotFound(QueueError, KeyError):
     """No job with that id."""
 
@@ -100,6 +105,18 @@ class _JobIds:
 
 
 new_job_id = _JobIds().new
+
+
+def is_job(doc: Any) -> bool:
+    """Whether a document is a job rather than a design or worker status
+    document. The same rule as the design docs' isJob."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("_id"), str)
+        and not doc["_id"].startswith("_design/")
+        and doc.get("type") != WORKER_TYPE
+        and ("queues" in doc or "state" in doc)
+    )
 
 
 def queue_path(name: str | Sequence[str]) -> list[str]:

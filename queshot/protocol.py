@@ -25,11 +25,12 @@ queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .couch import Database, UpdateResult
-from .jobs import WORKER_DOC_PREFIX, WORKER_TYPE, now_ms
+from .couch import Database, NotFound, UpdateResult
+from .jobs import WORKER_DOC_PREFIX, WORKER_TYPE, NotProvisioned, now_ms
 
 DDOC = "queshot"
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
@@ -41,6 +42,33 @@ FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 # What a worker's feed needs: jobs becoming claimable, claims (what rivals take),
 # and the other workers' status documents (who the rivals are).
 FEED_SELECTOR = {"$or": [{"state": {"$in": ["inactive", "active"]}}, {"type": WORKER_TYPE}]}
+
+
+# -- provisioning -------------------------------------------------------------------
+
+_provisioned: set[str] = set()
+_provisioned_lock = threading.Lock()
+
+
+def require_design_doc(db: Database) -> None:
+    """Raise NotProvisioned unless the database has `_design/queshot`. Checked
+    once per process and database (then remembered): one `_all_docs` request
+    for that one key, a few hundred bytes, before the first write; a database
+    whose design doc is removed later is not noticed by a running process."""
+    if db.url in _provisioned:
+        return
+    try:
+        rows = db.all_docs(key=f"_design/{DDOC}")["rows"]
+    except NotFound:
+        rows = None
+    if not rows or "error" in rows[0] or rows[0].get("value", {}).get("deleted"):
+        what = "does not exist" if rows is None else f"has no _design/{DDOC}"
+        raise NotProvisioned(
+            f"database {db.name!r} {what}: run `queshot push --db {db.name}` first "
+            "(it creates the database and the design docs that check and hand out its jobs)"
+        )
+    with _provisioned_lock:
+        _provisioned.add(db.url)
 
 
 # -- update handlers ----------------------------------------------------------------

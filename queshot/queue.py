@@ -94,6 +94,8 @@ class Queue:
         _check_max_stalls(max_stalls)
         if lease_seconds <= 0:
             raise QueueError(f"lease_seconds must be > 0 (got {lease_seconds})")
+        if backoff_seconds is not None and not backoff_seconds >= 0:
+            raise QueueError(f"backoff_seconds must be >= 0 (got {backoff_seconds})")
         self.limit = limit
         self.view = view
         self.autoremove = autoremove
@@ -139,7 +141,8 @@ class Queue:
             "data": data,
             "created_at": created,
             "attempts": 0,
-            "max_attempts": max_attempts or self.max_attempts,
+            # 0 is not "unset": the design docs refuse it, saying why
+            "max_attempts": self.max_attempts if max_attempts is None else max_attempts,
             "progress": 0,
         }
         doc["_id"] = new_job_id() if id is None else id
@@ -154,12 +157,14 @@ class Queue:
         if delay is not None and run_at is not None:
             raise QueueError("give either delay or run_at, not both")
         if delay is not None:
+            if not delay >= 0:
+                raise QueueError(f"delay must be >= 0 seconds (got {delay})")
             doc["run_at"] = created + int(delay * 1000)
         elif run_at is not None:
             doc["run_at"] = int(run_at * 1000)
         _check_max_stalls(max_stalls)
         for field, value in (
-            ("timeout", timeout or self.timeout),
+            ("timeout", self.timeout if timeout is None else timeout),
             ("backoff_seconds", self.backoff_seconds),
             ("max_stalls", self.max_stalls if max_stalls is None else max_stalls),
         ):
@@ -171,7 +176,8 @@ class Queue:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
         unique: enqueuing it again raises JobExists. Options: id, priority,
         delay (seconds), run_at (epoch seconds), max_attempts, timeout,
-        max_stalls."""
+        max_stalls. A database without queshot's design docs raises
+        NotProvisioned (checked once per process and database)."""
         doc = self.new_job_doc(data, **options)
         try:
             return self._save(doc)
@@ -210,6 +216,7 @@ class Queue:
         docs = []
         for data in datas:
             docs.append(self.new_job_doc(data, **options))
+        protocol.require_design_doc(self.db)
         refused = []
         for start in range(0, len(docs), BULK_CHUNK):
             results = self.db.bulk_docs(docs[start : start + BULK_CHUNK])
@@ -220,6 +227,7 @@ class Queue:
         return [doc["_id"] for doc in docs]
 
     def _save(self, doc: dict[str, Any]) -> str:
+        protocol.require_design_doc(self.db)  # once per process and database
         self.db.save(doc)
         return doc["_id"]
 

@@ -8,7 +8,7 @@ import pytest
 from designdoc_js import DesignDocJS
 
 from queshot import protocol
-from queshot.jobs import in_queue, is_due, now_ms, winning_revision
+from queshot.jobs import in_queue, is_due, is_job, now_ms, winning_revision
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,21 @@ def test_is_due_is_the_claim_handlers_rule(js: DesignDocJS, fields: dict[str, ob
     now = now_ms()
     doc = {"created_at": 1, **fields}
     assert is_due(doc, now) is js.lib("isDue", doc, now)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"_id": "j", "queues": "q", "state": "inactive"},
+        {"_id": "j", "state": "inactive"},
+        {"_id": "_design/queshot", "queues": "q", "state": "inactive"},
+        {"_id": "queshot-worker:w", "type": "queshot_worker", "queues": "q"},
+        {"_id": "j", "data": {}},
+    ],
+    ids=["a job", "state only", "a design doc", "a worker status", "neither queues nor state"],
+)
+def test_is_job_is_the_design_docs_rule(js: DesignDocJS, doc: dict[str, object]) -> None:
+    assert is_job(doc) is js.lib("isJob", doc)
 
 
 def test_winning_revision_is_couchdbs_rule() -> None:

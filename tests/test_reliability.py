@@ -313,9 +313,9 @@ def test_a_job_edited_into_an_invalid_shape_is_refused_and_stays_intact(db: Data
     ],
 )
 def test_a_handler_that_does_not_load_stops_the_worker_with_one_line(
-    db_name: str, spawn_worker: Callable, spec: str, message: str
+    db: Database, spawn_worker: Callable, spec: str, message: str
 ) -> None:
-    process = spawn_worker(db_name, "any", handler=spec)
+    process = spawn_worker(db.name, "any", handler=spec)  # provisioned: else that is the line
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     [line] = stderr.splitlines()

@@ -13,11 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .. import admin, config, designdocs, sync
-from ..couch import CouchError, safe_url
+from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import LEASE_SECONDS, QueueError
 from . import common, output, steering
 
@@ -72,7 +74,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def _read_jobs(path: str) -> list[Any]:
     jobs = []
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text: {exc.reason}") from None
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
@@ -82,15 +89,31 @@ def _read_jobs(path: str) -> list[Any]:
     return jobs
 
 
+def run_at(text: str) -> float:
+    """`--run-at`: epoch seconds (as `run_at=` in the API), or a local ISO time."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (epoch seconds, or e.g. 2030-01-31T09:00)"
+        ) from None
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.file is None):
         raise ValueError("give the job data as JSON, or --file jobs.jsonl (one JSON per line)")
+    if args.delay is not None and args.run_at is not None:
+        raise ValueError("give --delay or --run-at, not both")
     options: dict[str, Any] = {"priority": args.priority}
-    for name in ("delay", "max_attempts", "timeout", "max_stalls"):
+    for name in ("delay", "run_at", "max_attempts", "timeout", "max_stalls"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     with common.open_couch(args) as couch:
-        queue = common.queue(args, couch)
+        queue = common.queue(args, couch, backoff_seconds=args.backoff)
         if args.file is not None:
             ids = queue.create_jobs(_read_jobs(args.file), **options)
         else:
@@ -170,7 +193,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queshot", description="A job queue on CouchDB.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"queshot {_version()}")
+    common.verbosity(parser, default=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     push = commands.add_parser("push", help="render and push design docs and _security")
@@ -240,10 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--id", help="job id (unique jobs: a second enqueue is refused)")
     enqueue.add_argument("--priority", type=int, default=0, help="higher runs first")
     enqueue.add_argument("--delay", type=float, help="seconds before it may run")
+    enqueue.add_argument(
+        "--run-at", type=run_at, help="not before then: epoch seconds, or a local ISO time"
+    )
     enqueue.add_argument("--max-attempts", type=int, help="attempts before it fails for good")
     enqueue.add_argument("--timeout", type=float, help="seconds a run may take")
     enqueue.add_argument(
         "--max-stalls", type=int, help="times it may be taken back from a dead worker, unused"
+    )
+    enqueue.add_argument(
+        "--backoff",
+        type=float,
+        help="seconds before the first retry, doubled for each next one (default 2)",
     )
     enqueue.set_defaults(func=cmd_enqueue)
 
@@ -275,7 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--latency-jobs", type=int, default=100, help="jobs sent one at a time")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(func=cmd_bench)
+    for command in commands.choices.values():
+        common.verbosity(command)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("queshot")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -298,16 +339,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# Libraries whose debug lines (every HTTP request, every file event) only -vv shows.
+CHATTY_LOGGERS = ("httpx", "httpcore", "watchdog")
+
+
+def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbosity else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def _output_closed() -> int:
+    """stdout's reader went away (`queshot jobs | head`): stop quietly, as
+    other Unix tools do, instead of a BrokenPipeError traceback at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + 13  # killed by SIGPIPE, as the shell reports it
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        status = func(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _output_closed()
+    except Forbidden as exc:  # validate_doc_update's reason is the whole story
+        print(f"queshot: error: refused: {exc.reason}", file=sys.stderr)
+        return 1
     except (CouchError, designdocs.DesignDocError, QueueError, ValueError, RuntimeError) as exc:
         print(f"queshot: error: {exc}", file=sys.stderr)
         return 1

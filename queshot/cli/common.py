@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import config
+from .. import config, protocol
 from ..couch import Couch, Database
+from ..jobs import STATES
 from ..queue import Queue
+
+# The docs call a job whose state is `inactive` (the seed's name) waiting.
+STATE_ALIASES = {"waiting": "inactive"}
 
 
 def connection_options(parser: argparse.ArgumentParser) -> None:
@@ -31,11 +35,35 @@ def queue_name(text: str) -> str | list[str]:
     return parts[0] if len(parts) == 1 else parts
 
 
+def verbosity(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    """-v (queshot's debug lines) and -vv (the HTTP library's too), accepted
+    before or after the command; after it, SUPPRESS leaves one given before alone."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="debug logging (-vv: the HTTP requests too)",
+    )
+
+
+def state(text: str) -> str:
+    """A `--state` value: a state name, or `waiting` for `inactive`."""
+    name = STATE_ALIASES.get(text, text)
+    if name not in STATES:
+        choices = ", ".join([*STATES, *STATE_ALIASES])
+        raise argparse.ArgumentTypeError(f"unknown state {text!r} (one of {choices})")
+    return name
+
+
 def database(args: argparse.Namespace, couch: Couch) -> Database:
+    """The one database a command works on, provisioned (`queshot push`) or refused."""
     databases = config.database_names(args.db)
     if len(databases) != 1:
         raise ValueError("this command works on one database: give a single --db")
-    return couch.database(databases[0])
+    db = couch.database(databases[0])
+    protocol.require_design_doc(db)
+    return db
 
 
 def queue(args: argparse.Namespace, couch: Couch, **options: Any) -> Queue:

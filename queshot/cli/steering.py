@@ -244,7 +244,9 @@ def add_commands(commands: Any) -> None:
 
     jobs = command("jobs", "list jobs by queue and/or state", cmd_jobs)
     jobs.add_argument("--queue", help="queue name, or a path like email/welcome")
-    jobs.add_argument("--state", choices=STATES)
+    jobs.add_argument(
+        "--state", type=common.state, help=f"{', '.join(STATES)} (or waiting: inactive)"
+    )
     jobs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     jobs.add_argument("--newest", action="store_true", help="most recent first")
 

@@ -148,9 +148,11 @@ def _taken_back(worker_id: str, answer: dict[str, Any]) -> str:
     """What the `expire` handler did with a job, for the reaper's log line."""
     state = answer.get("state")
     if answer.get("why") == "timeout":
-        then = "a retry is scheduled" if state == "inactive" else "failed"
+        then = (
+            "requeued for a retry" if state == "inactive" else "failed for good (no attempts left)"
+        )
         return f"ran over its timeout while held by {worker_id}; {then}"
     stalls = answer.get("stalls")
     if state == "inactive":
-        return f"lease of {worker_id} ran out (stall {stalls}); waiting again, no attempt used"
-    return f"lease of {worker_id} ran out (stall {stalls}, more than max_stalls); failed"
+        return f"lease of {worker_id} ran out (stall {stalls}); requeued, no attempt used"
+    return f"lease of {worker_id} ran out (stall {stalls}, more than max_stalls); failed for good"

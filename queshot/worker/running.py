@@ -98,7 +98,7 @@ class JobRunner:
             outcome = dataclasses.replace(outcome, duration=duration)
             self.running.discard(job)
             self._on_done()
-            log.info("job %s %s in %.3f s", job.id, describe(outcome, job), duration)
+            log.info("job %s %s; ran %.3f s", job.id, describe(outcome, job), duration)
             self.hooks.finished(job, outcome)
 
     def _fail(self, job: Job, exc: BaseException) -> Outcome:
@@ -220,16 +220,19 @@ class JobRunner:
 def describe(outcome: Outcome, job: Job) -> str:
     """An outcome as the worker's log says it."""
     error = outcome.error or {}
+    message = str(error.get("message") or "").strip()
+    message = message.splitlines()[0][:200] if message else "no message"
+    why = f"{error.get('type', 'Error')}: {message}"  # one line: `queshot show` has the rest
     if outcome.state == "retrying":
         when = "now"
         if outcome.run_at is not None:
             at = datetime.fromtimestamp(outcome.run_at / 1000).strftime("%H:%M:%S")
             when = f"at {at} (in {max(0.0, outcome.run_at / 1000 - time.time()):.1f} s)"
-        return (
-            f"failed ({error.get('type')}: {error.get('message')}); retry {job.attempts + 1} {when}"
-        )
+        of = job.doc.get("max_attempts")
+        attempt = f"attempt {job.attempts + 1}" + (f" of {of}" if of else "")
+        return f"failed ({why}); {attempt} {when}"
     if outcome.state == "failed":
-        return f"failed ({error.get('type')}: {error.get('message')})"
+        return f"failed ({why})"
     if outcome.state == "abandoned":
         return f"abandoned ({error.get('message')})"
     return outcome.state
