@@ -5,8 +5,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEV_PORT ?= 5989
-export QUESHOT_DEV_PORT ?= $(DEV_PORT)
+# The dev server's port: QUESHOT_DEV_PORT (as queshot reads it), or DEV_PORT=
+# on make's command line; every target and every queshot command uses the same.
+DEV_PORT ?= $(or $(QUESHOT_DEV_PORT),5989)
+export QUESHOT_DEV_PORT := $(DEV_PORT)
+# Where the dev server keeps its data, pid and log.
+DEV_DIR ?= .devserver
+DEVSERVER := $(BIN)/python -m queshot.devserver --state $(DEV_DIR)
+
+# $(call with_dev_server,COMMAND): run COMMAND with a dev server answering on
+# DEV_PORT (started in the background if none does, and left running for
+# Fauxton); if COMMAND fails, a server this target started is stopped again
+# (not when it was interrupted, 130: Ctrl-C ends `make dev`). With
+# COUCHDB_URL, just COMMAND.
+ifdef COUCHDB_URL
+with_dev_server = $(1)
+else
+with_dev_server = started=$$($(DEVSERVER) --dir $(DEV_DIR)/data --background) || exit $$?; \
+	$(1) || { status=$$?; [ "$$started" != started ] || [ $$status = 130 ] || $(DEVSERVER) --stop; \
+	exit $$status; }
+endif
 
 .PHONY: setup dev-server dev-server-stop push-designdocs demo test test-quick lint bench dev
 
@@ -24,29 +42,23 @@ node_modules/.installed: package.json package-lock.json
 
 # The dev server in the foreground (Ctrl-C stops it); data kept in .devserver/.
 dev-server-stop:
-	@$(BIN)/python -m queshot.devserver --stop
+	@$(DEVSERVER) --stop
 
 dev-server: setup
 ifdef COUCHDB_URL
 	@echo "COUCHDB_URL is set: using $$($(BIN)/python -c 'import os; from queshot.couch import safe_url; print(safe_url(os.environ["COUCHDB_URL"]))'); no dev server started."
 else
-	$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data
+	$(DEVSERVER) --dir $(DEV_DIR)/data
 endif
 
 # Provision every database named by QUESHOT_DB (comma-separated; default queshot).
 # Without COUCHDB_URL a dev server is started in the background if none answers.
 push-designdocs: setup
-ifndef COUCHDB_URL
-	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
-endif
-	$(BIN)/queshot push
+	@$(call with_dev_server,$(BIN)/queshot push)
 
 # The main job end to end; without COUCHDB_URL on the dev server (left running for Fauxton).
 demo: setup
-ifndef COUCHDB_URL
-	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
-endif
-	$(BIN)/queshot demo
+	@$(call with_dev_server,$(BIN)/queshot demo)
 
 test: setup
 	$(BIN)/pytest -q
@@ -66,9 +78,7 @@ bench: setup
 # push-designdocs), design docs pushed again on every save, and a worker whose
 # handler (queshot/examples/hello.py) is re-imported on every save.
 dev: setup
-ifndef COUCHDB_URL
-	@$(BIN)/python -m queshot.devserver --port $(DEV_PORT) --dir .devserver/data --background
-endif
-	@$(BIN)/queshot push --watch & pusher=$$!; \
+	@$(call with_dev_server,$(BIN)/queshot push && { \
+	$(BIN)/queshot push --watch & pusher=$$!; \
 	trap 'kill $$pusher 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/queshot worker queshot.examples.hello:handle --queue dev --reload
+	$(BIN)/queshot worker queshot.examples.hello:handle --queue dev --reload; })

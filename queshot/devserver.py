@@ -137,14 +137,17 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _start_background(port: int, data_dir: str | None) -> int:
-    """Leave a dev server running after this command (for `make push-designdocs`)."""
+def _start_background(port: int, data_dir: str | None, state: Path) -> int:
+    """Leave a dev server running after this command (for `make push-designdocs`).
+    Prints `started` when it started one (its pid in `state`/pid), `running`
+    when one already answered: the Makefile stops only one it started itself
+    when the command it started it for fails."""
     url = f"http://127.0.0.1:{port}/"
     if _answers(url):
         log.info(f"dev server already answering at {url}")
+        print("running", flush=True)
         return 0
-    state = Path(".devserver")
-    state.mkdir(exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "queshot.devserver", "--port", str(port)]
     if data_dir:
         command += ["--dir", data_dir]
@@ -160,21 +163,41 @@ def _start_background(port: int, data_dir: str | None) -> int:
             return 1
         time.sleep(0.1)
     log.info(f"started a dev server at {url} (pid {process.pid}; `make dev-server-stop` stops it)")
+    print("started", flush=True)
     return 0
 
 
-def _stop_background() -> int:
-    pid_file = Path(".devserver") / "pid"
+def _stop_background(state: Path) -> int:
+    pid_file = state / "pid"
     if not pid_file.exists():
         log.info("no background dev server recorded")
         return 0
     try:
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        log.info("stopped the background dev server")
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
     except (ProcessLookupError, ValueError):
         log.info("the background dev server was not running")
+        pid_file.unlink()
+        return 0
+    deadline = time.monotonic() + 10  # gone, port free, before the next command starts
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     pid_file.unlink()
+    if _alive(pid):
+        log.error(f"the background dev server (pid {pid}) did not stop within 10 s")
+        return 1
+    log.info("stopped the background dev server")
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -188,14 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", help="keep data on disk here (default: in memory)")
     parser.add_argument("--background", action="store_true", help="start detached unless running")
     parser.add_argument("--stop", action="store_true", help="stop the detached one")
+    parser.add_argument(
+        "--state", default=".devserver", help="the detached one's pid and log (.devserver)"
+    )
     args = parser.parse_args(argv)
     data_dir = str(Path(args.dir).resolve()) if args.dir else None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.stop:
-        return _stop_background()
+        return _stop_background(Path(args.state))
     if args.background:
-        return _start_background(args.port, data_dir)
+        return _start_background(args.port, data_dir, Path(args.state))
     server = DevServer(args.port, data_dir)
     try:
         server.start()
