@@ -320,6 +320,19 @@ def dashboard_url(db: Database) -> str:
     return f"{db.url}/{DASHBOARD_PATH}"
 
 
+def dashboard_login_note(db: Database) -> str | None:
+    """What to do first when the server refuses the dashboard's page to a
+    browser that has not logged in (CouchDB 3: members-only databases answer
+    such a request with a 401 JSON body, before any page of ours can load, and
+    send no WWW-Authenticate, so the browser never asks); None if it does not."""
+    if db.couch.anonymous_may_read(f"{db.name}/{DASHBOARD_PATH}"):
+        return None
+    return (
+        f"dashboard: log in through Fauxton ({db.couch.url}_utils) in the same browser "
+        "first; without a login CouchDB answers the page with a JSON 'unauthorized'"
+    )
+
+
 def dashboard_csp(couch: Couch, *, enable: bool = False) -> str | None:
     """Check (and with `enable`, fix) the one CouchDB setting the dashboard
     needs: CouchDB 3 sends `Content-Security-Policy: sandbox` with attachments,

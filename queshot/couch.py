@@ -248,6 +248,16 @@ class Couch:
             raise self._error(method, path, response)
         return response
 
+    def anonymous_may_read(self, path: str) -> bool:
+        """Whether a GET of `path` without credentials (a browser that has not
+        logged in) is answered; True when the server cannot be asked."""
+        with httpx.Client(base_url=self.url, timeout=self._connect_timeout) as client:
+            try:
+                response = client.get(path.lstrip("/"), headers={"Accept": "application/json"})
+            except httpx.TransportError:
+                return True
+        return response.status_code < 400
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request and return its decoded JSON body."""
         return _decode(self.request(method, path, **kwargs), self.url)

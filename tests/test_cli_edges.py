@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_until_settled, wait_until
+from conftest import REAL_COUCHDB, run_until_settled, wait_until
 
 from queshot.cli import main
 from queshot.couch import Couch, Database
@@ -310,3 +310,17 @@ def test_a_lease_that_ran_out_says_whether_the_job_was_requeued_or_failed(
     ]
     states = {job_id: db.get(job_id)["state"] for job_id in lines}
     assert states == {requeued: "inactive", stalled_out: "failed", timed_out: "failed"}
+
+
+def test_push_says_to_log_in_first_where_the_page_needs_it(
+    capsys: pytest.CaptureFixture[str], server_url: str, db_name: str
+) -> None:
+    """On CouchDB 3 the members-only database refuses the dashboard's page
+    itself to a browser without a login, as JSON: push says what to do."""
+    status, out, _ = run(capsys, server_url, db_name, "push")
+    assert status == 0
+    note = "dashboard: log in through Fauxton ("
+    if REAL_COUCHDB:
+        assert note in out and "_utils) in the same browser first" in out
+    else:  # pouchdb-server: admin party, the page opens as it is
+        assert note not in out

@@ -148,8 +148,11 @@ def cmd_push(args: argparse.Namespace) -> int:
                 _print_result(result)
         message = admin.dashboard_csp(couch, enable=args.dashboard_csp and not args.dry_run)
         urls = [admin.dashboard_url(couch.database(name)) for name in databases]
+        login = None if args.dry_run else admin.dashboard_login_note(couch.database(databases[0]))
     if message:
         print(message)
+    if login:
+        print(login)
     for url in urls:
         print(f"dashboard: {url}")
     return 0
