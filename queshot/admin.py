@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import protocol
@@ -52,12 +52,14 @@ def parse_duration(text: str) -> float:
 @dataclass
 class QueueStats:
     """Jobs of one queue path per state; `oldest_waiting_since` is when the
-    longest-waiting due job became due (epoch ms), None if none is waiting."""
+    longest-waiting due job became due (epoch ms), None if none is waiting;
+    `paused` whether a pause (of it or a queue above it) holds its jobs back."""
 
     queue: list[str]
     counts: dict[str, int]
     total: int
     oldest_waiting_since: int | None
+    paused: bool = False
 
 
 @dataclass
@@ -81,7 +83,9 @@ def stats(db: Database) -> Stats:
         )
         entry.counts[state] = entry.counts.get(state, 0) + row["value"]
         entry.total += row["value"]
+    pauses = protocol.read_paused(db)
     for entry in per_queue.values():
+        entry.paused = protocol.pause_of(pauses, entry.queue) is not None
         if entry.counts["inactive"]:
             view, start, end = protocol.listing_range("inactive", entry.queue, until=now)
             rows = protocol.listing(db, view, startkey=start, endkey=end, limit=1)
@@ -115,9 +119,10 @@ class JobSummary:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobSummary:
-        value = dict(row["value"])
-        value.pop("rev", None)
-        return cls(id=row["id"], since=row["key"][-1], **value)
+        # rows also carry what the dashboard shows (rev, lease end): keep our fields
+        names = {f.name for f in fields(cls)} - {"id", "since"}
+        value = {k: v for k, v in row["value"].items() if k in names}
+        return cls(id=row["id"], since=row["value"].get("since", row["key"][-1]), **value)
 
 
 def list_jobs(
@@ -265,6 +270,30 @@ def clean(
     outcomes = _drain(db, view, start, end, lambda rows: _delete_rows(db, rows))
     log.debug("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
     return outcomes
+
+
+# -- pausing queues ---------------------------------------------------------------------
+
+
+def set_paused(db: Database, queue: str | list[str], paused: bool) -> list[str]:
+    """Pause (or resume) a queue and every queue under it: its waiting jobs
+    stay waiting, running ones finish. Enforced by the claim handler and
+    validate_doc_update, whatever the workers' version. Needs a database or
+    server admin: the pause is kept in the design document."""
+    path = queue_path(queue)
+    try:
+        protocol.pause(db, path, paused)
+    except (Forbidden, Unauthorized) as exc:
+        raise QueueError(
+            f"cannot {'pause' if paused else 'resume'} {'/'.join(path)}: {exc.reason} "
+            "(pausing writes the design document: a database or server admin may)"
+        ) from None
+    return path
+
+
+def paused_queues(db: Database) -> list[dict[str, Any]]:
+    """The paused queues: [{queue: path, at: epoch ms, by: user name or None}]."""
+    return protocol.read_paused(db)
 
 
 # -- workers --------------------------------------------------------------------------

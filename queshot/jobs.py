@@ -34,6 +34,9 @@ LEASE_SECONDS: float = float(DEFAULTS["lease_seconds"])
 WORKER_TYPE: str = DEFAULTS["worker_type"]
 WORKER_DOC_PREFIX: str = DEFAULTS["worker_doc_prefix"]
 WORKER_GONE_AFTER_LEASES: int = DEFAULTS["worker_gone_after_leases"]
+# Where a design doc keeps its paused queues ([{queue: path, at, by}]): written
+# by its `pause` handler, read by `claim` and validate_doc_update as `this`.
+PAUSE_FIELD: str = DEFAULTS["pause_field"]
 
 
 class QueueError(Exception):

@@ -16,11 +16,16 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
 - `requeue` {}: a failed, complete or cancelled job back to waiting, a fresh start.
 - `cancel` {}: a waiting job cancelled at once, a running one asked to stop
   (`cancel_requested_at`): {state}; 409 for a finished job.
+- `pause` {queue, paused}, called on the design document itself: records
+  (or lifts) a queue's pause in it, under PAUSE_FIELD; `claim` and
+  validate_doc_update refuse to start a paused queue's jobs.
 
 Views: `pending` [path, -priority, due] -> run_at (claimable jobs, one row per
 queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
 [path, state] -> _count; `jobs_by_state` [state, since] and `jobs_by_queue`
-[path, state, since] -> a job summary.
+[path, state, since] -> a job summary; `jobs_by_data` [field, value] -> a
+job summary (the dashboard's search); `activity` [bucket, state, path] and
+[bucket, "wait", path, histogram bucket] -> _count (the dashboard's chart).
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from .couch import Database, NotFound, UpdateResult
-from .jobs import WORKER_DOC_PREFIX, WORKER_TYPE, NotProvisioned, now_ms
+from .jobs import PAUSE_FIELD, WORKER_DOC_PREFIX, WORKER_TYPE, NotProvisioned, in_queue, now_ms
 
 DDOC = "queshot"
+DDOC_ID = f"_design/{DDOC}"
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
 JOBS_BY_STATE = "jobs_by_state"
 JOBS_BY_QUEUE = "jobs_by_queue"
@@ -40,8 +46,15 @@ DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 # The handlers after which a held job is no longer its worker's to write.
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 # What a worker's feed needs: jobs becoming claimable, claims (what rivals take),
-# and the other workers' status documents (who the rivals are).
-FEED_SELECTOR = {"$or": [{"state": {"$in": ["inactive", "active"]}}, {"type": WORKER_TYPE}]}
+# the other workers' status documents (who the rivals are), and the design
+# document (which queues are paused).
+FEED_SELECTOR = {
+    "$or": [
+        {"state": {"$in": ["inactive", "active"]}},
+        {"type": WORKER_TYPE},
+        {"_id": DDOC_ID},
+    ]
+}
 
 
 # -- provisioning -------------------------------------------------------------------
@@ -112,6 +125,32 @@ def cancel(db: Database, job_id: str) -> str:
     running job asked to stop. Conflict for a job that already finished."""
     answer = db.update(DDOC, "cancel", job_id, {}).body
     return answer.get("state", "cancelled") if isinstance(answer, dict) else "cancelled"
+
+
+def pause(db: Database, queue: list[str], paused: bool) -> UpdateResult:
+    """Pause (or resume) the queue `queue` and every queue under it; needs a
+    database or server admin (it writes the design document)."""
+    return db.update(DDOC, "pause", DDOC_ID, {"queue": queue, "paused": paused})
+
+
+def paused_queues(ddoc: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The pauses a design document holds: [{queue: path, at, by}]."""
+    found = (ddoc or {}).get(PAUSE_FIELD)
+    return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
+
+def read_paused(db: Database) -> list[dict[str, Any]]:
+    return paused_queues(db.get_or_none(DDOC_ID))
+
+
+def pause_of(pauses: list[dict[str, Any]], queues: Any) -> dict[str, Any] | None:
+    """The pause holding back a job whose `queues` field is `queues` (or a
+    worker on that path): the same rule as lib/job.js's pauseOf."""
+    for entry in pauses:
+        path = entry.get("queue")
+        if isinstance(path, list) and in_queue(queues, path):
+            return entry
+    return None
 
 
 def completed(claimed: dict[str, Any], rev: str, body: dict[str, Any]) -> dict[str, Any]:

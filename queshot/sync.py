@@ -19,13 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from . import designdocs
-from .couch import BadRequest, Couch, CouchError, Database, NotFound, ServerUnreachable
+from .couch import (
+    BadRequest,
+    Conflict,
+    Couch,
+    CouchError,
+    Database,
+    NotFound,
+    ServerUnreachable,
+)
 from .designdocs import ATTACHMENTS, Bundle, DesignDoc, DesignDocError
 from .filewatch import FileWatcher
+from .jobs import PAUSE_FIELD
 
 log = logging.getLogger(__name__)
 
 STAGED_SUFFIX = "-staged"
+# Fields of a design doc that belong to the server, not to the source: the
+# queues paused through its `pause` handler. A push neither compares nor
+# drops them: it writes them back as the server has them.
+SERVER_FIELDS = (PAUSE_FIELD,)
 
 
 # -- comparing -------------------------------------------------------------------
@@ -53,7 +66,7 @@ def flatten(doc: dict[str, Any]) -> dict[str, str]:
             flat[prefix] = node if isinstance(node, str) else json.dumps(node, sort_keys=True)
 
     for key, value in doc.items():
-        if key in ("_id", "_rev", "_revisions", "_attachments"):
+        if key in ("_id", "_rev", "_revisions", "_attachments", *SERVER_FIELDS):
             continue
         walk(key, value)
     for name, att in (doc.get("_attachments") or {}).items():
@@ -178,10 +191,10 @@ def _push_ddoc(db: Database, ddoc: DesignDoc, exists: bool, dry_run: bool) -> Pu
     if change.views_changed:
         _swap_in_staged(db, ddoc, change.current)
         return PushResult(db.name, ddoc.id, "updated via staged copy", detail)
-    doc = dict(ddoc.doc)
-    if change.current is not None:
-        doc["_rev"] = change.current["_rev"]
-    _save_ddoc(db, ddoc, doc)
+    if change.current is None:
+        _save_ddoc(db, ddoc, dict(ddoc.doc))
+    else:
+        _save_over(db, ddoc, change.current)
     return PushResult(db.name, ddoc.id, "created" if change.current is None else "updated", detail)
 
 
@@ -192,6 +205,22 @@ def _save_ddoc(db: Database, ddoc: DesignDoc, doc: dict[str, Any]) -> None:
         raise DesignDocError(
             f"{db.name}: CouchDB refused {ddoc.id} (from {ddoc.source_of('')}): {exc.reason}"
         ) from None
+
+
+def _with_server_fields(ddoc: DesignDoc, current: dict[str, Any]) -> dict[str, Any]:
+    """The rendered design doc at `current`'s revision, with the server's own fields kept."""
+    kept = {name: current[name] for name in SERVER_FIELDS if name in current}
+    return {**ddoc.doc, **kept, "_rev": current["_rev"]}
+
+
+def _save_over(db: Database, ddoc: DesignDoc, current: dict[str, Any]) -> None:
+    """Write the rendered design doc over `current`. A conflict means the
+    server's fields changed meanwhile (a queue paused): read them again and
+    write once more, so that the pause is never lost."""
+    try:
+        _save_ddoc(db, ddoc, _with_server_fields(ddoc, current))
+    except Conflict:
+        _save_ddoc(db, ddoc, _with_server_fields(ddoc, db.get(ddoc.id)))
 
 
 def _swap_in_staged(db: Database, ddoc: DesignDoc, current: dict[str, Any]) -> None:
@@ -210,7 +239,7 @@ def _swap_in_staged(db: Database, ddoc: DesignDoc, current: dict[str, Any]) -> N
     _save_ddoc(db, ddoc, staged)
     try:
         _build_index(db, staged_name, ddoc.view_names())
-        _save_ddoc(db, ddoc, dict(ddoc.doc, _rev=current["_rev"]))
+        _save_over(db, ddoc, current)
     finally:
         with contextlib.suppress(NotFound):
             db.delete(staged_id, db.get(staged_id)["_rev"])

@@ -58,6 +58,8 @@ function (newDoc, oldDoc, userCtx, secObj) {
     var move = job.moveProblem(old.state, newDoc.state, isAdmin) ||
       (isAdmin ? null : job.cancelProblem(old, newDoc));
     if (move) deny('queshot: ' + move);
+    var pause = old.state === 'inactive' && newDoc.state === 'active' ? job.pauseOf(this, newDoc) : null;
+    if (pause) deny('queshot: ' + job.pausedReason(pause) + ': its jobs are not claimed until it is resumed');
     if (old.state === 'active' && newDoc.state === 'active' && old.worker_id !== newDoc.worker_id && !isAdmin) {
       deny('queshot: a running job stays with the worker holding it (' + old.worker_id + ')');
     }

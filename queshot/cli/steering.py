@@ -29,7 +29,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     rows = [
         [
-            output.queue_text(q.queue),
+            output.queue_text(q.queue) + (" (paused)" if q.paused else ""),
             *(q.counts[s] for s in STATES),
             q.total,
             waiting(q.oldest_waiting_since),
@@ -208,6 +208,22 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return _report(outcomes, "deleted", args)
 
 
+def cmd_pause(args: argparse.Namespace) -> int:
+    paused = args.func is cmd_pause
+    with common.open_couch(args) as couch:
+        path = admin.set_paused(common.database(args, couch), common.queue_name(args.queue), paused)
+    state = "paused" if paused else "resumed"
+    if args.json:
+        output.print_json({"queue": path, "paused": paused})
+    else:
+        print(f"queue {'/'.join(path)} {state}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return cmd_pause(args)
+
+
 def cmd_workers(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
         found = admin.workers(common.database(args, couch))
@@ -273,3 +289,11 @@ def add_commands(commands: Any) -> None:
     clean.add_argument("--queue", help="only this queue")
 
     command("workers", "workers' status documents (gone ones marked)", cmd_workers)
+
+    for name, func, what in (
+        ("pause", cmd_pause, "stop claiming a queue's jobs (and its sub-queues'), on every worker"),
+        ("resume", cmd_resume, "let a paused queue's jobs be claimed again"),
+    ):
+        command(name, what, func).add_argument(
+            "queue", help="queue name, or a path like email/welcome"
+        )

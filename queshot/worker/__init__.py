@@ -13,7 +13,8 @@ its own, with its own loop where it has a thread:
 - `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
   takes back everyone's expired ones;
 - `feed.FeedListener` follows `_changes`, waking the dispatcher, telling
-  the picker what rivals took and the runner which jobs were asked to cancel;
+  the picker what rivals took and the runner which jobs were asked to cancel,
+  and `control.QueueControl` which queues are paused;
 - `status.StatusReporter` keeps the worker's status document.
 
 Connection faults are never fatal: every part retries through one `Outage`
@@ -38,6 +39,7 @@ from ..protocol import PENDING
 from .claiming import Claimer
 from .completions import CompletionWriter
 from .connection import Retrier
+from .control import QueueControl
 from .dispatch import Dispatcher
 from .feed import FeedListener
 from .handlers import handler_source
@@ -116,6 +118,7 @@ class Worker:
         self.writer = JobWriter(self.db, self.id, self._retrying)
         self.peers = Peers(self.id, queue.path)
         self.picker = Picker(self.db, queue, self.peers)
+        self.control = QueueControl(queue.path, on_change=self._queue_paused_or_resumed)
         self.runner = JobRunner(
             self.db,
             handlers=self.handlers,
@@ -144,6 +147,7 @@ class Worker:
             picker=self.picker,
             claimer=self.claimer,
             running=self.running,
+            control=self.control,
             start_jobs=self.runner.start,
             outage=self._outage,
             poll_interval=poll_interval,
@@ -175,6 +179,7 @@ class Worker:
             hints=queue.view == PENDING,
             picker=self.picker,
             peers=self.peers,
+            control=self.control,
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
             heartbeat=feed_heartbeat,
@@ -190,7 +195,10 @@ class Worker:
             queues=queue.name,
             concurrency=concurrency,
             lease_seconds=self.lease_seconds,
-            describe=lambda: {"jobs": self.running_jobs, "paused": self.paused},
+            describe=lambda: {
+                "jobs": self.running_jobs,
+                "paused": self.paused or self.control.paused,
+            },
             outage=self._outage,
             halt=self._halt,
         )
@@ -216,6 +224,10 @@ class Worker:
     @property
     def paused(self) -> bool:
         return self.dispatcher.paused
+
+    def _queue_paused_or_resumed(self) -> None:
+        self.wake_up()
+        self._status.nudge()
 
     @property
     def replicas(self) -> int:
@@ -274,6 +286,7 @@ class Worker:
         # Halt first: a job thread retrying its outcome through an outage holds
         # the job's lock until halted, and releasing needs that lock.
         self._halt.set()
+        self._status.nudge()
         self.runner.release_all()
         # Jobs whose handler returned stop retrying their outcome once halted.
         self.running.wait_while(lambda job: job.returned, OUTCOME_GIVE_UP_SECONDS)

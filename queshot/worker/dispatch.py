@@ -1,6 +1,7 @@
-"""The dispatch loop: while slots are free and the worker is not paused or
-asleep, pick candidates (`picking.py`), claim them (`claiming.py`) and hand
-the jobs won to the runner. The seed's controls (wake up, go to sleep,
+"""The dispatch loop: while slots are free, the worker is not paused or
+asleep and its queue is not paused (`control.py`), pick candidates
+(`picking.py`), claim them (`claiming.py`) and hand the jobs won to the
+runner. The seed's controls (wake up, go to sleep,
 pause, resume) act here."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..couch import (
 from ..jobs import now_ms
 from .claiming import Claimer
 from .connection import MAX_RETRY_DELAY
+from .control import QueueControl
 from .job import Job, RunningJobs
 from .picking import Picker
 
@@ -41,6 +43,7 @@ class Dispatcher:
         picker: Picker,
         claimer: Claimer,
         running: RunningJobs,
+        control: QueueControl,
         start_jobs: Callable[..., None],
         outage: Outage,
         poll_interval: float,
@@ -51,6 +54,7 @@ class Dispatcher:
         self.picker = picker
         self.claimer = claimer
         self.running = running
+        self.control = control
         self.poll_interval = poll_interval
         self._start_jobs = start_jobs
         self._outage = outage
@@ -104,6 +108,10 @@ class Dispatcher:
         while not self._stopping.is_set():
             if not self._resumed.is_set():
                 self._resumed.wait(0.5)
+                continue
+            if self.control.paused:  # the feed wakes us when the queue is resumed
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
                 continue
             free = self.running.free
             if free <= 0:
@@ -160,7 +168,7 @@ class Dispatcher:
         rest = list(candidates)
         failure: Exception | None = None
         while rest and claimed < free and failure is None:
-            if self._stopping.is_set() or not self._resumed.is_set():
+            if self._stopping.is_set() or not self._resumed.is_set() or self.control.paused:
                 break
             rest = self.picker.still_open(rest)
             if not rest:

@@ -15,6 +15,7 @@ from .. import protocol
 from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Unauthorized
 from ..jobs import WORKER_DOC_PREFIX, in_queue, is_cancel_request_of, is_due, now_ms
 from .connection import MAX_RETRY_DELAY, Retrier
+from .control import QueueControl
 from .peers import Peers
 from .picking import Picker
 
@@ -36,6 +37,7 @@ class FeedListener:
         hints: bool,
         picker: Picker,
         peers: Peers,
+        control: QueueControl,
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
         heartbeat: float,
@@ -50,6 +52,7 @@ class FeedListener:
         self.hints = hints
         self.picker = picker
         self.peers = peers
+        self.control = control
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
         self._wake = wake
@@ -74,6 +77,7 @@ class FeedListener:
             since = self._retrying(lambda: self.db.info()["update_seq"])
             for doc_id, doc in self._retrying(lambda: list(protocol.status_docs(self.db))):
                 self.peers.heard(doc_id, doc)
+            self.control.heard(self._retrying(lambda: self.db.get_or_none(protocol.DDOC_ID)))
             for row in self.db.changes(
                 since=since,
                 include_docs=True,
@@ -94,6 +98,9 @@ class FeedListener:
         if row["id"].startswith(WORKER_DOC_PREFIX):
             self.peers.heard(row["id"], doc)
             return
+        if row["id"] == protocol.DDOC_ID:
+            self.control.heard(doc)
+            return
         mine = in_queue(doc.get("queues"), self.path)
         if is_cancel_request_of(doc, self.worker_id):
             self._cancel_requested(row["id"], doc["_rev"])
@@ -102,7 +109,7 @@ class FeedListener:
             if mine or row.get("deleted"):
                 self.picker.strike(row["id"])  # taken, finished or removed
             return
-        if not mine:
+        if not mine or self.control.holds(doc.get("queues")):
             return
         if self.hints and is_due(doc, now_ms()):
             self.picker.offer(row["id"])

@@ -52,10 +52,20 @@ class StatusReporter:
         self._outage = outage
         self._halt = halt
         self._rev: str | None = None
+        self._nudged = threading.Event()
 
     def run(self) -> None:
-        while not self._halt.wait(self.every):
+        while True:
+            self._nudged.wait(self.every)
+            self._nudged.clear()
+            if self._halt.is_set():
+                return
             self.write()
+
+    def nudge(self) -> None:
+        """Write now (a change others should see soon: the queue paused), or
+        end the loop once halted."""
+        self._nudged.set()
 
     def write(self) -> None:
         doc: dict[str, Any] = {

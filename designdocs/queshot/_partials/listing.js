@@ -29,6 +29,7 @@ function summary(doc) {
     max_attempts: isNumber(doc.max_attempts) ? doc.max_attempts : null,
     progress: isNumber(doc.progress) ? doc.progress : null,
     worker_id: typeof doc.worker_id === 'string' ? doc.worker_id : null,
+    lease_expires_at: isNumber(doc.lease_expires_at) ? doc.lease_expires_at : null,
     error: error
   };
 }

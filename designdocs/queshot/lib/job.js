@@ -13,6 +13,7 @@ exports.DEFAULT_BACKOFF_SECONDS = {{ backoff_seconds }};
 exports.MAX_BACKOFF_SECONDS = {{ max_backoff_seconds }};
 exports.MAX_LOG_LINES = {{ max_log_lines }};
 exports.MAX_KEPT_ERRORS = {{ max_kept_errors }};
+exports.PAUSE_FIELD = {{ pause_field|tojson }};
 
 function optional(doc, field, test, what) {
   if (doc[field] === undefined || doc[field] === null) return null;
@@ -302,7 +303,53 @@ function timeoutError(doc) {
   return { type: 'TimeoutError', message: 'job ran over its timeout of ' + doc.timeout + ' s' };
 }
 
+// -- paused queues -------------------------------------------------------------
+// A queue's pause is kept in this design document itself, under PAUSE_FIELD:
+// [{queue: path, at, by}]. The claim handler and validate_doc_update see only
+// the job being written and the design document (`this`), so that is the one
+// place an old worker, or a direct write, cannot get round. `queshot push`
+// keeps the field as the server has it.
+
+function pausedQueues(ddoc) {
+  var list = isObject(ddoc) ? ddoc[exports.PAUSE_FIELD] : null;
+  return Array.isArray(list) ? list : [];
+}
+
+// The pause that holds a job back: its queue, or a queue above it, is paused; else null.
+function pauseOf(ddoc, doc) {
+  var list = pausedQueues(ddoc);
+  for (var i = 0; i < list.length; i++) {
+    if (isObject(list[i]) && inQueue(doc, list[i].queue)) return list[i];
+  }
+  return null;
+}
+
+function pausedReason(pause) {
+  var path = queuePath(pause.queue) || [];
+  return 'queue ' + path.join('/') + ' is paused' + (typeof pause.by === 'string' ? ' (by ' + pause.by + ')' : '');
+}
+
+// Pause (or resume) the queue `path` in ddoc; whether anything changed.
+function setPaused(ddoc, path, paused, at, by) {
+  var kept = [];
+  var was = false;
+  var list = pausedQueues(ddoc);
+  for (var i = 0; i < list.length; i++) {
+    var own = isObject(list[i]) ? queuePath(list[i].queue) : null;
+    if (own && JSON.stringify(own) === JSON.stringify(path)) was = true;
+    else kept.push(list[i]);
+  }
+  if (paused === was) return false;
+  if (paused) kept.push({ queue: path, at: at, by: by });
+  ddoc[exports.PAUSE_FIELD] = kept;
+  return true;
+}
+
 exports.isObject = isObject;
+exports.pausedQueues = pausedQueues;
+exports.pauseOf = pauseOf;
+exports.pausedReason = pausedReason;
+exports.setPaused = setPaused;
 exports.isNumber = isNumber;
 exports.isJob = isJob;
 exports.queuePath = queuePath;

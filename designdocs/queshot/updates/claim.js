@@ -13,6 +13,8 @@ function (doc, req) {
     return job.reply(409, 'other_queue', 'job is in queue ' + JSON.stringify(doc.queues) +
       ', not in ' + JSON.stringify(b.queue));
   }
+  var pause = job.pauseOf(this, doc); // `this`: the design document, where pauses are kept
+  if (pause) return job.reply(409, 'paused', job.pausedReason(pause));
   var now = job.now();
   if (!job.isDue(doc, now)) {
     return job.reply(409, 'not_due', 'job is not due for ' + (doc.run_at - now) + ' ms');
