@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +36,8 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 ATTACHMENTS = ROOT / "designdocs" / "queshot" / "_attachments"
-SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOT = ARTIFACTS / "dashboard.png"
 WAIT_MS = 10_000
 
 
@@ -44,6 +46,9 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
     for defaults.js, which is the queue's constants rendered."""
     for name, content_type in (
         ("index.html", "text/html"),
+        ("couch.js", "javascript"),
+        ("jobs.js", "javascript"),
+        ("chart.js", "javascript"),
         ("app.js", "javascript"),
         ("style.css", "text/css"),
     ):
@@ -104,6 +109,7 @@ def page(server_url: str, couch: Couch) -> Iterator[Any]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: dialog.accept())  # the bulk actions' confirmations
         yield page
         browser.close()
         assert not errors, f"JavaScript errors in the dashboard: {errors}"
@@ -165,7 +171,8 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
     expect(page.locator('#workers tr[data-worker="old"]')).to_have_class("gone")
     expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
 
-    page.click('#failed tr[data-id="bad-job"]')
+    page.click('#tabs button[data-tab="failed"]')
+    page.click('#jobs a.open[data-id="bad-job"]')
     expect(page.locator("#job-error")).to_contain_text("RuntimeError (attempt 1): boom on purpose")
     expect(page.locator("#job-data")).to_contain_text('"fail": true')
     page.click("#requeue")
@@ -185,3 +192,217 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
     expect(page.locator("#job-message")).to_have_text("")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+# -- every state, paging, search, bulk actions, pause, the chart ---------------------------
+
+
+def open_dashboard(page: Any, server_url: str, db: Database) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{safe_url(server_url)}{db.name}/{admin.DASHBOARD_PATH}")
+    expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
+
+
+def tab(page: Any, name: str, queue: str = "") -> None:
+    page.click(f'#tabs button[data-tab="{name}"]')
+    showing(page, name, queue)
+
+
+def showing(page: Any, name: str, queue: str = "", number: int = 0) -> None:
+    """Wait until the list shows that tab ('search': search results), queue and page."""
+    from playwright.sync_api import expect
+
+    shown = page.locator(f'#jobs[data-tab="{name}"][data-queue="{queue}"][data-page="{number}"]')
+    expect(shown).to_have_count(1, timeout=WAIT_MS)
+
+
+def listed(page: Any) -> list[str]:
+    return page.locator("#jobs tbody tr[data-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.id)"
+    )
+
+
+def test_every_state_is_browsable_with_paging_and_search(
+    page: Any, server_url: str, db: Database
+) -> None:
+    from playwright.sync_api import expect
+    from test_admin_cli import put_job
+
+    minute = 60_000
+    now = now_ms()
+    done = [
+        put_job(db, "complete", id=f"done-{i:02}", at=now - (40 - i) * minute) for i in range(30)
+    ]
+    put_job(db, "failed", id="failed-1", at=now - 3 * minute)
+    put_job(db, "inactive", id="waiting-old", at=now - 9 * minute)
+    put_job(db, "inactive", id="waiting-new", at=now - 1 * minute, data={"to": "ada@example.org"})
+    put_job(db, "inactive", id="later", run_at=now + 3_600_000)
+    put_job(db, "active", id="busy", progress=40)
+    put_job(db, "complete", queues="sms", id="sms-done")
+    open_dashboard(page, server_url, db)
+
+    def shows(name: str, ids: list[str]) -> None:
+        tab(page, name)
+        expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(len(ids), timeout=WAIT_MS)
+        assert listed(page) == ids
+
+    shows("waiting", ["waiting-old", "waiting-new"])  # due first
+    expect(page.locator("#jobs")).to_contain_text("due 9m")
+    shows("scheduled", ["later"])
+    expect(page.locator("#jobs")).to_contain_text("runs ")
+    shows("running", ["busy"])
+    expect(page.locator('#jobs tr[data-id="busy"]')).to_contain_text(
+        re.compile(r"w-1 · lease 5\ds left · 40%")
+    )
+    shows("failed", ["failed-1"])
+    expect(page.locator('#jobs tr[data-id="failed-1"]')).to_contain_text("boom")
+    for state in STATES:
+        if state not in ("inactive", "active", "complete", "failed"):
+            shows(state, [])  # a state added to context.json has its tab, here empty
+
+    # newest first, 25 a page, then the rest, and back
+    shows("complete", ["sms-done", *reversed(done[-24:])])
+    expect(page.locator("#page-number")).to_have_text("page 1")
+    page.click("#page-older")
+    showing(page, "complete", number=1)
+    expect(page.locator("#page-number")).to_have_text("page 2")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(6)
+    assert listed(page) == list(reversed(done[:6]))
+    expect(page.locator("#page-older")).to_be_disabled()
+    page.click("#page-newer")
+    expect(page.locator('#jobs tr[data-id="sms-done"]')).to_have_count(1)
+
+    # one queue: its jobs only
+    page.select_option("#queue-filter", "sms")
+    showing(page, "complete", queue="sms")
+    assert listed(page) == ["sms-done"]
+    page.select_option("#queue-filter", "")
+
+    # each job links to its document in Fauxton
+    link = page.locator('#jobs tr[data-id="sms-done"] a.fauxton')
+    assert link.get_attribute("href").endswith(f"/_utils/#database/{db.name}/sms-done")
+
+    # search by a field of data, and by id
+    page.fill("#search input", "to=ada@example.org")
+    page.click("#search button")
+    showing(page, "search")
+    assert listed(page) == ["waiting-new"]
+    page.fill("#search input", "n=1")  # a number in data
+    page.click("#search button")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(25, timeout=WAIT_MS)
+    page.fill("#search input", "busy")
+    page.click("#search button")
+    expect(page.locator("#job-id")).to_have_text("busy", timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-states.png"), full_page=True)
+
+
+def test_bulk_requeue_and_delete_with_counts_and_refusals(
+    page: Any, server_url: str, db: Database
+) -> None:
+    from playwright.sync_api import expect
+    from test_admin_cli import put_job
+
+    email = Queue("email", db)
+    failed = [put_job(db, "failed", id=f"failed-{i}") for i in range(3)]
+    put_job(db, "failed", queues="sms", id="sms-failed")
+    put_job(db, "active", id="busy")
+    done = [put_job(db, "complete", id=f"done-{i}") for i in range(2)]
+    open_dashboard(page, server_url, db)
+
+    # a selection
+    tab(page, "failed")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(4, timeout=WAIT_MS)
+    page.check('#jobs input[data-id="sms-failed"]')
+    expect(page.locator("#bulk-requeue")).to_have_text("Requeue selected (1)")
+    page.click("#bulk-requeue")
+    expect(page.locator("#bulk-message")).to_have_text("requeued 1 job(s)", timeout=WAIT_MS)
+    assert db.get("sms-failed")["state"] == "inactive"
+
+    # every failed job of a queue, counted and confirmed, then run
+    page.select_option("#queue-filter", "email")
+    expect(page.locator("#requeue-all")).to_have_text(
+        "Requeue all 3 failed of email", timeout=WAIT_MS
+    )
+    page.click("#requeue-all")
+    expect(page.locator("#bulk-message")).to_have_text("requeued 3 job(s)", timeout=WAIT_MS)
+    assert {db.get(i)["state"] for i in failed} == {"inactive"}
+    run_worker_until(email, lambda job: None, lambda: email.stats()["complete"] >= 5)
+    tab(page, "complete", queue="email")
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(5, timeout=WAIT_MS)
+
+    # refusals show their reasons: a selected job changed since it was listed
+    page.check('#jobs input[data-id="done-0"]')
+    page.check('#jobs input[data-id="done-1"]')
+    changed = db.get("done-1")
+    db.save({**changed, "priority": 3})
+    page.click("#bulk-delete")
+    expect(page.locator("#bulk-message")).to_have_text(
+        "deleted 1 job(s), 1 refused:", timeout=WAIT_MS
+    )
+    expect(page.locator('#bulk-refusals li[data-id="done-1"]')).to_contain_text("conflict")
+    assert db.get_or_none("done-0") is None and db.get_or_none("done-1") is not None
+    tab(page, "running", queue="email")
+    page.check('#jobs input[data-id="busy"]')
+    page.click("#bulk-requeue")
+    expect(page.locator('#bulk-refusals li[data-id="busy"]')).to_contain_text(
+        "job is active, not ", timeout=WAIT_MS
+    )
+    assert done
+    page.screenshot(path=str(ARTIFACTS / "dashboard-bulk.png"), full_page=True)
+
+
+def test_pause_a_queue_from_the_dashboard_and_the_chart_shows_the_jobs(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """Paused: no worker claims any of its jobs while another queue's run;
+    resumed: they run. The chart counts what finished in the last minutes."""
+    from playwright.sync_api import expect
+
+    email, sms = Queue("email", db), Queue("sms", db)
+    email.create_job({"warm": True})
+    sms.create_job({"warm": True})
+    open_dashboard(page, server_url, db)
+    pause = page.locator('#counts button.pause[data-queue="email"]')
+    expect(pause).to_have_text("Pause", timeout=WAIT_MS)
+    pause.click()
+    expect(page.locator("#queues-message")).to_have_text("queue email paused", timeout=WAIT_MS)
+    expect(page.locator('#counts tr[data-queue="email"] .badge')).to_have_text("paused")
+    assert [p["queue"] for p in admin.paused_queues(db)] == [["email"]]
+
+    options: dict[str, Any] = {"poll_interval": 0.2, "feed_heartbeat": 0.5}
+    email_worker = Worker(email, lambda job: None, name="on-email", **options)
+    sms_worker = Worker(sms, lambda job: None, name="on-sms", **options)
+    email_worker.start()
+    sms_worker.start()
+    try:
+        email.create_jobs([{"n": i} for i in range(4)])
+        sms.create_jobs([{"n": i} for i in range(4)])
+        wait_until(lambda: sms.stats()["complete"] == 5, timeout=15)
+        assert email.stats()["inactive"] == 5
+        assert email_worker.stats.claim_attempts == 0
+        expect(
+            page.locator('#workers tr[data-worker="' + email_worker.name + '"]')
+        ).to_contain_text("paused", timeout=WAIT_MS)
+        page.select_option("#queue-filter", "email")
+        expect(page.locator("#list-paused")).to_contain_text("queue email is paused")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-paused.png"), full_page=True)
+
+        page.locator('#counts button.pause[data-queue="email"]').click()
+        expect(page.locator("#queues-message")).to_have_text("queue email resumed", timeout=WAIT_MS)
+        wait_until(lambda: email.stats()["complete"] == 5, timeout=15)
+    finally:
+        email_worker.stop(grace=5)
+        sms_worker.stop(grace=5)
+
+    page.select_option("#queue-filter", "")
+    summary = page.locator("#chart-summary")
+    expect(summary).to_have_attribute("data-complete", "10", timeout=WAIT_MS)
+    expect(summary).to_have_attribute("data-started", "10")
+    expect(summary).to_contain_text("10 complete")
+    expect(summary).to_contain_text("depth now: 0 waiting, 0 running")
+    expect(summary).to_contain_text("p50 ≤")
+    assert page.locator('#chart rect[data-kind="complete"]').count() >= 1
+    page.select_option("#queue-filter", "sms")
+    expect(summary).to_have_attribute("data-complete", "5", timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-chart.png"), full_page=True)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..couch import Outage
 from ..jobs import QueueError
-from ..protocol import PENDING
+from ..protocol import DDOC_ID, PENDING
 from .claiming import Claimer
 from .completions import CompletionWriter
 from .connection import Retrier
@@ -243,6 +243,7 @@ class Worker:
     def start(self) -> None:
         """Start claiming in background threads; returns at once."""
         self.settler.replicas = self.db.replicas()
+        self.control.heard(self.db.get_or_none(DDOC_ID))  # before the first claim; then the feed
         self._status.write()
         self.handlers.start()
         # The feed is not joined on stop: it ends at its next heartbeat.

@@ -1,201 +1,102 @@
-// The queshot dashboard: jobs per queue and state, failed jobs, one job's
-// detail with a requeue button, and the live workers, kept current from the
-// database's _changes feed. Served as attachments of _design/queshot, so
-// every URL is derived from the page's own path: it works under any database
-// name (and behind a proxy prefix). No inline script (CouchDB's attachment
-// CSP), no framework, no build step. This file is a Jinja template when
-// pushed: it must not contain Jinja's opening brace pairs.
+// The queshot dashboard's frame: jobs per queue and state (with pause and
+// resume), the workers, one job's detail with a requeue button, kept current
+// from the database's _changes feed. The job lists (jobs.js) and the chart
+// (chart.js) are panels of their own; this file starts them and tells them
+// when to redraw.
 'use strict';
 
-const { STATES, WORKER_PREFIX, GONE_AFTER_LEASES, DEFAULT_LEASE_SECONDS } = QUESHOT; // defaults.js
 const CHANGES_TIMEOUT_MS = 25000; // CouchDB ends a quiet longpoll after this...
 const CHANGES_ABORT_MS = 35000; // ...pouchdb-server does not: give up and re-issue
 const HEARTBEAT_MS = 10000;
 const MIN_REFRESH_GAP_MS = 500; // busy queues change constantly: redraw at most this often
 const PERIODIC_REFRESH_MS = 15000; // ages, and workers going quiet, change without _changes
-const FAILED_SHOWN = 50;
-const JSON_PARAMS = new Set(['key', 'startkey', 'endkey']);
 
-const DB_PATH = location.pathname.slice(0, location.pathname.indexOf('/_design/'));
-const ROOT_PATH = DB_PATH.slice(0, DB_PATH.lastIndexOf('/') + 1);
-const DB_NAME = decodeURIComponent(DB_PATH.slice(ROOT_PATH.length));
+// What the panels share: the queues known (text -> path), which are paused,
+// and the queue the lists and the chart are narrowed to ('' for all).
+const shared = { queues: new Map(), pauses: [], counts: new Map(), queue: '' };
 
-const $ = (id) => document.getElementById(id);
-
-// -- talking to CouchDB ----------------------------------------------------------
-
-class CouchError extends Error {
-  constructor(status, body) {
-    super((body && (body.reason || body.error)) || 'HTTP ' + status);
-    this.status = status;
-  }
+function samePath(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function dbUrl(path, params = {}) {
-  const query = Object.entries(params).map(([name, value]) =>
-    name + '=' + encodeURIComponent(JSON_PARAMS.has(name) ? JSON.stringify(value) : String(value)));
-  return DB_PATH + '/' + path + (query.length ? '?' + query.join('&') : '');
+// The pause holding back a queue path: its own, or one of a queue above it
+// (the rule of lib/job.js's pauseOf, which the server enforces).
+function pauseOf(path) {
+  return shared.pauses.find((p) => Array.isArray(p.queue) && p.queue.length <= path.length &&
+    p.queue.every((name, i) => name === path[i])) || null;
 }
 
-function docUrl(id) {
-  return dbUrl(encodeURIComponent(id));
-}
-
-async function request(method, url, body, signal) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await fetch(url, {
-    method,
-    headers,
-    signal,
-    credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let data;
-  try {
-    data = text.trim() ? JSON.parse(text) : null;
-  } catch (error) {
-    data = { reason: text };
-  }
-  if (!response.ok) {
-    // CouchDB sends no WWW-Authenticate, so the browser never prompts: we do.
-    if (response.status === 401 && !url.endsWith('/_session')) askToLogIn();
-    throw new CouchError(response.status, data);
-  }
-  return data;
-}
-
-// -- logging in -----------------------------------------------------------------------
-
-let loggedIn = null; // while the login form shows: a promise kept once the user logs in
-let onLoggedIn = () => {};
-
-function askToLogIn() {
-  if (!loggedIn) {
-    $('login').hidden = false;
-    setStatus('not logged in', 'down');
-    loggedIn = new Promise((resolve) => { onLoggedIn = resolve; });
-  }
-  return loggedIn;
-}
-
-async function logIn(event) {
-  event.preventDefault();
-  const form = event.target;
-  const field = (name) => form.elements.namedItem(name);
-  try {
-    await request('POST', ROOT_PATH + '_session', {
-      name: field('name').value,
-      password: field('password').value,
-    });
-  } catch (error) {
-    $('login-message').textContent = error.message;
-    return;
-  }
-  field('password').value = '';
-  $('login-message').textContent = '';
-  $('login').hidden = true;
-  loggedIn = null;
-  onLoggedIn();
-  scheduleRefresh();
-}
-
-// -- small helpers -------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  const { data, ...rest } = props;
-  Object.assign(node, rest);
-  Object.assign(node.dataset, data || {});
-  for (const child of children) {
-    node.append(child instanceof Node ? child : String(child === null || child === undefined ? '' : child));
-  }
-  return node;
-}
-
-function age(ms) {
-  let seconds = Math.max(0, Math.floor(ms / 1000));
-  const units = [['d', 86400, 'h', 3600], ['h', 3600, 'm', 60], ['m', 60, 's', 1]];
-  for (const [big, bigSize, small, smallSize] of units) {
-    if (seconds >= bigSize) {
-      const rest = Math.floor((seconds % bigSize) / smallSize);
-      return Math.floor(seconds / bigSize) + big + (rest ? ' ' + rest + small : '');
-    }
-  }
-  return seconds + 's';
-}
-
-function when(ms) {
-  if (typeof ms !== 'number') return '-';
-  const delta = ms - Date.now();
-  const relative = delta > 0 ? 'in ' + age(delta) : age(-delta) + ' ago';
-  return new Date(ms).toLocaleString() + ' (' + relative + ')';
-}
-
-function queueText(queues) {
-  return Array.isArray(queues) ? queues.join('/') : String(queues);
-}
-
-function setStatus(text, kind) {
-  $('status').textContent = text;
-  $('status').className = 'status ' + (kind || '');
-}
-
-function fauxtonUrl(docId) {
-  return ROOT_PATH + '_utils/#database/' + encodeURIComponent(DB_NAME) + '/' +
-    (docId ? encodeURIComponent(docId) : '_all_docs');
-}
-
-function replaceRows(table, head, rows, empty) {
-  table.replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
-  if (!rows.length) {
-    table.tBodies[0].append(el('tr', {}, el('td', { className: 'empty', colSpan: head.cells.length }, empty)));
-  }
-}
-
-function headRow(...names) {
-  return el('tr', {}, ...names.map(([name, className]) => el('th', { className: className || '' }, name)));
-}
-
-// -- the panels --------------------------------------------------------------------
+// -- the queues ------------------------------------------------------------------------
 
 function renderCounts(rows) {
   const queues = new Map();
   const totals = Object.fromEntries(STATES.map((s) => [s, 0]));
+  shared.queues = new Map();
   for (const row of rows) {
     const [path, state] = row.key;
     const name = queueText(path);
+    shared.queues.set(name, Array.isArray(path) ? path : [String(path)]);
     if (!queues.has(name)) queues.set(name, Object.fromEntries(STATES.map((s) => [s, 0])));
     queues.get(name)[state] = (queues.get(name)[state] || 0) + row.value;
     totals[state] = (totals[state] || 0) + row.value;
   }
+  for (const pause of shared.pauses) shared.queues.set(queueText(pause.queue), pause.queue);
+  shared.counts = queues;
   const line = (name, counts, className) => {
     const cells = STATES.map((state) => el('td', {
       className: 'num' + (counts[state] ? ' state-' + state : ''),
       data: { queue: name, state },
     }, counts[state]));
     const total = STATES.reduce((sum, state) => sum + counts[state], 0);
-    return el('tr', { className: className || '' }, el('th', {}, name), ...cells,
-      el('td', { className: 'num', data: { queue: name, state: 'total' } }, total));
+    const path = shared.queues.get(name);
+    const pause = path ? pauseOf(path) : null;
+    const control = path ? el('button', {
+      type: 'button', className: 'pause', data: { queue: name, paused: pause ? 'true' : 'false' },
+      title: pause ? 'let its jobs be claimed again' : 'claim none of its jobs, on every worker',
+    }, pause && samePath(pause.queue, path) ? 'Resume' : pause ? 'Paused above' : 'Pause') : '';
+    if (pause && !samePath(pause.queue, path)) control.disabled = true;
+    return el('tr', { className: (className || '') + (pause ? ' paused' : ''), data: { queue: name } },
+      el('th', {}, name, pause ? el('span', { className: 'badge' }, 'paused') : ''), ...cells,
+      el('td', { className: 'num', data: { queue: name, state: 'total' } }, total), el('td', {}, control));
   };
-  const body = [...queues.keys()].sort().map((name) => line(name, queues.get(name)));
+  const names = [...new Set([...queues.keys(), ...shared.pauses.map((p) => queueText(p.queue))])].sort();
+  const empty = Object.fromEntries(STATES.map((s) => [s, 0]));
+  const body = names.map((name) => line(name, queues.get(name) || empty));
   if (body.length) body.push(line('total', totals, 'total'));
-  replaceRows($('counts'), headRow(['queue'], ...STATES.map((s) => [s, 'num']), ['total', 'num']),
+  replaceRows($('counts'), headRow(['queue'], ...STATES.map((s) => [s, 'num']), ['total', 'num'], ['']),
     body, 'no jobs yet');
+  renderQueueFilter();
 }
 
-function renderFailed(rows) {
-  const now = Date.now();
-  const body = rows.map((row) => el('tr', { className: 'clickable', data: { id: row.id } },
-    el('td', {}, el('code', {}, row.id)),
-    el('td', {}, queueText(row.value.queues)),
-    el('td', {}, age(now - row.key[1]) + ' ago'),
-    el('td', { className: 'num' }, row.value.attempts + '/' + (row.value.max_attempts || '-')),
-    el('td', { className: 'state-failed' }, row.value.error || '')));
-  replaceRows($('failed'), headRow(['job'], ['queue'], ['failed'], ['attempts', 'num'], ['error']),
-    body, 'no failed jobs');
+function renderQueueFilter() {
+  const select = $('queue-filter');
+  const options = [el('option', { value: '' }, 'all queues'),
+    ...[...shared.queues.keys()].sort().map((name) => el('option', { value: name }, name))];
+  if (shared.queue && !shared.queues.has(shared.queue)) shared.queue = '';
+  select.replaceChildren(...options);
+  select.value = shared.queue;
 }
+
+// Pausing writes the design document through its `pause` handler, so only a
+// database or server admin may; a refusal shows CouchDB's reason.
+async function setPaused(name, paused) {
+  const message = $('queues-message');
+  message.className = 'message';
+  message.textContent = '';
+  try {
+    await request('POST', dbUrl(DDOC_PATH + '/_update/pause/' + DDOC_PATH),
+      { queue: shared.queues.get(name), paused });
+  } catch (error) {
+    message.textContent = 'not ' + (paused ? 'paused' : 'resumed') + ': ' + error.message +
+      (error.status === 401 || error.status === 403 ? ' (pausing needs a database or server admin)' : '');
+    return;
+  }
+  message.className = 'message ok';
+  message.textContent = 'queue ' + name + (paused ? ' paused' : ' resumed');
+  scheduleRefresh();
+}
+
+// -- the workers ------------------------------------------------------------------------
 
 function renderWorkers(rows) {
   const now = Date.now();
@@ -204,13 +105,15 @@ function renderWorkers(rows) {
     const lease = typeof w.lease_seconds === 'number' ? w.lease_seconds : DEFAULT_LEASE_SECONDS;
     const gone = now - (w.last_seen || 0) > GONE_AFTER_LEASES * lease * 1000;
     const jobs = Array.isArray(w.jobs) ? w.jobs : [];
+    const path = Array.isArray(w.queues) ? w.queues : [String(w.queues)];
+    const paused = w.paused || pauseOf(path);
     return el('tr', { className: gone ? 'gone' : '', data: { worker: w.name || row.id } },
       el('td', {}, w.name || ''),
       el('td', {}, (w.host || '-') + ':' + (w.pid || '-')),
       el('td', {}, queueText(w.queues)),
       el('td', { className: 'num' }, jobs.length + '/' + (w.concurrency || '-')),
       el('td', {}, age(now - (w.last_seen || 0)) + ' ago'),
-      el('td', {}, gone ? 'gone' : w.paused ? 'paused' : 'alive'));
+      el('td', {}, gone ? 'gone' : paused ? 'paused' : 'alive'));
   });
   replaceRows($('workers'),
     headRow(['name'], ['host:pid'], ['queue'], ['jobs', 'num'], ['last seen'], ['status']),
@@ -281,7 +184,7 @@ async function requeue() {
   const message = $('job-message');
   const id = openJob._id;
   try {
-    await request('POST', dbUrl('_design/queshot/_update/requeue/' + encodeURIComponent(id)), {});
+    await requeueOne(id);
   } catch (error) {
     message.className = 'message';
     message.textContent = error.status === 409
@@ -296,22 +199,26 @@ async function requeue() {
   scheduleRefresh();
 }
 
+function requeueOne(id) {
+  return request('POST', dbUrl(DDOC_PATH + '/_update/requeue/' + encodeURIComponent(id)), {});
+}
+
 // -- keeping it current ----------------------------------------------------------------
 
 async function refresh() {
   try {
-    const [stats, failed, workers] = await Promise.all([
-      request('GET', dbUrl('_design/queshot/_view/stats', { group_level: 2 })),
-      request('GET', dbUrl('_design/queshot/_view/jobs_by_state', {
-        startkey: ['failed', {}], endkey: ['failed'], descending: true, limit: FAILED_SHOWN,
-      })),
+    const [stats, workers, ddoc] = await Promise.all([
+      request('GET', dbUrl(DDOC_PATH + '/_view/stats', { group_level: 2 })),
       request('GET', dbUrl('_all_docs', {
         startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true,
       })),
+      request('GET', dbUrl(DDOC_PATH)),
     ]);
+    const pauses = ddoc && Array.isArray(ddoc[PAUSE_FIELD]) ? ddoc[PAUSE_FIELD] : [];
+    shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue));
     renderCounts(stats.rows);
-    renderFailed(failed.rows);
     renderWorkers(workers.rows);
+    await Promise.all([refreshJobs(), refreshChart()]);
     if (openJob) await showJob(openJob._id);
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     if (!feedDown && !loggedIn) setStatus('live', 'live');
@@ -375,13 +282,14 @@ function start() {
   $('db-name').textContent = DB_NAME;
   $('fauxton').href = fauxtonUrl(null);
   $('login').addEventListener('submit', logIn);
-  $('open-job').addEventListener('submit', (event) => {
-    event.preventDefault();
-    showJob(event.target.elements.namedItem('id').value.trim()).catch(() => {});
+  $('counts').addEventListener('click', (event) => {
+    const button = event.target.closest('button.pause');
+    if (button) setPaused(button.dataset.queue, button.dataset.paused !== 'true');
   });
-  $('failed').addEventListener('click', (event) => {
-    const row = event.target.closest('tr[data-id]');
-    if (row) showJob(row.dataset.id).catch(() => {});
+  $('queue-filter').addEventListener('change', (event) => {
+    shared.queue = event.target.value;
+    openList();
+    refreshChart();
   });
   $('requeue').addEventListener('click', requeue);
   $('job-close').addEventListener('click', () => {
@@ -389,6 +297,8 @@ function start() {
     $('job').hidden = true;
     history.replaceState(null, '', location.pathname);
   });
+  startJobs();
+  startChart();
   const linked = /^#job=(.+)$/.exec(location.hash);
   if (linked) showJob(decodeURIComponent(linked[1])).catch(() => {});
   watchChanges();

@@ -8,4 +8,7 @@ const QUESHOT = Object.freeze({
   WORKER_PREFIX: {{ worker_doc_prefix|tojson }},
   GONE_AFTER_LEASES: {{ worker_gone_after_leases|tojson }},
   DEFAULT_LEASE_SECONDS: {{ lease_seconds|tojson }},
+  PAUSE_FIELD: {{ pause_field|tojson }},
+  ACTIVITY_BUCKET_MS: {{ activity_bucket_ms|tojson }},
+  WAIT_BUCKETS_MS: {{ wait_buckets_ms|tojson }},
 });

@@ -22,6 +22,7 @@ function summary(doc) {
     ? doc.error.message : null;
   return {
     rev: doc._rev,
+    since: stateSince(doc),
     queues: doc.queues === undefined ? null : doc.queues,
     state: doc.state === undefined ? null : doc.state,
     priority: isNumber(doc.priority) ? doc.priority : 0,
