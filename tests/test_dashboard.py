@@ -406,3 +406,55 @@ def test_pause_a_queue_from_the_dashboard_and_the_chart_shows_the_jobs(
     page.select_option("#queue-filter", "sms")
     expect(summary).to_have_attribute("data-complete", "5", timeout=WAIT_MS)
     page.screenshot(path=str(ARTIFACTS / "dashboard-chart.png"), full_page=True)
+
+
+def open_job(page: Any, job_id: str) -> None:
+    """Open a job by searching for its id, as a person would."""
+    from playwright.sync_api import expect
+
+    page.fill("#search input", job_id)
+    page.click("#search button")
+    expect(page.locator("#job-id")).to_have_text(job_id, timeout=WAIT_MS)
+
+
+def test_a_tasks_result_shows_and_jobs_are_cancelled_from_the_job_panel(
+    page: Any, server_url: str, db: Database
+) -> None:
+    from playwright.sync_api import expect
+
+    queue = Queue("panel", db)
+    done = queue.enqueue("add", 2, b=3)
+    run_worker_until(queue, lambda job: job.args[0] + job.kwargs["b"], lambda: all_run(queue))
+    waiting = queue.enqueue("add", 1, b=1)
+    running_id = queue.enqueue("add", 1, b=2).id
+    db.save(
+        {
+            **db.get(running_id),
+            "state": "active",
+            "worker_id": "w-gone",
+            "claimed_at": now_ms(),
+            "lease_expires_at": now_ms() + 60_000,
+            "attempts": 1,
+        }
+    )
+    open_dashboard(page, server_url, db)
+
+    open_job(page, done.id)
+    expect(page.locator("#job-task")).to_have_text("add(2, b=3)", timeout=WAIT_MS)
+    expect(page.locator("#job-result")).to_have_text("5")
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#requeue")).to_be_visible()
+
+    open_job(page, waiting.id)
+    expect(page.locator("#job-result-part")).to_be_hidden(timeout=WAIT_MS)
+    page.click("#cancel")
+    expect(page.locator("#job-message")).to_have_text("cancelled", timeout=WAIT_MS)
+    expect(page.locator("#job-fields")).to_contain_text("cancelled")
+    assert waiting.status == "cancelled"
+
+    open_job(page, running_id)
+    page.click("#cancel")
+    expect(page.locator("#job-message")).to_have_text("asked to stop", timeout=WAIT_MS)
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert isinstance(db.get(running_id)["cancel_requested_at"], int)
+    page.screenshot(path=str(SCREENSHOT.with_name("dashboard-job-panel.png")), full_page=True)

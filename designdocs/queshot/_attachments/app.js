@@ -160,6 +160,8 @@ async function showJob(id) {
     ['claimed', when(doc.claimed_at)],
     ['completed', when(doc.completed_at)],
     ['failed', when(doc.failed_at)],
+    ['cancelled', when(doc.cancelled_at)],
+    ['cancel asked', when(doc.cancel_requested_at)],
   ];
   $('job-fields').replaceChildren(...fields.flatMap(([name, value]) => [
     el('dt', {}, name),
@@ -171,10 +173,43 @@ async function showJob(id) {
       (error.traceback ? '\n\n' + error.traceback : '')
     : 'none';
   $('job-data').textContent = JSON.stringify(doc.data, null, 2);
+  $('job-task-part').hidden = typeof doc.task !== 'string';
+  $('job-data-part').hidden = typeof doc.task === 'string' && (doc.data === null || doc.data === undefined);
+  $('job-task').textContent = typeof doc.task === 'string'
+    ? doc.task + '(' + [
+      ...(Array.isArray(doc.args) ? doc.args : []).map((a) => JSON.stringify(a)),
+      ...Object.entries(doc.kwargs || {}).map(([k, v]) => k + '=' + JSON.stringify(v)),
+    ].join(', ') + ')'
+    : '';
+  $('job-result-part').hidden = !('result' in doc);
+  $('job-result').textContent = 'result' in doc ? JSON.stringify(doc.result, null, 2) : '';
   const log = Array.isArray(doc.log) ? doc.log : [];
   $('job-log').replaceChildren(...log.map((line) => el('li', {},
     line && typeof line === 'object' ? new Date(line.at).toLocaleTimeString() + '  ' + line.msg : line)));
-  $('requeue').hidden = doc.state !== 'failed';
+  $('requeue').hidden = !QUESHOT.FINISHED_STATES.includes(doc.state);
+  $('cancel').hidden = !(doc.state === 'inactive' ||
+    (doc.state === 'active' && typeof doc.cancel_requested_at !== 'number'));
+}
+
+// A cancel goes through the design doc's `cancel` handler, as `queshot cancel`
+// does: a waiting job ends at once, a running one is asked to stop.
+async function cancel() {
+  if (!openJob) return;
+  const message = $('job-message');
+  const id = openJob._id;
+  let answer;
+  try {
+    answer = await request('POST', dbUrl(DDOC_PATH + '/_update/cancel/' + encodeURIComponent(id)), {});
+  } catch (error) {
+    message.className = 'message';
+    message.textContent = 'refused: ' + error.message;
+    await showJob(id);
+    return;
+  }
+  await showJob(id);
+  message.className = 'message ok';
+  message.textContent = answer && answer.state === 'active' ? 'asked to stop' : 'cancelled';
+  scheduleRefresh();
 }
 
 // A requeue goes through the design doc's `requeue` handler, as `queshot
@@ -292,6 +327,7 @@ function start() {
     refreshChart();
   });
   $('requeue').addEventListener('click', requeue);
+  $('cancel').addEventListener('click', cancel);
   $('job-close').addEventListener('click', () => {
     openJob = null;
     $('job').hidden = true;
