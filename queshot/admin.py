@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import protocol
+from . import dependencies, protocol
 from .couch import Conflict, Couch, Database, Forbidden, NotFound, Unauthorized
 from .jobs import (
     STATES,
@@ -228,7 +228,7 @@ def cancel(db: Database, job_ids: list[str]) -> list[Outcome]:
 
 def _cancel_one(db: Database, job_id: str) -> Outcome:
     try:
-        state = protocol.cancel(db, job_id)
+        state = dependencies.cancel(db, job_id)
     except (Forbidden, Conflict, NotFound) as exc:
         return Outcome(job_id, False, exc.reason or exc.error)
     return Outcome(job_id, True, "asked to stop: it is running" if state == "active" else "")

@@ -14,8 +14,10 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
 - `expire` {}: takes back a running job whose lease or timeout has run out by
   the server's clock: {state, why: "stall" | "timeout", stalls}.
 - `requeue` {}: a failed, complete or cancelled job back to waiting, a fresh start.
-- `cancel` {}: a waiting job cancelled at once, a running one asked to stop
-  (`cancel_requested_at`): {state}; 409 for a finished job.
+- `cancel` {}: a waiting (or blocked) job cancelled at once, a running one
+  asked to stop (`cancel_requested_at`): {state}; 409 for a finished job.
+- `resolve` {dependency, state, result?}: a job a blocked job waits for has
+  finished: {state, changed} (idempotent).
 - `pause` {queue, paused}, called on the design document itself: records
   (or lifts) a queue's pause in it, under PAUSE_FIELD; `claim` and
   validate_doc_update refuse to start a paused queue's jobs.
@@ -25,7 +27,9 @@ queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
 [path, state] -> _count; `jobs_by_state` [state, since] and `jobs_by_queue`
 [path, state, since] -> a job summary; `jobs_by_data` [field, value] -> a
 job summary (the dashboard's search); `activity` [bucket, state, path] and
-[bucket, "wait", path, histogram bucket] -> _count (the dashboard's chart).
+[bucket, "wait", path, histogram bucket] -> _count (the dashboard's chart);
+`dependents` dependency id -> null (blocked jobs, a row per job they still
+wait for; `_count` reduce).
 """
 
 from __future__ import annotations
@@ -153,6 +157,18 @@ def pause_of(pauses: list[dict[str, Any]], queues: Any) -> dict[str, Any] | None
     return None
 
 
+def resolve(
+    db: Database, job_id: str, *, dependency: str, state: str, result: Any
+) -> dict[str, Any]:
+    """Tell blocked job `job_id` that `dependency` finished in `state`; the
+    job's answer {state, changed}."""
+    body: dict[str, Any] = {"dependency": dependency, "state": state}
+    if result is not None:
+        body["result"] = result
+    answer = db.update(DDOC, "resolve", job_id, body).body
+    return answer if isinstance(answer, dict) else {}
+
+
 def completed(claimed: dict[str, Any], rev: str, body: dict[str, Any]) -> dict[str, Any]:
     """The document the `complete` handler would store for a job still at its
     claimed revision (`claimed` is that stored document), with `body` as the
@@ -182,6 +198,20 @@ def pending_rows(
     return db.view(DDOC, view, startkey=startkey, endkey=[path, {}], limit=limit, reduce=False)[
         "rows"
     ]
+
+
+def dependents(db: Database, job_ids: list[str]) -> list[dict[str, Any]]:
+    """Blocked jobs waiting for any of `job_ids`: {id (the blocked job), key
+    (the job it waits for)}."""
+    return db.view(DDOC, "dependents", keys=job_ids, reduce=False)["rows"]
+
+
+def awaited(db: Database, after: str | None, limit: int) -> list[str]:
+    """Up to `limit` ids of jobs some blocked job waits for, in id order after `after`."""
+    params: dict[str, Any] = {"group": True, "limit": limit}
+    if after is not None:
+        params.update(startkey=after, skip=1)
+    return [row["key"] for row in db.view(DDOC, "dependents", **params)["rows"]]
 
 
 def warm_up(db: Database, view: str = PENDING) -> None:

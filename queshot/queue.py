@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import dependencies, protocol
 from .couch import Conflict, Database, NotFound
 from .jobs import (
     LEASE_SECONDS,
@@ -29,6 +29,7 @@ from .jobs import (
 )
 from .results import JobHandle, outcome, wait_for_job
 from .tasks import reference_name
+from .workflow import Step
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -40,13 +41,35 @@ log = logging.getLogger(__name__)
 BULK_CHUNK = 2000
 # create_job's options: enqueue() takes these keyword arguments for the job, not the task.
 JOB_OPTIONS = frozenset(
-    {"id", "priority", "delay", "run_at", "max_attempts", "timeout", "max_stalls"}
+    {
+        "id",
+        "priority",
+        "delay",
+        "run_at",
+        "max_attempts",
+        "timeout",
+        "max_stalls",
+        "depends_on",
+        "on_dependency_failure",
+    }
 )
 
 
 def _check_max_stalls(max_stalls: int | None) -> None:
     if max_stalls is not None and (not isinstance(max_stalls, int) or max_stalls < 0):
         raise QueueError(f"max_stalls must be a whole number >= 0 (got {max_stalls!r})")
+
+
+def _job_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the job's options out of enqueue's keyword arguments (the rest are the task's)."""
+    return {name: kwargs.pop(name) for name in list(kwargs) if name in JOB_OPTIONS}
+
+
+def _job_ids(jobs: Sequence[str | JobHandle]) -> list[str]:
+    """Job ids (or handles) as ids, each once, in order."""
+    if isinstance(jobs, str | JobHandle):
+        jobs = [jobs]
+    return list(dict.fromkeys(job.id if isinstance(job, JobHandle) else str(job) for job in jobs))
 
 
 def _check_json(what: str, value: Any) -> None:
@@ -118,6 +141,8 @@ class Queue:
         task: str | None = None,
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
+        depends_on: Sequence[str | JobHandle] = (),
+        on_dependency_failure: str = "fail",
         id: str | None = None,
         priority: int = 0,
         delay: float | None = None,
@@ -154,6 +179,15 @@ class Queue:
             doc.update(task=task, args=list(args), kwargs=dict(kwargs or {}))
         elif args or kwargs:
             raise QueueError("args and kwargs need a task to pass them to")
+        waits = _job_ids(depends_on)
+        if waits:
+            doc.update(state="blocked", depends_on=waits, waiting_for=list(waits))
+            if on_dependency_failure not in ("fail", "run"):
+                raise QueueError(
+                    f"on_dependency_failure must be 'fail' or 'run' (got {on_dependency_failure!r})"
+                )
+            if on_dependency_failure == "run":
+                doc["on_dependency_failure"] = "run"
         if delay is not None and run_at is not None:
             raise QueueError("give either delay or run_at, not both")
         if delay is not None:
@@ -179,12 +213,18 @@ class Queue:
         max_stalls. A database without queshot's design docs raises
         NotProvisioned (checked once per process and database)."""
         doc = self.new_job_doc(data, **options)
+        waits = doc.get("depends_on") or []
+        if waits:
+            dependencies.check_exist(self.db, waits)
         try:
-            return self._save(doc)
+            job_id = self._save(doc)
         except Conflict:
             raise JobExists(
                 f"a job with id {doc['_id']!r} already exists in {self.db.name}"
             ) from None
+        if waits:
+            dependencies.settle_new(self.db, [job_id], waits)
+        return job_id
 
     def enqueue(self, task: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> JobHandle:
         """Enqueue a call of `task` (a function, or a task's name) with JSON
@@ -192,7 +232,7 @@ class Queue:
         arguments named like create_job's options (priority, delay, run_at,
         id, max_attempts, timeout, max_stalls) are the job's options, the
         rest the task's: `enqueue_call` keeps the two apart."""
-        options = {name: kwargs.pop(name) for name in list(kwargs) if name in JOB_OPTIONS}
+        options = _job_options(kwargs)
         return self.enqueue_call(task, args=args, kwargs=kwargs, **options)
 
     def enqueue_call(
@@ -209,6 +249,12 @@ class Queue:
             self, self.create_job(None, task=name, args=args, kwargs=kwargs, **options)
         )
 
+    def step(self, task: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Step:
+        """A call of `task` on this queue, not yet enqueued, for `workflow.chain`
+        and `workflow.fan_in`; arguments split as `enqueue` splits them."""
+        options = _job_options(kwargs)
+        return Step(self, task, args, kwargs, options)
+
     def create_jobs(self, datas: Iterable[Any], **options: Any) -> list[str]:
         """Enqueue many jobs in `_bulk_docs` round trips; returns their ids in
         order. Jobs the server refused are reported together (QueueError) after
@@ -217,10 +263,18 @@ class Queue:
         for data in datas:
             docs.append(self.new_job_doc(data, **options))
         protocol.require_design_doc(self.db)
+        waits = _job_ids(options.get("depends_on", ()))
+        if waits:
+            dependencies.check_exist(self.db, waits)
         refused = []
         for start in range(0, len(docs), BULK_CHUNK):
             results = self.db.bulk_docs(docs[start : start + BULK_CHUNK])
             refused += [r for r in results if "error" in r]
+        if waits:
+            stored = {r["id"] for r in refused}
+            dependencies.settle_new(
+                self.db, [d["_id"] for d in docs if d["_id"] not in stored], waits
+            )
         if refused:
             reasons = "; ".join(f"{r['id']}: {r.get('reason', r['error'])}" for r in refused[:5])
             raise QueueError(f"{len(refused)} of {len(docs)} jobs were refused: {reasons}")
@@ -320,7 +374,7 @@ class Queue:
         job ends cancelled unless it completes first. QueueError if it has
         already finished."""
         try:
-            return protocol.cancel(self.db, job_id)
+            return dependencies.cancel(self.db, job_id)
         except NotFound:
             raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
         except Conflict as exc:

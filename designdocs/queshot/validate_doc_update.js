@@ -50,7 +50,9 @@ function (newDoc, oldDoc, userCtx, secObj) {
     if (problem) deny('queshot: invalid job: ' + problem);
 
     if (!old) {
-      if (newDoc.state !== 'inactive' && !isAdmin) deny("queshot: a new job must be 'inactive'");
+      if (newDoc.state !== 'inactive' && newDoc.state !== 'blocked' && !isAdmin) {
+        deny("queshot: a new job must be 'inactive' (or 'blocked', waiting for other jobs)");
+      }
       return;
     }
     if (!job.isJob(old)) deny('queshot: a document that is not a job cannot become one');

@@ -112,6 +112,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if "result" in doc:
         print("result:")
         print("  " + _indented(doc["result"]))
+    if doc.get("depends_on"):
+        waiting = doc.get("waiting_for") or []
+        print(f"depends on {len(doc['depends_on'])} job(s); waiting for {len(waiting)}:")
+        for dependency in doc["depends_on"]:
+            print(f"  {dependency}  {'waiting' if dependency in waiting else 'done'}")
     if doc.get("cancel_requested_at") is not None:
         print(f"cancel asked at {output.when(doc['cancel_requested_at'])}")
     lines = doc.get("log") or []

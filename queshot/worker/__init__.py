@@ -15,7 +15,9 @@ its own, with its own loop where it has a thread:
 - `feed.FeedListener` follows `_changes`, waking the dispatcher, telling
   the picker what rivals took and the runner which jobs were asked to cancel,
   and `control.QueueControl` which queues are paused;
-- `status.StatusReporter` keeps the worker's status document.
+- `status.StatusReporter` keeps the worker's status document;
+- `unblocking.Unblocker` tells the jobs that wait for the ones this worker
+  finished, and reconciles what a dead worker left untold.
 
 Connection faults are never fatal: every part retries through one `Outage`
 (`connection.Retrier`), so an outage is one log line per worker.
@@ -51,6 +53,7 @@ from .picking import Picker
 from .running import JobRunner
 from .settling import Settler
 from .status import StatusReporter
+from .unblocking import Unblocker
 
 if TYPE_CHECKING:
     from ..queue import Queue
@@ -117,6 +120,9 @@ class Worker:
         self.running = RunningJobs(concurrency)
         self.writer = JobWriter(self.db, self.id, self._retrying)
         self.peers = Peers(self.id, queue.path)
+        self.unblocker = Unblocker(
+            self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
+        )
         self.picker = Picker(self.db, queue, self.peers)
         self.control = QueueControl(queue.path, on_change=self._queue_paused_or_resumed)
         self.runner = JobRunner(
@@ -130,6 +136,7 @@ class Worker:
             stats=self.stats,
             autoremove=queue.autoremove,
             on_done=self.wake_up,
+            on_finished=self.unblocker.finished,
             hooks=self.hooks,
         )
         self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
@@ -255,6 +262,7 @@ class Worker:
                 (self.reaper, "reaper"),
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
+                (self.unblocker, "unblock"),
             )
         ]
         self._thread(self._feed.run, "changes")

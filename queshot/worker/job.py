@@ -75,6 +75,8 @@ class Job:
         self.task: str | None = doc.get("task")
         self.args: list[Any] = doc.get("args") or []
         self.kwargs: dict[str, Any] = doc.get("kwargs") or {}
+        # The results of the jobs it waited for (depends_on), by job id.
+        self.dependency_results: dict[str, Any] = doc.get("dependency_results") or {}
         self.attempts: int = doc.get("attempts", 1)
         self.rev = rev
         # While `rev` is still the claim's, the stored document is this copy

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database
-from ..jobs import JobCancelled
+from ..jobs import FINISHED_STATES, JobCancelled
 from ..tasks import running_as
 from .completions import CompletionWriter
 from .eventloop import EventLoop
@@ -49,6 +49,7 @@ class JobRunner:
         stats: WorkerStats,
         autoremove: bool,
         on_done: Callable[[], None],
+        on_finished: Callable[[str, str, Any], None] | None = None,
         hooks: Hooks | None = None,
     ) -> None:
         self.db = db
@@ -61,6 +62,7 @@ class JobRunner:
         self.hooks = hooks or Hooks()
         self.loop = EventLoop()
         self._on_done = on_done
+        self._on_finished = on_finished
 
     def start(self, *jobs: Job) -> None:
         """Run jobs, each in its own thread; all are registered as running
@@ -98,6 +100,8 @@ class JobRunner:
             outcome = dataclasses.replace(outcome, duration=duration)
             self.running.discard(job)
             self._on_done()
+            if outcome.state in FINISHED_STATES and self._on_finished is not None:
+                self._on_finished(job.id, outcome.state, outcome.result)
             log.info("job %s %s; ran %.3f s", job.id, describe(outcome, job), duration)
             self.hooks.finished(job, outcome)
 

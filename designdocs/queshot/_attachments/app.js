@@ -163,6 +163,11 @@ async function showJob(id) {
     ['cancelled', when(doc.cancelled_at)],
     ['cancel asked', when(doc.cancel_requested_at)],
   ];
+  if (Array.isArray(doc.depends_on) && doc.depends_on.length) {
+    const waiting = Array.isArray(doc.waiting_for) ? doc.waiting_for : [];
+    fields.push(['depends on', doc.depends_on.length + ' job(s)' +
+      (waiting.length ? ', waiting for ' + waiting.join(', ') : ', none left to wait for')]);
+  }
   $('job-fields').replaceChildren(...fields.flatMap(([name, value]) => [
     el('dt', {}, name),
     el('dd', { className: name === 'state' ? 'state-' + value : '' }, value),

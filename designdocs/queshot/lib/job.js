@@ -20,6 +20,14 @@ function optional(doc, field, test, what) {
   return test(doc[field]) ? null : "'" + field + "' must be " + what;
 }
 
+function isIdList(x) {
+  if (!Array.isArray(x)) return false;
+  for (var i = 0; i < x.length; i++) {
+    if (typeof x[i] !== 'string' || !x[i]) return false;
+  }
+  return true;
+}
+
 function logLineProblem(line) {
   if (typeof line === 'string') return null;
   if (isObject(line) && typeof line.msg === 'string' && isNumber(line.at)) return null;
@@ -70,11 +78,23 @@ function problem(doc) {
       'a non-empty string (a task name or "package.module:function")') ||
     optional(doc, 'args', Array.isArray, 'an array') ||
     optional(doc, 'kwargs', isObject, 'an object') ||
+    optional(doc, 'depends_on', isIdList, 'an array of job ids') ||
+    optional(doc, 'waiting_for', isIdList, 'an array of job ids') ||
+    optional(doc, 'on_dependency_failure', function (x) { return x === 'fail' || x === 'run'; },
+      "'fail' or 'run'") ||
+    optional(doc, 'dependency_results', isObject, 'an object (job id -> result)') ||
     optional(doc, 'log', Array.isArray, 'an array') ||
     optional(doc, 'errors', Array.isArray, 'an array') ||
     optional(doc, 'error', function (x) { return isObject(x) && typeof x.message === 'string'; },
       "an object with a string 'message'");
   if (p) return p;
+  var waits = Array.isArray(doc.waiting_for) && doc.waiting_for.length > 0;
+  if (doc.state === 'blocked' && !waits) {
+    return "a 'blocked' job needs 'waiting_for': the ids of the jobs it waits for";
+  }
+  if (waits && doc.state === 'inactive') {
+    return "a job with 'waiting_for' is 'blocked' until they complete, not 'inactive'";
+  }
   if (Array.isArray(doc.log)) {
     for (var i = 0; i < doc.log.length; i++) {
       p = logLineProblem(doc.log[i]);
@@ -89,7 +109,8 @@ function problem(doc) {
 var WORKER_MOVES = {
   'inactive>inactive': true, 'inactive>active': true, 'inactive>cancelled': true,
   'active>active': true, 'active>inactive': true, 'active>complete': true, 'active>failed': true,
-  'active>cancelled': true
+  'active>cancelled': true,
+  'blocked>blocked': true, 'blocked>inactive': true, 'blocked>failed': true, 'blocked>cancelled': true
 };
 var ADMIN_MOVES = {
   'failed>inactive': true, 'complete>inactive': true, 'cancelled>inactive': true,
@@ -237,7 +258,7 @@ function cancel(doc, at) {
 // `cancel` handler does. Returns the state the job is now in, or a refusal
 // (an update-handler result) for a job that has already finished.
 function requestCancel(doc, at) {
-  if (doc.state === 'inactive') {
+  if (doc.state === 'inactive' || doc.state === 'blocked') {
     cancel(doc, at);
     return null;
   }
@@ -284,6 +305,7 @@ function freshStart(doc) {
   doc.cancelled_at = null;
   doc.cancel_requested_at = null;
   doc.error = null;
+  if (Array.isArray(doc.waiting_for)) doc.waiting_for = [];  // requeued by hand: it waits no more
   return doc;
 }
 
@@ -345,6 +367,36 @@ function setPaused(ddoc, path, paused, at, by) {
   return true;
 }
 
+// A job this one waits for has finished (`state` complete, failed or
+// cancelled, with its `result`): what the `resolve` handler does. A blocked
+// job waits for one job less, and is waiting (claimable) once it waits for
+// none; a failed or cancelled dependency fails it too, unless it says
+// on_dependency_failure 'run'. Anything else (not blocked, not waiting for
+// that job) is left as it is: resolving is idempotent. Returns whether the
+// job changed.
+function resolve(doc, dependency, state, result, at) {
+  if (doc.state !== 'blocked' || !Array.isArray(doc.waiting_for)) return false;
+  var place = doc.waiting_for.indexOf(dependency);
+  if (place < 0) return false;
+  if (state !== 'complete' && doc.on_dependency_failure !== 'run') {
+    var why = 'job ' + dependency + ' it waits for is ' + state;
+    appendLog(doc, why, at);
+    doc.error = { type: 'DependencyFailed', message: why, traceback: null, attempt: 0, worker_id: null, at: at };
+    doc.state = 'failed';
+    doc.failed_at = at;
+    return true;
+  }
+  doc.waiting_for.splice(place, 1);
+  if (!isObject(doc.dependency_results)) doc.dependency_results = {};
+  doc.dependency_results[dependency] = state === 'complete' && result !== undefined ? result : null;
+  if (doc.waiting_for.length === 0) {
+    doc.state = 'inactive';
+    appendLog(doc, 'every job it waits for has finished: waiting to run', at);
+  }
+  return true;
+}
+
+exports.resolve = resolve;
 exports.isObject = isObject;
 exports.pausedQueues = pausedQueues;
 exports.pauseOf = pauseOf;
