@@ -81,6 +81,7 @@ def test_stats(
     assert lines[0] == [
         "QUEUE",
         "INACTIVE",
+        "BLOCKED",
         "ACTIVE",
         "COMPLETE",
         "FAILED",
@@ -89,13 +90,14 @@ def test_stats(
         "OLDEST",
         "WAITING",
     ]
-    assert lines[1] == ["email", "2", "1", "3", "1", "0", "7", "5m"]
-    assert lines[2] == ["reports/daily", "1", "0", "0", "0", "0", "1", "2m"]
-    assert lines[3] == ["total", "3", "1", "3", "1", "0", "8", "5m"]
+    assert lines[1] == ["email", "2", "0", "1", "3", "1", "0", "7", "5m"]
+    assert lines[2] == ["reports/daily", "1", "0", "0", "0", "0", "0", "1", "2m"]
+    assert lines[3] == ["total", "3", "0", "1", "3", "1", "0", "8", "5m"]
 
     status, data = run(capsys, server_url, db, "stats", "--json")
     assert data["totals"] == {
         "inactive": 3,
+        "blocked": 0,
         "active": 1,
         "complete": 3,
         "failed": 1,

@@ -289,7 +289,10 @@ def test_a_job_edited_into_an_invalid_shape_is_refused_and_stays_intact(db: Data
     job_id = queue.create_job({"n": 1})
     before = queue.get_job(job_id)
     for change, reason in [
-        ({"state": "done"}, "'state' must be one of inactive, active, complete, failed"),
+        (
+            {"state": "done"},
+            "'state' must be one of inactive, blocked, active, complete, failed, cancelled",
+        ),
         ({"state": "active"}, "an 'active' job needs the 'worker_id'"),
         ({"priority": "high"}, "'priority' must be an integer"),
         ({"queues": []}, "'queues' must be a non-empty string or a non-empty array"),

@@ -95,7 +95,10 @@ def test_seed_style_string_log_lines_are_accepted(db: Database) -> None:
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
-        ({"state": "queued"}, "'state' must be one of inactive, active, complete, failed"),
+        (
+            {"state": "queued"},
+            "'state' must be one of inactive, blocked, active, complete, failed, cancelled",
+        ),
         ({"state": "active", "worker_id": None, "lease_expires_at": 1}, "needs the 'worker_id'"),
         ({"state": "active", "worker_id": "w1"}, "an 'active' job needs 'lease_expires_at'"),
         ({"priority": "high"}, "'priority' must be an integer"),
