@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import protocol
 from .couch import Conflict, Database, NotFound
@@ -25,21 +25,29 @@ RESOLVE_TRIES = 20  # a fan-in job is told by many finishing jobs at once: 409s 
 Finished = tuple[str, str, Any]  # (job id, its finished state, its result)
 
 
-def resolve_dependents(db: Database, finished: Iterable[Finished]) -> int:
-    """Tell the blocked jobs that wait for any of `finished`; returns how many
-    `resolve` calls were made (0 when nothing waits: one view query)."""
+class Resolved(NamedTuple):
+    calls: int
+    anything_waits: bool
+
+
+def resolve_dependents(db: Database, finished: Iterable[Finished]) -> Resolved:
+    """Tell the blocked jobs that wait for any of `finished`: how many
+    `resolve` calls were made, and whether any job in the database was
+    waiting for anything at all (one view query per batch answers both)."""
     todo = list(finished)
-    calls = 0
+    calls, anything_waits = 0, False
     while todo:
         batch, todo = todo[:BATCH], todo[BATCH:]
         outcome = {job_id: (state, result) for job_id, state, result in batch}
-        for row in protocol.dependents(db, list(outcome)):
+        rows, edges = protocol.dependents(db, list(outcome))
+        anything_waits = anything_waits or edges > 0
+        for row in rows:
             state, result = outcome[row["key"]]
             answer = _resolve(db, row["id"], row["key"], state, result)
             calls += 1
             if answer.get("changed") and answer.get("state") in FINISHED_STATES:
                 todo.append((row["id"], answer["state"], None))  # it failed too: on to its own
-    return calls
+    return Resolved(calls, anything_waits)
 
 
 def _resolve(db: Database, job_id: str, dependency: str, state: str, result: Any) -> dict:
@@ -74,7 +82,7 @@ def reconcile(db: Database, page: int = 1000) -> int:
             if (doc := row.get("doc")) and doc.get("state") in FINISHED_STATES
         ]
         if finished:
-            calls += resolve_dependents(db, finished)
+            calls += resolve_dependents(db, finished).calls
         if len(awaited) < page:
             return calls
         after = awaited[-1]

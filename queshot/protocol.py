@@ -54,7 +54,7 @@ FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 # document (which queues are paused).
 FEED_SELECTOR = {
     "$or": [
-        {"state": {"$in": ["inactive", "active"]}},
+        {"state": {"$in": ["inactive", "active", "blocked"]}},
         {"type": WORKER_TYPE},
         {"_id": DDOC_ID},
     ]
@@ -200,10 +200,12 @@ def pending_rows(
     ]
 
 
-def dependents(db: Database, job_ids: list[str]) -> list[dict[str, Any]]:
-    """Blocked jobs waiting for any of `job_ids`: {id (the blocked job), key
-    (the job it waits for)}."""
-    return db.view(DDOC, "dependents", keys=job_ids, reduce=False)["rows"]
+def dependents(db: Database, job_ids: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """Blocked jobs waiting for any of `job_ids`: rows {id (the blocked job),
+    key (the job it waits for)}, and how many such rows the database has in
+    all (0: no job waits for anything)."""
+    answer = db.view(DDOC, "dependents", keys=job_ids, reduce=False)
+    return answer["rows"], answer.get("total_rows", len(answer["rows"]))
 
 
 def awaited(db: Database, after: str | None, limit: int) -> list[str]:

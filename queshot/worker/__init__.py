@@ -189,6 +189,7 @@ class Worker:
             control=self.control,
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
+            blocked_seen=self.unblocker.blocked_seen,
             heartbeat=feed_heartbeat,
             poll_interval=poll_interval,
             retrying=self._retrying,

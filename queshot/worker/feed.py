@@ -40,6 +40,7 @@ class FeedListener:
         control: QueueControl,
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
+        blocked_seen: Callable[[], None],
         heartbeat: float,
         poll_interval: float,
         retrying: Retrier,
@@ -57,6 +58,7 @@ class FeedListener:
         self.poll_interval = poll_interval
         self._wake = wake
         self._cancel_requested = cancel_requested
+        self._blocked_seen = blocked_seen
         self._retrying = retrying
         self._outage = retrying.outage
         self._halt = halt
@@ -104,6 +106,9 @@ class FeedListener:
         mine = in_queue(doc.get("queues"), self.path)
         if is_cancel_request_of(doc, self.worker_id):
             self._cancel_requested(row["id"], doc["_rev"])
+            return
+        if doc.get("state") == "blocked":
+            self._blocked_seen()
             return
         if doc.get("state") != "inactive":
             if mine or row.get("deleted"):
