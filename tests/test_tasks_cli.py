@@ -82,3 +82,44 @@ def test_cancel_a_waiting_job_and_refuse_a_finished_one(
     wait_until(lambda: waiting.status == "cancelled")
     assert cli(server_url, db, "wait", waiting.id) == 1
     assert capsys.readouterr().err == f"queshot: job {waiting.id} cancelled: no error recorded\n"
+
+
+def test_enqueue_a_task_with_its_arguments_and_what_it_waits_for(
+    server_url: str, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = Queue("cli-tasks", db).enqueue("add", 1, 1)
+    status = cli(
+        server_url,
+        db,
+        "enqueue",
+        "cli-tasks",
+        "--task",
+        "add",
+        "--args",
+        "[2]",
+        "--kwargs",
+        '{"b": 3}',
+        "--depends-on",
+        first.id,
+    )
+    assert status == 0
+    doc = db.get(capsys.readouterr().out.strip())
+    assert (doc["task"], doc["args"], doc["kwargs"]) == ("add", [2], {"b": 3})
+    assert (doc["state"], doc["waiting_for"]) == ("blocked", [first.id])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["{}", "--args", "[1]"], "--args and --kwargs go with --task"),
+        (["--task", "add", "--args", "{}"], "--args must be a JSON array"),
+        (["--task", "add", "--kwargs", "[x"], "--kwargs is not JSON"),
+        (["--task", "add", "--depends-on", "nope"], "no job 'nope' to depend on"),
+    ],
+)
+def test_enqueue_refuses_bad_task_flags_in_one_line(
+    server_url: str, db: Database, capsys: pytest.CaptureFixture[str], flags: list, message: str
+) -> None:
+    assert cli(server_url, db, "enqueue", "cli-tasks", *flags) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -103,24 +103,50 @@ def run_at(text: str) -> float:
         ) from None
 
 
+def _json_arg(flag: str, text: str | None, kind: type) -> Any:
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag} is not JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"{flag} must be a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
 def cmd_enqueue(args: argparse.Namespace) -> int:
-    if (args.data is None) == (args.file is None):
+    if args.task is None and (args.args is not None or args.kwargs is not None):
+        raise ValueError("--args and --kwargs go with --task")
+    if args.task is None and (args.data is None) == (args.file is None):
         raise ValueError("give the job data as JSON, or --file jobs.jsonl (one JSON per line)")
+    if args.task is not None and args.file is not None:
+        raise ValueError("--task enqueues one job: no --file")
     if args.delay is not None and args.run_at is not None:
         raise ValueError("give --delay or --run-at, not both")
     options: dict[str, Any] = {"priority": args.priority}
     for name in ("delay", "run_at", "max_attempts", "timeout", "max_stalls"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    if args.depends_on:
+        options.update(depends_on=args.depends_on, on_dependency_failure=args.on_dependency_failure)
+    if args.task is not None:
+        options.update(
+            task=args.task,
+            args=_json_arg("--args", args.args, list),
+            kwargs=_json_arg("--kwargs", args.kwargs, dict),
+        )
     with common.open_couch(args) as couch:
         queue = common.queue(args, couch, backoff_seconds=args.backoff)
         if args.file is not None:
             ids = queue.create_jobs(_read_jobs(args.file), **options)
         else:
-            try:
-                data = json.loads(args.data)
-            except ValueError as exc:
-                raise ValueError(f"job data is not JSON: {exc}") from None
+            data = None
+            if args.data is not None:
+                try:
+                    data = json.loads(args.data)
+                except ValueError as exc:
+                    raise ValueError(f"job data is not JSON: {exc}") from None
             ids = [queue.create_job(data, id=args.id, **options)]
     print("\n".join(ids))
     return 0
@@ -279,6 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--backoff",
         type=float,
         help="seconds before the first retry, doubled for each next one (default 2)",
+    )
+    enqueue.add_argument("--task", help="the task that runs it, by name (a worker of tasks)")
+    enqueue.add_argument("--args", help="with --task: its positional arguments, a JSON array")
+    enqueue.add_argument("--kwargs", help="with --task: its keyword arguments, a JSON object")
+    enqueue.add_argument(
+        "--depends-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a job it waits for (repeatable): blocked until they complete",
+    )
+    enqueue.add_argument(
+        "--on-dependency-failure",
+        choices=("fail", "run"),
+        default="fail",
+        help="if a job it waits for fails: fail too (default), or run anyway",
     )
     enqueue.set_defaults(func=cmd_enqueue)
 
