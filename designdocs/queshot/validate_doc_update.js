@@ -2,6 +2,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
   // The queue's rules, enforced by CouchDB on every write: handlers,
   // _bulk_docs, Fauxton edits alike. Every refusal says what is wrong.
   var job = require('lib/job');
+  var schedule = require('lib/schedule');
   var roles = (userCtx && Array.isArray(userCtx.roles)) ? userCtx.roles : [];
   function has(role) { return roles.indexOf(role) >= 0; }
   function deny(reason) { throw { forbidden: reason }; }
@@ -24,6 +25,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
       if (isAdmin || !old) return;
       if (!isWorker) deny('queshot: only workers and queue admins may delete jobs');
       if (old.type === job.WORKER_TYPE) return;
+      if (schedule.isSchedule(old)) deny('queshot: only a queue admin may remove a schedule');
       // autoremove of completed jobs; the loser of a claim conflict deleting its branch
       if (old.state === 'complete' || old.state === 'active') return;
       deny("queshot: only a queue admin may delete a job that is '" + old.state + "'");
@@ -37,16 +39,26 @@ function (newDoc, oldDoc, userCtx, secObj) {
       return;
     }
 
+    if (schedule.isSchedule(newDoc)) {
+      if (!isAdmin) deny('queshot: only a queue admin may write schedules');
+      if (old && !schedule.isSchedule(old)) deny('queshot: a document that is not a schedule cannot become one');
+      var wrong = schedule.problem(newDoc);
+      if (wrong) deny('queshot: invalid schedule: ' + wrong);
+      return;
+    }
+    if (old && schedule.isSchedule(old)) deny('queshot: a schedule cannot become another kind of document');
+
     if (!job.isJob(newDoc)) {
       deny("queshot: this database holds jobs: a document needs 'queues' and 'state' " +
-        "(or type '" + job.WORKER_TYPE + "' for a worker status document)");
+        "(or type '" + job.WORKER_TYPE + "' for a worker status document, '" +
+        schedule.SCHEDULE_TYPE + "' for a schedule)");
     }
     // An illegal move is said before what the new state would need: a human
     // who sets "state": "active" by hand is told that move is not theirs.
     var earlyMove = isWorker && old && job.isJob(old) && job.STATES.indexOf(newDoc.state) >= 0 &&
       job.moveProblem(old.state, newDoc.state, isAdmin);
     if (earlyMove) deny('queshot: ' + earlyMove);
-    var problem = job.problem(newDoc);
+    var problem = job.problem(newDoc) || schedule.slotProblem(newDoc);
     if (problem) deny('queshot: invalid job: ' + problem);
 
     if (!old) {
