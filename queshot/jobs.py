@@ -37,6 +37,8 @@ WORKER_GONE_AFTER_LEASES: int = DEFAULTS["worker_gone_after_leases"]
 # Where a design doc keeps its paused queues ([{queue: path, at, by}]): written
 # by its `pause` handler, read by `claim` and validate_doc_update as `this`.
 PAUSE_FIELD: str = DEFAULTS["pause_field"]
+SCHEDULE_TYPE: str = DEFAULTS["schedule_type"]
+SCHEDULE_DOC_PREFIX: str = DEFAULTS["schedule_doc_prefix"]
 
 
 class QueueError(Exception):
