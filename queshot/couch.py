@@ -433,6 +433,16 @@ class Database:
         doc["_id"], doc["_rev"] = result["id"], result["rev"]
         return result["rev"]
 
+    def save_new(self, doc: dict[str, Any], **params: Any) -> int:
+        """Create `doc` under its `_id` (PUT, no revision): 201 when stored on
+        `w` copies, 202 on fewer (a cluster); Conflict if the id is taken.
+        Stores the new `_rev` into it."""
+        response = self.couch.request(
+            "PUT", self._base + "/" + doc_path(doc["_id"]), body=doc, params=params
+        )
+        doc["_rev"] = _decode(response, self.couch.url)["rev"]
+        return response.status_code
+
     def attachment(self, doc_id: str, name: str) -> bytes:
         """An attachment's bytes as they were uploaded (CouchDB decodes what it
         stored gzip-compressed)."""
@@ -559,6 +569,18 @@ class Database:
                 outage.failed(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff)
+
+    def filters_by_selector(self, selector: dict[str, Any], **options: Any) -> bool:
+        """Whether the server filters `_changes` by a Mango selector (CouchDB
+        does; pouchdb-server answers 404 to the POST body CouchDB documents).
+        `options` (stop, outage, max_backoff) ride out an outage as `changes` does."""
+        try:
+            for _ in self.changes(feed="normal", limit=1, selector=selector, **options):
+                pass
+        except (BadRequest, NotFound) as exc:
+            log.debug("changes feed not filtered by selector (%s); checking each change", exc)
+            return False
+        return True
 
     def _feed_rows(
         self, query: dict[str, Any], heartbeat: float, body: Any

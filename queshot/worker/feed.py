@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import protocol
-from ..couch import BadRequest, CouchError, Database, Forbidden, NotFound, Unauthorized
+from ..couch import CouchError, Database, Forbidden, Unauthorized
 from ..jobs import WORKER_DOC_PREFIX, in_queue, is_cancel_request_of, is_due, now_ms
 from .connection import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
@@ -125,17 +125,10 @@ class FeedListener:
         selector, else None (pouchdb-server does not take the POST body
         CouchDB documents, and answers 404): then every change comes, and is
         checked here."""
-        try:
-            for _ in self.db.changes(
-                feed="normal",
-                limit=1,
-                selector=protocol.FEED_SELECTOR,
-                stop=self._halt,
-                max_backoff=MAX_RETRY_DELAY,
-                outage=self._outage,
-            ):
-                pass
-        except (BadRequest, NotFound) as exc:
-            log.debug("changes feed not filtered by selector (%s); checking each change", exc)
-            return None
-        return protocol.FEED_SELECTOR
+        filtered = self.db.filters_by_selector(
+            protocol.FEED_SELECTOR,
+            stop=self._halt,
+            max_backoff=MAX_RETRY_DELAY,
+            outage=self._outage,
+        )
+        return protocol.FEED_SELECTOR if filtered else None
