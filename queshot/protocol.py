@@ -39,7 +39,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from .couch import Database, NotFound, UpdateResult
-from .jobs import PAUSE_FIELD, WORKER_DOC_PREFIX, WORKER_TYPE, NotProvisioned, in_queue, now_ms
+from .jobs import (
+    PAUSE_FIELD,
+    SCHEDULE_DOC_PREFIX,
+    WORKER_DOC_PREFIX,
+    WORKER_TYPE,
+    NotProvisioned,
+    in_queue,
+    now_ms,
+)
 
 DDOC = "queshot"
 DDOC_ID = f"_design/{DDOC}"
@@ -59,6 +67,9 @@ FEED_SELECTOR = {
         {"_id": DDOC_ID},
     ]
 }
+# What a scheduler's feed needs: the schedule documents, by id so that their
+# deletions (which keep only _id, _rev and _deleted) come too.
+SCHEDULE_SELECTOR = {"_id": {"$gt": SCHEDULE_DOC_PREFIX, "$lt": SCHEDULE_DOC_PREFIX + "\ufff0"}}
 
 
 # -- provisioning -------------------------------------------------------------------
@@ -273,3 +284,14 @@ def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
     )["rows"]
     for row in rows:
         yield row["id"], row.get("doc") or {}
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def schedule_docs(db: Database) -> list[dict[str, Any]]:
+    """Every schedule document (ids under the schedule prefix), by id."""
+    rows = db.all_docs(
+        startkey=SCHEDULE_DOC_PREFIX, endkey=SCHEDULE_DOC_PREFIX + "\ufff0", include_docs=True
+    )["rows"]
+    return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import dependencies, protocol
@@ -150,13 +150,19 @@ class Queue:
         max_attempts: int | None = None,
         timeout: float | None = None,
         max_stalls: int | None = None,
+        created_at: int | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The document of a new waiting job (seed fields first); `task` with
-        its `args` and `kwargs` names what runs it, for a worker of tasks."""
+        its `args` and `kwargs` names what runs it, for a worker of tasks.
+        `created_at` (epoch ms, default now) and `fields` (more top-level
+        fields: the schedule slot that made the job) let a caller write a
+        document that does not depend on when or where it was built: every
+        scheduler builds the same bytes for one slot."""
         _check_json("job data", data)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise QueueError(f"priority must be an integer (got {priority!r})")
-        created = now_ms()
+        created = now_ms() if created_at is None else created_at
         doc: dict[str, Any] = {
             "queues": self.name,
             "state": "inactive",
@@ -204,6 +210,9 @@ class Queue:
         ):
             if value is not None:
                 doc[field] = value
+        if fields:
+            _check_json("job fields", dict(fields))
+            doc.update(fields)
         return doc
 
     def create_job(self, data: Any, **options: Any) -> str:
