@@ -21,7 +21,7 @@ from typing import Any
 from .. import admin, config, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import LEASE_SECONDS, QueueError
-from . import common, output, steering
+from . import common, output, schedules, steering
 
 log = logging.getLogger("queshot")
 
@@ -53,7 +53,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
             shutdown_grace=args.grace,
             poll_interval=args.poll_interval,
         )
-        worker.run()
+        scheduler = None
+        if args.schedules:
+            from ..scheduler import Scheduler
+
+            scheduler = Scheduler(queue.db, name=worker.name)
+            scheduler.start()
+        try:
+            worker.run()
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
     return 0
 
 
@@ -275,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
     )
+    worker.add_argument(
+        "--schedules", action="store_true", help="also run a scheduler (queshot scheduler)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     metrics = commands.add_parser(
@@ -329,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
     demo_cmd.set_defaults(func=cmd_demo)
     steering.add_commands(commands)
+    schedules.add_commands(commands)
 
     bench = commands.add_parser(
         "bench", help="measure throughput, latency and contention on a throwaway database"
