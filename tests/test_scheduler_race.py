@@ -1,0 +1,167 @@
+"""Exactly once per slot, however many schedulers: three `queshot scheduler`
+processes race over the slots of a one-second schedule (each handles at least
+SLOTS of them), while `queshot worker` processes run the jobs. Every slot
+between the first and the last has exactly one job, stored as one revision
+(read from every copy on a cluster), and each job ran exactly once. On the
+test server, and on a 3-node CouchDB cluster with each scheduler and worker
+on a node of its own, so that creates of one slot race through different
+nodes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import queue_database, wait_until
+from recording import count_events
+
+from queshot import admin
+from queshot.couch import Couch, Database
+from queshot.jobs import now_ms
+from queshot.localcouch import LocalCluster
+from queshot.schedules import schedule_id
+
+pytestmark = pytest.mark.slow
+
+SCHEDULERS = 3
+SLOTS = 20  # each scheduler handles at least this many
+PREFIX = "queshot-slot:tick:"
+SUMMARY = re.compile(r"scheduler (\S+) stopped: slots=(\d+) (.*)")
+
+
+def spawn_scheduler(url: str, db_name: str, name: str, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "queshot.cli", "scheduler", "--url", url, "--db", db_name]
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [*command, "--name", name], stdout=subprocess.DEVNULL, stderr=stderr, env=os.environ
+        )
+
+
+def slot_jobs(db: Database) -> list[dict[str, Any]]:
+    rows = db.all_docs(startkey=PREFIX, endkey=PREFIX + "\ufff0", include_docs=True)["rows"]
+    return [row["doc"] for row in rows]
+
+
+def race(
+    urls: list[str],
+    db: Database,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+) -> dict[str, Any]:
+    """Three schedulers (scheduler i on urls[i % len]) and one worker per url
+    over one `every: 1` schedule; returns what each scheduler said."""
+    admin.add_schedule(db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 1, "data": {}})
+    workers = [
+        spawn_worker(db.name, "ticks", "--poll-interval", "1", url=url, stderr=subprocess.DEVNULL)
+        for url in urls
+    ]
+    logs = [tmp_path / f"scheduler-{i}.log" for i in range(SCHEDULERS)]
+    schedulers = [
+        spawn_scheduler(urls[i % len(urls)], db.name, f"s{i}", log) for i, log in enumerate(logs)
+    ]
+    try:
+
+        def all_up() -> bool:
+            """every scheduler has read the schedules"""
+            return all(" 1 schedules" in log.read_text() for log in logs)
+
+        wait_until(all_up, timeout=60)
+        up_at = now_ms()
+
+        def enough_slots() -> bool:
+            """SLOTS slots since every scheduler is up"""
+            return sum(1 for job in slot_jobs(db) if job["slot"] > up_at) >= SLOTS
+
+        wait_until(enough_slots, timeout=SLOTS * 3, every=0.5)
+        for process in schedulers:
+            process.send_signal(signal.SIGTERM)
+        assert [process.wait(30) for process in schedulers] == [0] * SCHEDULERS
+        jobs = slot_jobs(db)
+
+        def all_ran() -> bool:
+            """every slot's job complete"""
+            return all(db.get(job["_id"])["state"] == "complete" for job in jobs)
+
+        wait_until(all_ran, timeout=60, every=0.5)
+    finally:
+        for process in [*schedulers, *workers]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait(60)
+
+    said = {}
+    for log in logs:
+        found = SUMMARY.search(log.read_text())
+        assert found, log.read_text()[-2000:]
+        counts = dict(pair.split("=") for pair in found.group(3).split())
+        said[found.group(1)] = {
+            "slots": int(found.group(2)),
+            **{k: int(v) for k, v in counts.items()},
+        }
+    slots = sorted(job["slot"] for job in jobs)
+    starts = count_events(record_file, "start")
+    created = sum(s["created"] + s["accepted"] + s["contested"] for s in said.values())
+    result = {
+        "slots": len(slots),
+        "per scheduler": said,
+        "creates answered 201/202": created,
+        "gaps": sum(1 for a, b in zip(slots, slots[1:], strict=False) if b - a != 1000),
+        "double runs": sum(1 for job in jobs if starts[job["_id"]] > 1),
+        "unrun": sum(1 for job in jobs if starts[job["_id"]] == 0),
+        "runs of non-slot ids": sum(1 for job_id in starts if not job_id.startswith(PREFIX)),
+    }
+    print(f"\n{result}")
+    assert all(s["slots"] >= SLOTS for s in said.values()), said
+    assert result["gaps"] == result["double runs"] == result["unrun"] == 0, result
+    assert result["runs of non-slot ids"] == 0
+    assert Counter(job["_id"] for job in jobs).most_common(1)[0][1] == 1
+    assert all(job["schedule"] == schedule_id("tick") for job in jobs)
+    assert all(s["refused"] == 0 for s in said.values())
+    return {**result, "jobs": jobs}
+
+
+def test_three_schedulers_enqueue_each_slot_once(
+    server_url: str,
+    db: Database,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+) -> None:
+    result = race([server_url], db, spawn_worker, record_file, tmp_path)
+    # one server, one copy: exactly one create per slot succeeded, the rest were told 409
+    assert result["creates answered 201/202"] == result["slots"]
+    # every rival was told so by the server (409) or found the job there already
+    for said in result["per scheduler"].values():
+        assert said["slots"] == said["created"] + said["existed"] + said["conflicts"]
+
+
+@pytest.mark.cluster
+def test_three_schedulers_on_three_nodes_enqueue_each_slot_once(
+    couch_cluster: LocalCluster,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+    db_name: str,
+) -> None:
+    with Couch(couch_cluster.url) as couch:
+        db = queue_database(couch, db_name)
+        assert db.replicas() == 3
+        result = race(couch_cluster.urls, db, spawn_worker, record_file, tmp_path)
+        branched = []
+        for job in result["jobs"]:
+            leaves = db.open_revs(job["_id"], r=3)
+            firsts = {leaf["_revisions"]["ids"][-1] for leaf in leaves}
+            if len([leaf for leaf in leaves if not leaf.get("_deleted")]) != 1 or len(firsts) != 1:
+                branched.append(job["_id"])
+        print(f"jobs with more than one branch or first revision: {len(branched)}")
+        assert branched == []
