@@ -5,16 +5,21 @@ after a scheduler was down, and the scheduler follows edits from the
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import running, wait_until
+from conftest import queue_database, running, wait_until
+from recording import count_events
 
 from queshot import admin, protocol
 from queshot.cli import main
-from queshot.couch import Database, Forbidden
+from queshot.couch import Couch, Database, Forbidden
 from queshot.jobs import now_ms
 from queshot.queue import Queue
 from queshot.scheduler import Scheduler, slot_job
@@ -234,3 +239,55 @@ def test_an_unknown_schedule_is_one_line(
 ) -> None:
     assert cli("schedule", "pause", "nope") == 1
     assert capsys.readouterr().err == f"queshot: error: no schedule 'nope' in {db.name}\n"
+
+
+# -- as processes ----------------------------------------------------------------------------
+
+
+def test_a_worker_with_schedules_enqueues_and_runs_the_slots(
+    db: Database, spawn_worker: Callable[..., subprocess.Popen], record_file: Path
+) -> None:
+    add(db, every=1, data={})
+    worker = spawn_worker(db.name, "ticks", "--schedules", "--poll-interval", "1")
+    wait_until(lambda: len(count_events(record_file, "start")) >= 2, timeout=30)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert "scheduler" in worker.stderr.read()
+    assert all(
+        job_id.startswith("queshot-slot:tick:") for job_id in count_events(record_file, "start")
+    )
+
+
+@pytest.mark.slow
+def test_a_scheduler_rides_out_an_outage_without_a_flood(disk_server: Any, tmp_path: Path) -> None:
+    """The server stops for several slots: the scheduler retries with backoff
+    (one line when it starts, one when CouchDB answers), and afterwards goes
+    on from the latest slot instead of enqueuing every one it missed."""
+    with Couch(disk_server.url) as couch:
+        db = queue_database(couch, "outage")
+        add(db, every=1)
+        log = tmp_path / "scheduler.log"
+        with log.open("w") as stderr:
+            scheduler = subprocess.Popen(
+                [sys.executable, "-m", "queshot.cli", "scheduler", "--url", disk_server.url,
+                 "--db", "outage"],
+                stderr=stderr, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            wait_until(lambda: len(slot_jobs(db)) >= 2, timeout=30)
+            disk_server.stop(keep_workdir=True)
+            down_at = now_ms()
+            wait_until(lambda: now_ms() - down_at > 5000, timeout=10)  # five slots go by
+            disk_server.start()
+            up_at = now_ms()
+            wait_until(lambda: any(j["slot"] > up_at for j in slot_jobs(db)), timeout=30)
+            scheduler.send_signal(signal.SIGTERM)
+            assert scheduler.wait(30) == 0
+        finally:
+            if scheduler.poll() is None:
+                scheduler.kill()
+        during = [j["slot"] for j in slot_jobs(db) if down_at + 1000 < j["slot"] < up_at - 1000]
+    assert len(during) <= 1, during  # the latest slot when it answered again, at most
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert text.count("unavailable") == 1 and text.count("answers again") == 1, text
