@@ -114,9 +114,7 @@ class Scheduler:
         feed = None
         try:
             since = self._retrying(lambda: self.db.info()["update_seq"])
-            self._replicas = self._retrying(self.db.replicas)
-            for doc in self._retrying(lambda: protocol.schedule_docs(self.db)):
-                self._heard(doc["_id"], doc)
+            self.load()
             feed = threading.Thread(target=self._follow, args=(since,), name="schedules-feed")
             feed.start()
             count = len(self._schedules)
@@ -138,6 +136,13 @@ class Scheduler:
             log.info("scheduler %s stopped: slots=%d %s", self.name, self.stats.total(), counts)
         if self.error is not None:
             raise self.error
+
+    def load(self) -> None:
+        """Read the database's n and every schedule: what `run` does before
+        following the feed (from where it stood before this read)."""
+        self._replicas = self._retrying(self.db.replicas)
+        for doc in self._retrying(lambda: protocol.schedule_docs(self.db)):
+            self._heard(doc["_id"], doc)
 
     def start(self) -> None:
         """Run in a thread of its own (a worker's `--schedules`)."""

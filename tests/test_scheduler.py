@@ -17,7 +17,7 @@ import pytest
 from conftest import queue_database, running, wait_until
 from recording import count_events
 
-from queshot import admin, protocol
+from queshot import admin
 from queshot.cli import main
 from queshot.couch import Couch, Database, Forbidden
 from queshot.jobs import now_ms
@@ -46,8 +46,7 @@ class Clock:
 def loaded(db: Database, clock: Clock) -> Scheduler:
     """A scheduler that has read the schedules, as its run() does first."""
     scheduler = Scheduler(db, clock=clock)
-    for doc in protocol.schedule_docs(db):
-        scheduler._heard(doc["_id"], doc)
+    scheduler.load()
     return scheduler
 
 

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from queshot import admin
 from queshot.couch import Couch, Database
 from queshot.jobs import now_ms
 from queshot.localcouch import LocalCluster
+from queshot.scheduler import Scheduler
 from queshot.schedules import schedule_id
 
 pytestmark = pytest.mark.slow
@@ -165,3 +167,48 @@ def test_three_schedulers_on_three_nodes_enqueue_each_slot_once(
                 branched.append(job["_id"])
         print(f"jobs with more than one branch or first revision: {len(branched)}")
         assert branched == []
+
+
+@pytest.mark.cluster
+def test_creates_of_one_slot_at_the_same_instant_through_three_nodes_leave_one_revision(
+    couch_cluster: LocalCluster, db_name: str
+) -> None:
+    """Three schedulers, one per node, released together on each of 40 slots
+    (a barrier, so the creates really overlap): however CouchDB answers each
+    (201, 202, 409), every slot's job is one document with one revision on
+    every copy."""
+    with Couch(couch_cluster.url) as couch:
+        db = queue_database(couch, db_name)
+        admin.add_schedule(db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 60})
+        dbs = [Couch(url).database(db_name) for url in couch_cluster.urls]
+        schedulers = []
+        for node_db in dbs:
+            scheduler = Scheduler(node_db)
+            scheduler.load()
+            schedulers.append(scheduler)
+        outcomes: Counter[str] = Counter()
+        base = (now_ms() // 60_000 + 1) * 60_000
+        for n in range(40):
+            barrier = threading.Barrier(len(schedulers))
+
+            def one(
+                scheduler: Scheduler, slot: int = base + n * 60_000, barrier: Any = barrier
+            ) -> None:
+                barrier.wait()
+                for _, outcome in scheduler.run_once(slot):
+                    outcomes[outcome] += 1
+
+            threads = [threading.Thread(target=one, args=(s,)) for s in schedulers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        jobs = slot_jobs(db)
+        leaves = {job["_id"]: db.open_revs(job["_id"], r=3) for job in jobs}
+        for node_db in dbs:
+            node_db.couch.close()
+    print(f"\n{dict(outcomes)}")
+    assert len(jobs) == 40
+    assert sum(outcomes.values()) == 40 * len(schedulers)
+    assert outcomes["refused"] == outcomes["removed"] == 0
+    assert all(len(found) == 1 and found[0]["_rev"].startswith("1-") for found in leaves.values())
