@@ -17,7 +17,7 @@ import pytest
 from conftest import queue_database, running, wait_until
 from recording import count_events
 
-from queshot import admin
+from queshot import Tasks, admin, current_job
 from queshot.cli import main
 from queshot.couch import Couch, Database, Forbidden
 from queshot.jobs import now_ms
@@ -70,11 +70,19 @@ def test_a_slot_job_is_an_ordinary_job_that_says_which_slot_made_it(db: Database
         {"x": 2},
         {"n": 1},
     )
+    tasks = Tasks()
     ran = []
-    worker = Queue("ticks", db).create_worker(lambda j: ran.append(j.id), poll_interval=0.2)
+
+    @tasks.task
+    def report(n: int, x: int = 0) -> int:
+        ran.append((current_job().id, n, x))
+        return n + x
+
+    worker = Queue("ticks", db).create_worker(tasks, poll_interval=0.2)
     with running(worker):
-        wait_until(lambda: ran, timeout=15)
-    assert ran == [job["_id"]]
+        wait_until(lambda: db.get(job["_id"])["state"] == "complete", timeout=15)
+    assert ran == [(job["_id"], 1, 2)]
+    assert db.get(job["_id"])["result"] == 3
 
 
 def test_two_schedulers_on_one_slot_make_one_job(db: Database) -> None:
