@@ -139,7 +139,9 @@ class Scheduler:
 
     def load(self) -> None:
         """Read the database's n and every schedule: what `run` does before
-        following the feed (from where it stood before this read)."""
+        following the feed (from where it stood before this read). Refuses
+        (NotProvisioned) a database without the design docs that check jobs."""
+        self._retrying(lambda: protocol.require_design_doc(self.db))
         self._replicas = self._retrying(self.db.replicas)
         for doc in self._retrying(lambda: protocol.schedule_docs(self.db)):
             self._heard(doc["_id"], doc)

@@ -20,7 +20,7 @@ from recording import count_events
 from queshot import Tasks, admin, current_job
 from queshot.cli import main
 from queshot.couch import Couch, Database, Forbidden
-from queshot.jobs import now_ms
+from queshot.jobs import NotProvisioned, now_ms
 from queshot.queue import Queue
 from queshot.scheduler import Scheduler, slot_job
 from queshot.schedules import schedule_id
@@ -298,3 +298,9 @@ def test_a_scheduler_rides_out_an_outage_without_a_flood(disk_server: Any, tmp_p
     text = log.read_text()
     assert "Traceback" not in text
     assert text.count("unavailable") == 1 and text.count("answers again") == 1, text
+
+
+def test_a_scheduler_refuses_a_database_without_the_design_docs(couch: Couch, db_name: str) -> None:
+    couch.database(db_name).create()
+    with pytest.raises(NotProvisioned, match="run `queshot push"):
+        Scheduler(couch.database(db_name)).run()
