@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from conftest import COUCHDB_BIN, REAL_COUCHDB, wait_until
+from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
 from queshot import admin
 from queshot.couch import Couch, Database, safe_url
@@ -125,8 +125,7 @@ def run_worker_until(queue: Queue, handler: Callable[[Job], Any], done: Callable
 
 
 def all_run(queue: Queue) -> bool:
-    counts = queue.stats()
-    return counts["inactive"] == counts["active"] == 0
+    return settled(queue)
 
 
 def test_dashboard_shows_counts_and_requeues_a_failed_job(
