@@ -14,6 +14,7 @@ import pytest
 from conftest import running, wait_until
 from recording import read_records
 
+from queshot import admin
 from queshot.cli import main
 from queshot.cli.output import queue_text
 from queshot.couch import Database
@@ -87,6 +88,25 @@ def test_a_default_job_runs_when_high_is_empty_and_a_new_high_job_goes_next(
     assert sorted(started) == sorted([*waiting, urgent])
     assert db.get_or_none(urgent) is None  # high's autoremove: its own queue's setting
     assert default.get_job(started[0])["state"] == "complete"
+
+
+def test_a_paused_queue_is_passed_over_and_the_next_one_taken(db: Database) -> None:
+    """With `high` paused, a worker on both runs `default` jobs and tries no
+    claim on `high`'s; it is not paused itself; resumed, `high` runs."""
+    high, default = Queue("high", db), Queue("default", db)
+    ran: list[str] = []
+    worker = Worker([high, default], lambda job: ran.append(job.doc["queues"]), poll_interval=0.2)
+    with running(worker):
+        admin.set_paused(db, "high", True)
+        wait_until(lambda: worker.control.holds(["high"]), timeout=10)
+        high.create_jobs({"n": n} for n in range(3))
+        default.create_jobs({"n": n} for n in range(3))
+        wait_until(lambda: default.stats()["complete"] == 3, timeout=15)
+        assert high.stats()["inactive"] == 3 and worker.stats.claim_attempts == 3
+        assert not worker.control.paused
+        admin.set_paused(db, "high", False)
+        wait_until(lambda: high.stats()["complete"] == 3, timeout=15)
+    assert ran == ["default"] * 3 + ["high"] * 3
 
 
 def test_the_cli_takes_repeated_queues_in_order_and_workers_shows_them(
