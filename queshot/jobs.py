@@ -134,6 +134,27 @@ def queue_path(name: str | Sequence[str]) -> list[str]:
     return path
 
 
+def worker_queues(paths: Sequence[list[str]]) -> str | list[str] | list[list[str]]:
+    """The `queues` field of a worker's status document. One queue: its name,
+    the shape every version writes ("email", or the path ["email", "welcome"]).
+    Several: their paths in the worker's order ([["high"], ["default"]]), a
+    list of lists, which no single queue's name can look like."""
+    if len(paths) == 1:
+        [path] = paths
+        return path[0] if len(path) == 1 else list(path)
+    return [list(path) for path in paths]
+
+
+def worker_queue_paths(queues: Any) -> list[list[str]]:
+    """The queue paths, in order, of a status document's `queues` field in
+    either shape (see `worker_queues`); QueueError if it is neither."""
+    if isinstance(queues, list) and queues and all(isinstance(q, list) for q in queues):
+        return [queue_path(q) for q in queues]
+    if not isinstance(queues, str | list):
+        raise QueueError(f"not a queue name, path or list of paths: {queues!r}")
+    return [queue_path(queues)]
+
+
 def in_queue(queues: Any, path: list[str]) -> bool:
     """Whether a job whose `queues` field is `queues` belongs to the queue
     `path`: its own path starts with it (a worker on ["email"] also takes

@@ -108,7 +108,7 @@ class ClaimCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         stats = self.worker.stats.as_dict()
-        queue = queue_label(self.worker.queue.name)
+        queue = self.worker.queue_names  # the worker's counters: "high, default" if several
         for name, key, help_text in (
             ("queshot_claim_attempts", "claim_attempts", "Claims tried"),
             ("queshot_claims_won", "claims_won", "Claims that got the job"),

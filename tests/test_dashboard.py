@@ -157,6 +157,16 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
             "lease_seconds": 60,
         }
     )
+    db.save(
+        {
+            "_id": "queshot-worker:both",
+            "type": "queshot_worker",
+            "name": "both",
+            "queues": [["high"], ["email", "welcome"]],  # a worker on several queues
+            "last_seen": now_ms(),
+            "lease_seconds": 60,
+        }
+    )
 
     page.goto(f"{safe_url(server_url)}{db.name}/{admin.DASHBOARD_PATH}")
 
@@ -168,6 +178,8 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
     expect(count("reports/daily", "inactive")).to_have_text("2")
     expect(count("total", "total")).to_have_text("5")
     expect(page.locator('#workers tr[data-worker="old"]')).to_have_class("gone")
+    both = page.locator('#workers tr[data-worker="both"] td')
+    expect(both.nth(2)).to_have_text("high, email/welcome")
     expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
 
     page.click('#tabs button[data-tab="failed"]')

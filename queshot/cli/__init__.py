@@ -21,6 +21,7 @@ from typing import Any
 from .. import admin, config, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import LEASE_SECONDS, QueueError
+from ..queue import Queue
 from . import common, output, schedules, steering
 
 log = logging.getLogger("queshot")
@@ -31,20 +32,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if os.getcwd() not in sys.path:  # a console script does not put it there; handlers live here
         sys.path.insert(0, os.getcwd())
+    from ..worker import Worker
+
     hooks = [load_handler(spec)() for spec in args.hook]
     if args.metrics_port is not None:
         from ..metrics import WorkerMetrics
 
         hooks.append(WorkerMetrics(args.metrics_port, args.metrics_host))
     with common.open_couch(args) as couch:
-        queue = common.queue(
-            args,
-            couch,
-            limit=args.limit,
-            autoremove=args.autoremove,
-            lease_seconds=args.lease_seconds,
-        )
-        worker = queue.create_worker(
+        db = common.database(args, couch)
+        options = {
+            "limit": args.limit,
+            "autoremove": args.autoremove,
+            "lease_seconds": args.lease_seconds,
+        }
+        queues = [Queue(common.queue_name(name), db, **options) for name in args.queue]
+        worker = Worker(
+            queues,
             args.handler,
             hooks=hooks,
             reload=args.reload,
@@ -57,7 +61,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.schedules:
             from ..scheduler import Scheduler
 
-            scheduler = Scheduler(queue.db, name=worker.name)
+            scheduler = Scheduler(db, name=worker.name)
             scheduler.start()
         try:
             worker.run()
@@ -258,7 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.connection_options(worker)
     worker.add_argument("handler", metavar="MODULE[:CALLABLE]")
-    worker.add_argument("--queue", required=True, help="queue name, or a path like email/welcome")
+    worker.add_argument(
+        "--queue",
+        action="append",
+        required=True,
+        help="queue name, or a path like email/welcome; repeat for several, "
+        "taken in the order given (the first while it has due jobs)",
+    )
     worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
     worker.add_argument("--name", help="worker name (default host-pid)")
     worker.add_argument(

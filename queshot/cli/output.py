@@ -42,7 +42,13 @@ def when(ms: Any) -> str:
 
 
 def queue_text(queues: Any) -> str:
-    return "/".join(map(str, queues)) if isinstance(queues, list) else str(queues)
+    """A queue name or path ("email/welcome"), or a worker's several queues
+    in order ("high, default": a list of paths, see `jobs.worker_queues`)."""
+    if not isinstance(queues, list):
+        return str(queues)
+    if any(isinstance(q, list) for q in queues):
+        return ", ".join(map(queue_text, queues))
+    return "/".join(map(str, queues))
 
 
 def json_or_nothing(args: argparse.Namespace, result: Any, *, empty: bool, nothing: str) -> bool:

@@ -5,7 +5,8 @@ handler on each, and write the outcome back under the same rules.
 its own, with its own loop where it has a thread:
 
 - `dispatch.Dispatcher` claims for free slots (candidates from
-  `picking.Picker`, each claim by `claiming.Claimer`, contested ones settled
+  `ordering.QueueOrder`, the first queue's first, each queue's from its
+  `picking.Picker`; each claim by `claiming.Claimer`, contested ones settled
   by `settling.Settler`);
 - `running.JobRunner` runs each job in its own thread (async ones as tasks
   on `eventloop.EventLoop`) and writes its outcome (completions batched by
@@ -32,12 +33,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..couch import Outage
-from ..jobs import QueueError
-from ..protocol import DDOC_ID, PENDING
+from ..jobs import QueueError, worker_queues
+from ..protocol import DDOC_ID
 from .claiming import Claimer
 from .completions import CompletionWriter
 from .connection import Retrier
@@ -48,8 +49,7 @@ from .handlers import handler_source
 from .hooks import Hook, Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
-from .peers import Peers
-from .picking import Picker
+from .ordering import QueueOrder
 from .running import JobRunner
 from .settling import Settler
 from .status import StatusReporter
@@ -72,6 +72,12 @@ class Worker:
     runs each job's task by name, or a "module:callable" / "module" spec of
     either; `hooks` (see `Hook`) hear of the worker's and each job's events.
 
+    `queue` may be a list of queues of one database, taken in order (RQ's):
+    `Worker([high, default], handler)` claims a `default` job only for a slot
+    no due `high` job can fill (see `ordering.py` for the exact rule). One
+    feed, one claim pool and one status document serve them all; the lease
+    is the first queue's, `autoremove` and `view` each queue's own.
+
     Seed controls: `wake_up()` (look for jobs now), `go_to_sleep()` (stop
     looking until woken or a job arrives), `pause()` / `resume()` (claim
     nothing until resumed; running jobs go on). `run()` blocks and handles
@@ -79,7 +85,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: Queue,
+        queue: Queue | Sequence[Queue],
         handler: Callable[[Job], Any] | str,
         *,
         reload: bool = False,
@@ -92,11 +98,10 @@ class Worker:
         feed_heartbeat: float = 2.0,
         hooks: Iterable[Hook] = (),
     ) -> None:
-        if queue.writeonly:
-            raise QueueError(f"queue {queue.name!r} is writeonly: it cannot create workers")
+        self.queues = _worker_queues(queue)
         if concurrency < 1:
             raise QueueError(f"concurrency must be >= 1 (got {concurrency})")
-        self.queue = queue
+        self.queue = queue = self.queues[0]
         self.db = queue.db
         self.handlers = handler_source(handler, reload)
         host = socket.gethostname()
@@ -119,12 +124,13 @@ class Worker:
         self._retrying = Retrier(self._outage, self._halt)
         self.running = RunningJobs(concurrency)
         self.writer = JobWriter(self.db, self.id, self._retrying)
-        self.peers = Peers(self.id, queue.path)
         self.unblocker = Unblocker(
             self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
         )
-        self.picker = Picker(self.db, queue, self.peers)
-        self.control = QueueControl(queue.path, on_change=self._queue_paused_or_resumed)
+        paths = [q.path for q in self.queues]
+        self.control = QueueControl(paths, on_change=self._queue_paused_or_resumed)
+        self.picker = QueueOrder(self.db, self.queues, self.id, held=self.control.holds)
+        self.peers = self.picker.peers[0]  # the first queue's rivals (each queue has its own)
         self.runner = JobRunner(
             self.db,
             handlers=self.handlers,
@@ -134,7 +140,7 @@ class Worker:
             ),
             running=self.running,
             stats=self.stats,
-            autoremove=queue.autoremove,
+            autoremove=self._autoremove,
             on_done=self.wake_up,
             on_finished=self.unblocker.finished,
             hooks=self.hooks,
@@ -143,7 +149,6 @@ class Worker:
         self.claimer = Claimer(
             self.db,
             writer=self.writer,
-            path=queue.path,
             lease_seconds=self.lease_seconds,
             settler=self.settler,
             retrying=self._retrying,
@@ -182,10 +187,7 @@ class Worker:
         self._feed = FeedListener(
             self.db,
             worker_id=self.id,
-            path=queue.path,
-            hints=queue.view == PENDING,
-            picker=self.picker,
-            peers=self.peers,
+            queues=self.picker,
             control=self.control,
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
@@ -200,7 +202,7 @@ class Worker:
             self.db,
             worker_id=self.id,
             name=self.name,
-            queues=queue.name,
+            queues=worker_queues([q.path for q in self.queues]),
             concurrency=concurrency,
             lease_seconds=self.lease_seconds,
             describe=lambda: {
@@ -213,7 +215,16 @@ class Worker:
         self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
-        return f"Worker({self.id!r}, queue={self.queue.name!r})"
+        return f"Worker({self.id!r}, queue={self.queue_names!r})"
+
+    @property
+    def queue_names(self) -> str:
+        """The worker's queues in order, as one line: "high, email/welcome"."""
+        return ", ".join("/".join(q.path) for q in self.queues)
+
+    def _autoremove(self, job: Job) -> bool:
+        index = self.picker.index_of(job.doc.get("queues"))
+        return index is not None and self.queues[index].autoremove
 
     # -- seed controls ---------------------------------------------------------------
 
@@ -269,9 +280,10 @@ class Worker:
         self._thread(self._feed.run, "changes")
         self.hooks.call("on_start", self)
         log.info(
-            "worker %s on queue %s (concurrency %d, lease %ss, n=%d)",
+            "worker %s on %s %s (concurrency %d, lease %ss, n=%d)",
             self.id,
-            self.queue.name,
+            "queues" if len(self.queues) > 1 else "queue",
+            self.queue_names,
             self.concurrency,
             self.lease_seconds,
             self.replicas,
@@ -343,3 +355,24 @@ class Worker:
         self.fatal = exc
         self._stopping.set()
         self._stop_requested.set()
+
+
+def _worker_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
+    """The queues a worker takes, in order: one, or several of one database
+    (one feed and one claim pool serve them), none writeonly, none twice."""
+    queues = [queue] if not isinstance(queue, Sequence) else list(queue)
+    if not queues:
+        raise QueueError("a worker needs at least one queue")
+    seen: list[list[str]] = []
+    for q in queues:
+        if q.writeonly:
+            raise QueueError(f"queue {q.name!r} is writeonly: it cannot create workers")
+        if q.db.url != queues[0].db.url:
+            raise QueueError(
+                f"queue {q.name!r} is in {q.db.url}, not {queues[0].db.url}: "
+                "one worker takes the queues of one database"
+            )
+        if q.path in seen:
+            raise QueueError(f"queue {'/'.join(q.path)!r} given twice")
+        seen.append(q.path)
+    return queues

@@ -31,7 +31,7 @@ SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202
 
 
 class Claimer:
-    """Claims jobs of queue `path` for the worker `writer.worker_id`, with
+    """Claims jobs for the worker `writer.worker_id`, each naming its queue, with
     leases of `lease_seconds`. A claim decided only later (a node holding a
     copy went away while it was in flight) is handed to `start` once won."""
 
@@ -40,7 +40,6 @@ class Claimer:
         db: Database,
         *,
         writer: JobWriter,
-        path: list[str],
         lease_seconds: float,
         settler: Settler,
         retrying: Retrier,
@@ -49,15 +48,15 @@ class Claimer:
     ) -> None:
         self.db = db
         self.writer = writer
-        self.path = path
         self.lease_seconds = lease_seconds
         self.settler = settler
         self.retrying = retrying
         self.stats = stats
         self._start = start
 
-    def claim(self, job_id: str) -> Job | None:
-        """The job, if this worker now holds it; None if not (or not yet)."""
+    def claim(self, job_id: str, path: list[str]) -> Job | None:
+        """The job of queue `path`, if this worker now holds it; None if not
+        (or not yet)."""
         self.stats.add("claim_attempts")
         sent_at = time.monotonic()
         try:
@@ -66,7 +65,7 @@ class Claimer:
                 job_id,
                 worker_id=self.writer.worker_id,
                 lease_seconds=self.lease_seconds,
-                queue=self.path,  # the handler refuses other queues' jobs
+                queue=path,  # the handler refuses other queues' jobs
                 w=self.settler.replicas,  # the database's n
             )
         except (Conflict, NotFound):

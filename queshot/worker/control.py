@@ -16,11 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class QueueControl:
-    """The pauses that concern a worker on `path`. `on_change` is called when
-    they change (the dispatcher wakes up to claim again on a resume)."""
+    """The pauses that concern a worker on the queues `paths`. `on_change` is
+    called when they change (the dispatcher wakes up to claim again on a resume)."""
 
-    def __init__(self, path: list[str], on_change: Callable[[], None] = lambda: None) -> None:
-        self.path = path
+    def __init__(
+        self, paths: list[list[str]], on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self.paths = paths
         self._on_change = on_change
         self._lock = threading.Lock()
         self._pauses: list[dict[str, Any]] = []
@@ -30,23 +32,26 @@ class QueueControl:
         pauses = protocol.paused_queues(ddoc)
         with self._lock:
             changed = pauses != self._pauses
-            before = protocol.pause_of(self._pauses, self.path)
+            before = [protocol.pause_of(self._pauses, path) for path in self.paths]
             self._pauses = pauses
-            after = protocol.pause_of(pauses, self.path)
+            after = [protocol.pause_of(pauses, path) for path in self.paths]
         if not changed:
             return
-        if (before is None) != (after is None):
-            if after is not None:
-                log.info("queue %s is paused: claiming nothing until it is resumed", after["queue"])
+        for path, was, now in zip(self.paths, before, after, strict=True):
+            if (was is None) == (now is None):
+                continue
+            if now is not None:
+                log.info("queue %s is paused: claiming nothing until it is resumed", now["queue"])
             else:
-                log.info("queue %s resumed: claiming again", "/".join(self.path))
+                log.info("queue %s resumed: claiming again", "/".join(path))
         self._on_change()
 
     @property
     def paused(self) -> bool:
-        """Whether this worker's whole queue is paused (its own path, or one above)."""
+        """Whether all of this worker's queues are paused (each its own path,
+        or one above): then it claims nothing."""
         with self._lock:
-            return protocol.pause_of(self._pauses, self.path) is not None
+            return all(protocol.pause_of(self._pauses, path) is not None for path in self.paths)
 
     def holds(self, queues: Any) -> bool:
         """Whether a job whose `queues` field is `queues` is held back by a pause."""

@@ -1,8 +1,8 @@
 """The dispatch loop: while slots are free, the worker is not paused or
-asleep and its queue is not paused (`control.py`), pick candidates
-(`picking.py`), claim them (`claiming.py`) and hand the jobs won to the
-runner. The seed's controls (wake up, go to sleep,
-pause, resume) act here."""
+asleep and not all its queues are paused (`control.py`), pick candidates
+(`ordering.py`, from each queue's `picking.py`), claim them (`claiming.py`)
+and hand the jobs won to the runner. The seed's controls (wake up, go to
+sleep, pause, resume) act here."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .claiming import Claimer
 from .connection import MAX_RETRY_DELAY
 from .control import QueueControl
 from .job import Job, RunningJobs
-from .picking import Picker
+from .ordering import QueueOrder
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        picker: Picker,
+        picker: QueueOrder,
         claimer: Claimer,
         running: RunningJobs,
         control: QueueControl,
@@ -89,7 +89,7 @@ class Dispatcher:
         return not self._resumed.is_set()
 
     def job_offered(self) -> None:
-        """The feed saw a job of this queue become claimable."""
+        """The feed saw a job of one of its queues become claimable."""
         self._asleep = False
         self._wake.set()
 
@@ -132,7 +132,7 @@ class Dispatcher:
                 if delay:
                     self._halt.wait(delay)
                 candidates, from_view = self.picker.next_round(free)
-                claimed = self._claim_some(candidates, free, from_view=from_view)
+                claimed = self._claim_some(candidates, free)
                 self._outage.answered()
                 backoff = 0.2
             except (ServerUnreachable, ServerError) as exc:
@@ -158,25 +158,31 @@ class Dispatcher:
                     wait = max(0.001, min(wait, next_hint))
                 self._wake.wait(wait)
 
-    def _claim_some(self, candidates: list[str], free: int, *, from_view: bool) -> int:
+    def _claim_some(self, candidates: list[str], free: int) -> int:
         """Claim candidates until `free` jobs are won, as many claims at once
         as slots are free; the jobs won in one go start together, so that
         short ones also finish together and share a completion batch. A batch
         lost whole ends the round: the rest of the page is likely taken too,
         and the feed has not said so yet."""
-        claimed = attempts = 0
+        tried: list[str] = []
+        claimed: list[str] = []
         rest = list(candidates)
         failure: Exception | None = None
-        while rest and claimed < free and failure is None:
+        while rest and len(claimed) < free and failure is None:
             if self._stopping.is_set() or not self._resumed.is_set() or self.control.paused:
                 break
             rest = self.picker.still_open(rest)
             if not rest:
                 break
-            batch, rest = rest[: free - claimed], rest[free - claimed :]
-            attempts += len(batch)
+            left = free - len(claimed)
+            batch, rest = rest[:left], rest[left:]
+            tried += batch
             won: list[Job] = []
-            for future in [self._claims.submit(self.claimer.claim, job_id) for job_id in batch]:
+            claims = [
+                self._claims.submit(self.claimer.claim, job_id, self.picker.path_of(job_id))
+                for job_id in batch
+            ]
+            for future in claims:
                 try:
                     job = future.result()
                 except Exception as exc:  # raised below, once every won job is started
@@ -185,15 +191,10 @@ class Dispatcher:
                 if job is not None:
                     won.append(job)
             self._start_jobs(*won)
-            claimed += len(won)
+            claimed += [job.id for job in won]
             if not won:  # rivals are ahead of the feed on these rows: read afresh
                 rest = []
-        self.picker.round_done(
-            from_view=from_view,
-            attempts=attempts,
-            claimed=claimed,
-            unused=rest if failure is None else [],
-        )
+        self.picker.round_done(tried=tried, won=claimed, unused=rest if failure is None else [])
         if failure is not None:
             raise failure
-        return claimed
+        return len(claimed)

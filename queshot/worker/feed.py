@@ -1,8 +1,8 @@
 """The worker's ear on the database: one `_changes` feed for its life, which
-wakes the dispatcher when a job of its queue becomes claimable (handing the
-picker the id when the job is due), tells the picker which jobs rivals
-take, tells the runner which of its own jobs were asked to cancel, and
-keeps the list of live peers from their status documents."""
+wakes the dispatcher when a job of its queues becomes claimable (handing
+that queue's picker the id when the job is due), tells the pickers which
+jobs rivals take, tells the runner which of its own jobs were asked to
+cancel, and keeps the lists of live peers from their status documents."""
 
 from __future__ import annotations
 
@@ -13,30 +13,25 @@ from typing import Any
 
 from .. import protocol
 from ..couch import CouchError, Database, Forbidden, Unauthorized
-from ..jobs import WORKER_DOC_PREFIX, in_queue, is_cancel_request_of, is_due, now_ms
+from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms
 from .connection import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
-from .peers import Peers
-from .picking import Picker
+from .ordering import QueueOrder
 
 log = logging.getLogger(__name__)
 
 
 class FeedListener:
-    """Follows the database's changes for the queue `path`. `hints` says
-    whether claimable jobs may be handed to the picker: not for a worker on
-    a custom pending view (the seed's `view` option), which cannot tell what
-    that view selects, so it is only woken and the view read decides."""
+    """Follows the database's changes for the worker's `queues`. A claimable
+    job goes to the picker of the first of them that takes it, if that
+    picker takes hints (see `Picker.hints`); the dispatcher is woken either way."""
 
     def __init__(
         self,
         db: Database,
         *,
         worker_id: str,
-        path: list[str],
-        hints: bool,
-        picker: Picker,
-        peers: Peers,
+        queues: QueueOrder,
         control: QueueControl,
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
@@ -49,10 +44,7 @@ class FeedListener:
     ) -> None:
         self.db = db
         self.worker_id = worker_id
-        self.path = path
-        self.hints = hints
-        self.picker = picker
-        self.peers = peers
+        self.queues = queues
         self.control = control
         self.heartbeat = heartbeat
         self.poll_interval = poll_interval
@@ -78,7 +70,7 @@ class FeedListener:
             # Both retried through an outage, as the feed itself is.
             since = self._retrying(lambda: self.db.info()["update_seq"])
             for doc_id, doc in self._retrying(lambda: list(protocol.status_docs(self.db))):
-                self.peers.heard(doc_id, doc)
+                self.queues.heard(doc_id, doc)
             self.control.heard(self._retrying(lambda: self.db.get_or_none(protocol.DDOC_ID)))
             for row in self.db.changes(
                 since=since,
@@ -98,12 +90,12 @@ class FeedListener:
     def _heard(self, row: dict[str, Any]) -> None:
         doc = row.get("doc") or {}
         if row["id"].startswith(WORKER_DOC_PREFIX):
-            self.peers.heard(row["id"], doc)
+            self.queues.heard(row["id"], doc)
             return
         if row["id"] == protocol.DDOC_ID:
             self.control.heard(doc)
             return
-        mine = in_queue(doc.get("queues"), self.path)
+        picker = self.queues.picker_for(doc.get("queues"))  # None: not one of this worker's
         if is_cancel_request_of(doc, self.worker_id):
             self._cancel_requested(row["id"], doc["_rev"])
             return
@@ -111,13 +103,13 @@ class FeedListener:
             self._blocked_seen()
             return
         if doc.get("state") != "inactive":
-            if mine or row.get("deleted"):
-                self.picker.strike(row["id"])  # taken, finished or removed
+            if picker is not None or row.get("deleted"):
+                self.queues.strike(row["id"])  # taken, finished or removed
             return
-        if not mine or self.control.holds(doc.get("queues")):
+        if picker is None or self.control.holds(doc.get("queues")):
             return
-        if self.hints and is_due(doc, now_ms()):
-            self.picker.offer(row["id"])
+        if picker.hints and is_due(doc, now_ms()):
+            picker.offer(row["id"])
         self._wake()
 
     def selector(self) -> dict[str, Any] | None:

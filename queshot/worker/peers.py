@@ -16,12 +16,21 @@ import hashlib
 import threading
 from typing import Any
 
-from ..jobs import WORKER_DOC_PREFIX, WORKER_TYPE, QueueError, now_ms, queue_path, worker_gone
+from ..jobs import (
+    WORKER_DOC_PREFIX,
+    WORKER_TYPE,
+    QueueError,
+    now_ms,
+    worker_gone,
+    worker_queue_paths,
+)
 
 
 class Peers:
-    """Live workers whose queue takes the jobs of queue `path` (its own path
-    or a shorter prefix of it), this one (`worker_id`) included."""
+    """Live workers with a queue that takes the jobs of queue `path` (its own
+    path or a shorter prefix of it), this one (`worker_id`) included. A
+    worker on several queues has one `Peers` per queue: a rival on ["high",
+    "default"] is a rival for the jobs of both."""
 
     def __init__(self, worker_id: str, path: list[str]) -> None:
         self.worker_id = worker_id
@@ -39,10 +48,10 @@ class Peers:
                 self._seen.pop(worker_id, None)
             return
         try:
-            theirs = queue_path(doc.get("queues"))
+            theirs = worker_queue_paths(doc.get("queues"))
         except QueueError:
             return
-        if self.path[: len(theirs)] != theirs:
+        if not any(self.path[: len(path)] == path for path in theirs):
             return  # it does not take this queue's jobs
         with self._lock:
             self._seen[worker_id] = doc

@@ -11,6 +11,10 @@ a worker picks candidates that rivals are unlikely to be claiming too:
   priorities still go first;
 - the rows of the last page a round did not need, minus those the feed saw
   rivals claim: one read serves many rounds.
+
+A worker on several queues has a picker per queue (`ordering.QueueOrder`
+asks them in order); `look_again` and `saw_all` tell it whether a queue has
+due jobs beyond the candidates it gave.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Picker:
         self.peers = peers
         self.page = queue.limit
         self.drained = False  # the last view read found nothing, no hint dropped since
+        self.saw_all = False  # the last view read reached the end of the queue's due jobs
         self.next_due: int | None = None  # earliest not-due job of that read (epoch ms)
         self._hints: SimpleQueue[str] = SimpleQueue()
         self._deferred: dict[str, float] = {}  # hints for others first: job id -> when (monotonic)
@@ -63,6 +68,13 @@ class Picker:
         self._gone: set[str] = set()  # jobs the feed saw claimed or removed since that read
         self._hint_delay = 0.0  # seconds to wait before claiming hints
         self._spread_until = 0.0  # shuffle candidates until then (monotonic)
+
+    @property
+    def hints(self) -> bool:
+        """Whether the feed may hand this picker jobs: not for a queue on a
+        custom pending view (the seed's `view` option), whose selection the
+        feed cannot tell; its worker is only woken and the view read decides."""
+        return self.queue.view == protocol.PENDING
 
     # -- from the changes feed -------------------------------------------------------
 
@@ -114,6 +126,19 @@ class Picker:
         candidates = self._read_page(free)
         self.drained = not candidates
         return candidates, True
+
+    def look_again(self, free: int) -> tuple[list[str], bool]:
+        """A fresh read of the pending view (not the spare rows), less the jobs
+        whose hint waits for a rival's first claim; and whether that is every
+        due job of the queue (the read reached the end of them, holding none
+        back). For a worker on several queues, which may take a later queue's
+        jobs only once this one has no more to give."""
+        self._spare_until = 0.0
+        found = self._read_page(free)
+        self.drained = not found
+        deferred = set(self._deferred)  # a copy: the feed adds to it meanwhile
+        candidates = [job_id for job_id in found if job_id not in deferred]
+        return candidates, self.saw_all and len(candidates) == len(found)
 
     def still_open(self, candidates: Sequence[str]) -> list[str]:
         """The candidates the feed has not seen rivals take meanwhile."""
@@ -174,6 +199,7 @@ class Picker:
         rows as slots are free (the queue's `limit` may be fewer)."""
         spare, self._spare = self.still_open(self._spare), []
         if spare and time.monotonic() < self._spare_until:
+            self.saw_all = False
             return spare
         self._gone.clear()
         read_at = time.monotonic()
@@ -183,10 +209,13 @@ class Picker:
         now = now_ms()
         due: list[tuple[Any, str]] = []
         next_due = None
+        self.saw_all = False
         for _ in range(MAX_SKIP_SCANS):
             rows = protocol.pending_rows(self.db, self.queue.view, path, startkey, size)
             page_due, not_due = due_rows(rows, now)
             due += page_due
+            # The queue's rows ran out (not merely the page, or a priority's due ones).
+            self.saw_all = not_due is None and len(rows) < size
             if not_due is not None:
                 run_at, priority = not_due
                 next_due = run_at if next_due is None else min(next_due, run_at)

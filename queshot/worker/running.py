@@ -47,7 +47,7 @@ class JobRunner:
         completions: CompletionWriter,
         running: RunningJobs,
         stats: WorkerStats,
-        autoremove: bool,
+        autoremove: Callable[[Job], bool],
         on_done: Callable[[], None],
         on_finished: Callable[[str, str, Any], None] | None = None,
         hooks: Hooks | None = None,
@@ -139,7 +139,7 @@ class JobRunner:
             return Outcome("abandoned", 0.0, error={"message": job.abandoned or "released"})
         if handler == "complete":
             self.stats.add("completed")
-            if self.autoremove:
+            if self.autoremove(job):
                 try:
                     self.writer.retrying(lambda: self.db.delete(job.id, job.rev))
                 except Conflict:

@@ -128,7 +128,10 @@ function when(ms) {
 }
 
 function queueText(queues) {
-  return Array.isArray(queues) ? queues.join('/') : String(queues);
+  // A name, a path (['email', 'welcome']), or a worker's several queues in
+  // order, as a list of paths ([['high'], ['default']]): "high, default".
+  if (!Array.isArray(queues)) return String(queues);
+  return queues.some(Array.isArray) ? queues.map(queueText).join(', ') : queues.join('/');
 }
 
 function setStatus(text, kind) {
