@@ -48,7 +48,14 @@ def test_four_processes_run_every_job_exactly_once(
     runs = Counter(r["id"] for r in read_records(record_file) if r["event"] == "start")
     assert set(runs) == set(ids)
     assert [job for job, count in runs.items() if count != 1] == []
-    assert queue.stats() == {"inactive": 0, "active": 0, "complete": JOBS, "failed": 0}
+    assert queue.stats() == {
+        "inactive": 0,
+        "blocked": 0,
+        "active": 0,
+        "complete": JOBS,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert len(summaries) == PROCESSES
     won = sum(s[0] for s in summaries)
     attempts = sum(s[1] for s in summaries)
