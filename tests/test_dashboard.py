@@ -469,3 +469,42 @@ def test_a_tasks_result_shows_and_jobs_are_cancelled_from_the_job_panel(
     expect(page.locator("#cancel")).to_be_hidden()
     assert isinstance(db.get(running_id)["cancel_requested_at"], int)
     page.screenshot(path=str(SCREENSHOT.with_name("dashboard-job-panel.png")), full_page=True)
+
+
+def test_the_schedules_are_listed_with_a_link_to_each_in_fauxton(
+    page: Any, server_url: str, db: Database
+) -> None:
+    from playwright.sync_api import expect
+
+    from queshot.cli import main
+
+    connection = ["--url", server_url, "--db", db.name]
+    add = ["schedule", "add"]
+    assert main([*add, "nightly", "--queue", "reports", "--cron", "0 3 * * *", *connection]) == 0
+    assert (
+        main(
+            [
+                *add,
+                "ping",
+                "--queue",
+                "ops",
+                "--every",
+                "300",
+                "--task",
+                "ping",
+                "--paused",
+                *connection,
+            ]
+        )
+        == 0
+    )
+    open_dashboard(page, server_url, db)
+    nightly = page.locator('#schedules tr[data-schedule="queshot-schedule:nightly"]')
+    expect(nightly).to_contain_text("0 3 * * *", timeout=WAIT_MS)
+    expect(nightly).to_contain_text("reports")
+    expect(nightly).to_contain_text("enabled")
+    ping = page.locator('#schedules tr[data-schedule="queshot-schedule:ping"]')
+    expect(ping).to_contain_text("every 300 s")
+    expect(ping).to_contain_text("ping")
+    expect(ping).to_contain_text("paused")
+    expect(nightly.locator("a")).to_have_attribute("href", re.compile("queshot-schedule"))

@@ -122,6 +122,25 @@ function renderWorkers(rows) {
     body, 'no workers');
 }
 
+// -- the schedules ------------------------------------------------------------------------
+
+// Schedule documents as they are (`queshot schedules` also says when each runs next).
+function renderSchedules(rows) {
+  const body = rows.filter((row) => row.doc).map((row) => {
+    const s = row.doc;
+    const when = typeof s.cron === 'string' ? s.cron : 'every ' + s.every + ' s';
+    const what = typeof s.task === 'string' ? s.task : JSON.stringify(s.data === undefined ? null : s.data);
+    return el('tr', { className: s.enabled === false ? 'gone' : '', data: { schedule: row.id } },
+      el('td', {}, el('a', { href: fauxtonUrl(row.id) }, row.id.slice(SCHEDULE_PREFIX.length))),
+      el('td', {}, when + (s.timezone ? ' (' + s.timezone + ')' : '')),
+      el('td', {}, queueText(s.queue)),
+      el('td', {}, what),
+      el('td', {}, s.enabled === false ? 'paused' : 'enabled'));
+  });
+  replaceRows($('schedules'), headRow(['name'], ['when'], ['queue'], ['runs'], ['status']),
+    body, 'no schedules');
+}
+
 // -- one job ---------------------------------------------------------------------------
 
 let openJob = null; // the job document shown, as read (its _rev guards the requeue)
@@ -249,17 +268,21 @@ function requeueOne(id) {
 
 async function refresh() {
   try {
-    const [stats, workers, ddoc] = await Promise.all([
+    const [stats, workers, ddoc, schedules] = await Promise.all([
       request('GET', dbUrl(DDOC_PATH + '/_view/stats', { group_level: 2 })),
       request('GET', dbUrl('_all_docs', {
         startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true,
       })),
       request('GET', dbUrl(DDOC_PATH)),
+      request('GET', dbUrl('_all_docs', {
+        startkey: SCHEDULE_PREFIX, endkey: SCHEDULE_PREFIX + '\ufff0', include_docs: true,
+      })),
     ]);
     const pauses = ddoc && Array.isArray(ddoc[PAUSE_FIELD]) ? ddoc[PAUSE_FIELD] : [];
     shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue));
     renderCounts(stats.rows);
     renderWorkers(workers.rows);
+    renderSchedules(schedules.rows);
     await Promise.all([refreshJobs(), refreshChart()]);
     if (openJob) await showJob(openJob._id);
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();

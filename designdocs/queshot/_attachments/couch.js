@@ -6,7 +6,7 @@
 // template when pushed: none may contain Jinja's opening brace pairs.
 'use strict';
 
-const { STATES, WORKER_PREFIX, GONE_AFTER_LEASES, DEFAULT_LEASE_SECONDS, PAUSE_FIELD } = QUESHOT;
+const { STATES, WORKER_PREFIX, SCHEDULE_PREFIX, GONE_AFTER_LEASES, DEFAULT_LEASE_SECONDS, PAUSE_FIELD } = QUESHOT;
 const JSON_PARAMS = new Set(['key', 'keys', 'startkey', 'endkey']);
 const DDOC_PATH = '_design/queshot';
 

@@ -7,6 +7,7 @@ const QUESHOT = Object.freeze({
   STATES: {{ states|tojson }},
   FINISHED_STATES: {{ finished_states|tojson }},
   WORKER_PREFIX: {{ worker_doc_prefix|tojson }},
+  SCHEDULE_PREFIX: {{ schedule_doc_prefix|tojson }},
   GONE_AFTER_LEASES: {{ worker_gone_after_leases|tojson }},
   DEFAULT_LEASE_SECONDS: {{ lease_seconds|tojson }},
   PAUSE_FIELD: {{ pause_field|tojson }},
