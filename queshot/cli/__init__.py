@@ -117,18 +117,6 @@ def run_at(text: str) -> float:
         ) from None
 
 
-def _json_arg(flag: str, text: str | None, kind: type) -> Any:
-    if text is None:
-        return kind()
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{flag} is not JSON: {exc}") from None
-    if not isinstance(value, kind):
-        raise ValueError(f"{flag} must be a JSON {'array' if kind is list else 'object'}")
-    return value
-
-
 def cmd_enqueue(args: argparse.Namespace) -> int:
     if args.task is None and (args.args is not None or args.kwargs is not None):
         raise ValueError("--args and --kwargs go with --task")
@@ -147,8 +135,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     if args.task is not None:
         options.update(
             task=args.task,
-            args=_json_arg("--args", args.args, list),
-            kwargs=_json_arg("--kwargs", args.kwargs, dict),
+            args=common.json_option(args.args, "--args", list) or [],
+            kwargs=common.json_option(args.kwargs, "--kwargs", dict) or {},
         )
     with common.open_couch(args) as couch:
         queue = common.queue(args, couch, backoff_seconds=args.backoff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from .. import config, protocol
@@ -68,3 +69,16 @@ def database(args: argparse.Namespace, couch: Couch) -> Database:
 
 def queue(args: argparse.Namespace, couch: Couch, **options: Any) -> Queue:
     return Queue(queue_name(args.queue), database(args, couch), **options)
+
+
+def json_option(text: str | None, flag: str, kind: type | None = None) -> Any:
+    """A flag's JSON value (None if not given), of `kind` (list or dict) if asked."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag} is not JSON: {exc}") from None
+    if kind is not None and not isinstance(value, kind):
+        raise ValueError(f"{flag} must be a JSON {'array' if kind is list else 'object'}")
+    return value

@@ -5,7 +5,6 @@ and `scheduler`; this parses and formats."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from .. import admin
@@ -35,15 +34,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_option(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{what} is not JSON: {exc}") from None
-
-
 def cmd_schedule_add(args: argparse.Namespace) -> int:
     if (args.cron is None) == (args.every is None):
         raise ValueError("give --cron 'EXPR' or --every SECONDS")
@@ -53,12 +43,12 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
         doc["timezone"] = args.timezone
     if args.task:
         doc["task"] = args.task
-        doc["args"] = _json_option(args.args, "--args") or []
-        doc["kwargs"] = _json_option(args.kwargs, "--kwargs") or {}
+        doc["args"] = common.json_option(args.args, "--args", list) or []
+        doc["kwargs"] = common.json_option(args.kwargs, "--kwargs", dict) or {}
     elif args.args or args.kwargs:
         raise ValueError("--args and --kwargs go with --task")
     if args.data is not None:
-        doc["data"] = _json_option(args.data, "--data")
+        doc["data"] = common.json_option(args.data, "--data")
     for name in ("catch_up", "priority", "max_attempts", "timeout"):
         if getattr(args, name) is not None:
             doc[name] = getattr(args, name)
