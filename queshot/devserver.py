@@ -98,7 +98,7 @@ class DevServer:
                     f"pouchdb-server exited with {self._process.returncode} "
                     f"(log in {self._workdir}/log.txt)"
                 )
-            if _answers(self.url):
+            if answers(self.url):
                 return
             time.sleep(0.1)
         self.stop()
@@ -128,7 +128,8 @@ class DevServer:
         self.start()
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether a CouchDB-like server answers at `url` (within about a second)."""
     with Couch(url, timeout=1.0, connect_timeout=1.0) as couch:
         try:
             couch.info()
@@ -143,7 +144,7 @@ def _start_background(port: int, data_dir: str | None, state: Path) -> int:
     when one already answered: the Makefile stops only one it started itself
     when the command it started it for fails."""
     url = f"http://127.0.0.1:{port}/"
-    if _answers(url):
+    if answers(url):
         log.info(f"dev server already answering at {url}")
         print("running", flush=True)
         return 0
@@ -157,7 +158,7 @@ def _start_background(port: int, data_dir: str | None, state: Path) -> int:
         )
     (state / "pid").write_text(str(process.pid))
     deadline = time.monotonic() + 20
-    while not _answers(url):
+    while not answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             log.error(f"queshot dev server: did not start (see {state / 'log.txt'})")
             return 1

@@ -172,6 +172,12 @@ def is_due(doc: dict[str, Any], now: float) -> bool:
     return not _is_number(run_at) or run_at <= now
 
 
+def timeout_seconds(doc: dict[str, Any]) -> float | None:
+    """A job's `timeout` (seconds a run may take), or None without one."""
+    timeout = doc.get("timeout")
+    return timeout if _is_number(timeout) and timeout > 0 else None
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -14,21 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from queshot.couch import Couch, CouchError
-from queshot.devserver import free_port
+from queshot.couch import Couch
+from queshot.devserver import answers, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-
-
-def answers(url: str) -> bool:
-    with Couch(url, timeout=2.0, connect_timeout=1.0) as couch:
-        try:
-            couch.info()
-        except CouchError:
-            return False
-    return True
 
 
 @pytest.fixture

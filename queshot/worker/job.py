@@ -173,13 +173,15 @@ class JobWriter:
                     response = self.retrying(send) if retry else send()
                     break
                 except (Conflict, NotFound) as exc:
-                    if handler == "complete" and isinstance(exc, Conflict):
-                        own = self.own_completion(job, body)
-                        if own is not None:
-                            return own
-                    if isinstance(exc, Conflict) and self.adopt_cancel(job):
-                        payload["rev"] = job.rev
-                        continue
+                    if isinstance(exc, Conflict):
+                        what, answer = self.after_conflict(
+                            job, body, completing=handler == "complete"
+                        )
+                        if what == "own":
+                            return answer
+                        if what == "cancel":
+                            payload["rev"] = job.rev
+                            continue
                     reason = exc.reason or exc.error or "changed by someone else"
                     self.abandon(job, reason, handler)
                     return None
@@ -190,44 +192,41 @@ class JobWriter:
             job.finished = handler in protocol.FINAL_HANDLERS
             return response
 
-    def adopt_cancel(self, job: Job) -> bool:
-        """After a 409: whether the job changed only by a cancel request
-        (still held by this worker), in which case its writes go on against
-        the new revision. Called with the job's lock held."""
+    def after_conflict(
+        self, job: Job, body: dict[str, Any], *, completing: bool
+    ) -> tuple[str, Any]:
+        """After a 409 on a write for a held job, one read of the stored job
+        says what happened: ("own", answer) when completing, and it is this
+        worker's own completion, written by an attempt whose answer was lost
+        (its retry then met the revision that attempt made); ("cancel", None)
+        a cancel request on a job still held by this worker, whose writes go
+        on against the new revision; ("other", None) someone else's change,
+        which the caller abandons the job to. Called with the job's lock held."""
         try:
             doc = self.db.get(job.id)
         except CouchError:
-            return False
-        if not is_cancel_request_of(doc, self.worker_id):
-            return False
-        job.cancel_requested(doc["_rev"])
-        return True
+            return "other", None
+        if completing and self._is_own_completion(job, body, doc):
+            job.rev, job.finished = doc["_rev"], True
+            log.info("job %s: completed by an attempt whose answer was lost", job.id)
+            return "own", {"rev": doc["_rev"]}
+        if is_cancel_request_of(doc, self.worker_id):
+            job.cancel_requested(doc["_rev"])
+            return "cancel", None
+        return "other", None
+
+    def _is_own_completion(self, job: Job, body: dict[str, Any], doc: dict[str, Any]) -> bool:
+        return (
+            revision_number(doc["_rev"]) == revision_number(job.rev) + 1
+            and doc.get("state") == "complete"
+            and doc.get("worker_id") == self.worker_id
+            and doc.get("result") == body.get("result")
+        )
 
     def abandon(self, job: Job, reason: str, handler: str) -> None:
         """Give up the job's result: someone else changed it. Called with its lock held."""
         job.abandoned = reason
         log.warning("job %s: %s refused (%s); abandoning its result", job.id, handler, reason)
-
-    def own_completion(self, job: Job, body: dict[str, Any]) -> dict[str, Any] | None:
-        """After a 409 on completing a job: the stored revision, if it is this
-        worker's own completion, written by an attempt whose answer was lost
-        (its retry then met the revision that attempt made). Called with the
-        job's lock held."""
-        try:
-            doc = self.db.get(job.id)
-        except CouchError:
-            return None
-        next_revision = revision_number(doc["_rev"]) == revision_number(job.rev) + 1
-        if not (
-            next_revision
-            and doc.get("state") == "complete"
-            and doc.get("worker_id") == self.worker_id
-            and doc.get("result") == body.get("result")
-        ):
-            return None
-        job.rev, job.finished = doc["_rev"], True
-        log.info("job %s: completed by an attempt whose answer was lost", job.id)
-        return {"rev": doc["_rev"]}
 
 
 class RunningJobs:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database, NotFound, Outage, ServerError, ServerUnreachable
+from ..jobs import timeout_seconds
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .settling import Settler, Undecided
 
@@ -24,8 +25,8 @@ def beat_every(job: Job, lease_seconds: float) -> float:
     """Heartbeat well before the lease ends, and right after a timeout, so
     that the server fails a job over its timeout promptly."""
     every = max(0.5, lease_seconds / 3)
-    timeout = job.doc.get("timeout")
-    if isinstance(timeout, int | float) and timeout > 0:
+    timeout = timeout_seconds(job.doc)
+    if timeout is not None:
         until_timeout = job.started + timeout + 0.2 - time.monotonic()
         every = min(every, max(0.2, until_timeout))
     return every

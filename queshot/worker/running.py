@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database
-from ..jobs import FINISHED_STATES, JobCancelled
+from ..jobs import FINISHED_STATES, JobCancelled, timeout_seconds
 from ..tasks import running_as
 from .completions import CompletionWriter
 from .eventloop import EventLoop
@@ -122,10 +122,8 @@ class JobRunner:
     @staticmethod
     def _time_left(job: Job) -> float | None:
         """Seconds an async job may still run by its timeout (None: no timeout)."""
-        timeout = job.doc.get("timeout")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
-            return None
-        return max(0.0, timeout - (time.monotonic() - job.started))
+        timeout = timeout_seconds(job.doc)
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - job.started))
 
     def _finish(
         self, job: Job, handler: str, body: dict[str, Any], *, result: Any = None
@@ -159,7 +157,8 @@ class JobRunner:
         document is known, so the completed document is written back through
         `_bulk_docs`, batched with other jobs', against the claim's revision: a
         job someone else changed still answers 409 (abandoned, as with the
-        handler), and validate_doc_update still rules. One round trip per batch
+        handler, unless the change is a cancel request: then the handler, at
+        the new revision), and validate_doc_update still rules. One round trip per batch
         instead of one handler call per job. Otherwise, or if the batch refused
         it for another reason, or if the worker halts before the batch is
         written (a job claimed during shutdown), the `complete` handler."""
@@ -171,10 +170,10 @@ class JobRunner:
                     job.rev, job.finished = result["rev"], True
                     return result
                 if result.get("error") == "conflict":
-                    own = self.writer.own_completion(job, body)
-                    if own is not None:
-                        return own
-                    if not self.writer.adopt_cancel(job):  # else: the handler, at its rev
+                    what, answer = self.writer.after_conflict(job, body, completing=True)
+                    if what == "own":
+                        return answer
+                    if what == "other":  # "cancel": on to the handler, at the new revision
                         self.writer.abandon(job, "changed by someone else", "complete")
                         return None
                 else:
