@@ -80,12 +80,6 @@ class JobHandle:
     def __str__(self) -> str:
         return self.id
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobHandle) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
     @property
     def doc(self) -> dict[str, Any]:
         return _read(self.queue.db, self.id)

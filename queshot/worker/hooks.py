@@ -67,9 +67,6 @@ class Hooks:
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self._hooks = list(hooks)
 
-    def __bool__(self) -> bool:
-        return bool(self._hooks)
-
     def call(self, event: str, *args: Any) -> None:
         for hook in self._hooks:
             try:

@@ -50,7 +50,6 @@ class Unblocker:
         self._lock = threading.Lock()  # _recent and _anything_waits: the feed's thread and ours
         self._reblocked = False  # the feed saw a blocked job since the last lookup began
         self.resolved = 0  # resolve calls made (for tests and logs)
-        self.lookups = 0  # queries of the dependents view made for finished jobs
 
     def finished(self, job_id: str, state: str, result: Any) -> None:
         """A job of this worker finished for good (complete, failed, cancelled)."""
@@ -114,7 +113,6 @@ class Unblocker:
         with self._lock:
             self._reblocked = False
         outcome = resolve_dependents(self.db, pending)
-        self.lookups += 1
         self.resolved += outcome.calls
         with self._lock:
             # A job blocked meanwhile (blocked_seen) keeps lookups on.
