@@ -82,14 +82,19 @@ def require_design_doc(db: Database) -> None:
     """Raise NotProvisioned unless the database has `_design/queshot`. Checked
     once per process and database (then remembered): one `_all_docs` request
     for that one key, a few hundred bytes, before the first write; a database
-    whose design doc is removed later is not noticed by a running process."""
+    whose design doc is removed later is not noticed by a running process.
+    `_all_docs` reads one copy of a cluster's shard, which may not have a
+    design doc pushed a moment ago yet: a miss is confirmed by a quorum read."""
     if db.url in _provisioned:
         return
     try:
         rows = db.all_docs(key=f"_design/{DDOC}")["rows"]
     except NotFound:
         rows = None
-    if not rows or "error" in rows[0] or rows[0].get("value", {}).get("deleted"):
+    missing = not rows or "error" in rows[0] or rows[0].get("value", {}).get("deleted")
+    if missing and rows is not None and db.get_or_none(f"_design/{DDOC}") is not None:
+        missing = False
+    if missing:
         what = "does not exist" if rows is None else f"has no _design/{DDOC}"
         raise NotProvisioned(
             f"database {db.name!r} {what}: run `queshot push --db {db.name}` first "
