@@ -94,9 +94,9 @@ def test_a_second_branch_ends_with_one_runner_and_no_branch(push_variant, winner
     worker_a = queue.create_worker(slow, lease_seconds=1.5, poll_interval=0.2)
     worker_b = queue.create_worker(lambda job: "B", lease_seconds=1.5, poll_interval=0.2)
     worker_a.start()
-    worker_b.start()
     try:
         assert started.wait(10)
+        worker_b.start()  # only now: started together, either might have claimed the job
         held = db.get(job_id, revs=True)
         base = held["_revisions"]["ids"][1]
         rev_id = "f" * 32 if winner == "other worker" else "0" * 32
