@@ -1,6 +1,6 @@
-"""Watching and steering jobs: what `queshot stats/jobs/show/requeue/clean/workers`
-report, as data (the CLI only formats it), the schedules (`queshot schedules`,
-`schedule add/remove/pause/resume`), and the server setting the dashboard needs.
+"""Watching and steering jobs: what `queshot stats/jobs/show/requeue/clean/
+pause/workers` report, as data (the CLI only formats it). The schedules'
+counterpart is `schedule_admin.py`, the dashboard's `dashboard.py`.
 
 Listings read the `jobs_by_state` ([state, since]) and `jobs_by_queue`
 ([path, state, since]) views, whose rows carry a job summary, so no whole job
@@ -10,7 +10,6 @@ Every write goes through validate_doc_update like a Fauxton edit would.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -18,10 +17,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import dependencies, protocol
-from .couch import Conflict, Couch, Database, Forbidden, NotFound, Unauthorized
+from .couch import Conflict, Database, Forbidden, NotFound, Unauthorized
 from .jobs import (
-    SCHEDULE_DOC_PREFIX,
-    SCHEDULE_TYPE,
     STATES,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
@@ -32,13 +29,10 @@ from .jobs import (
     queue_path,
     worker_gone,
 )
-from .schedules import Schedule, ScheduleError, schedule_id
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-DASHBOARD_PATH = protocol.DASHBOARD_PATH
-DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -345,151 +339,3 @@ def workers(db: Database) -> list[WorkerStatus]:
             )
         )
     return found
-
-
-# -- the dashboard ----------------------------------------------------------------------
-
-
-def dashboard_url(db: Database) -> str:
-    return f"{db.url}/{DASHBOARD_PATH}"
-
-
-def dashboard_login_note(db: Database) -> str | None:
-    """What to do first when the server refuses the dashboard's page to a
-    browser that has not logged in (CouchDB 3: members-only databases answer
-    such a request with a 401 JSON body, before any page of ours can load, and
-    send no WWW-Authenticate, so the browser never asks); None if it does not."""
-    if db.couch.anonymous_may_read(f"{db.name}/{DASHBOARD_PATH}"):
-        return None
-    return (
-        f"dashboard: log in through Fauxton ({db.couch.url}_utils) in the same browser "
-        "first; without a login CouchDB answers the page with a JSON 'unauthorized'"
-    )
-
-
-def dashboard_csp(couch: Couch, *, enable: bool = False) -> str | None:
-    """Check (and with `enable`, fix) the one CouchDB setting the dashboard
-    needs: CouchDB 3 sends `Content-Security-Policy: sandbox` with attachments,
-    which stops the dashboard's script. Returns a line for the user, or None
-    when there is nothing to say (already fine, or not CouchDB). Setting it is
-    server-wide and per node: every attachment on that node gets DASHBOARD_CSP."""
-    setting = "[csp] attachments_header_value"
-    how = (
-        f'set {setting} = "{DASHBOARD_CSP}" (server-wide, on every node), '
-        "or run `queshot push --dashboard-csp` as a server admin"
-    )
-    try:
-        csp = couch.node_config("csp")
-    except (Unauthorized, Forbidden):
-        return (
-            f"dashboard: cannot read the server's {setting} (needs a server admin); if "
-            f"the dashboard shows no data, CouchDB's default CSP 'sandbox' blocks it: {how}"
-        )
-    if csp is None:
-        return None  # pouchdb-server: no config API, no CSP on attachments
-    if csp.get("attachments_enable", "true") == "false":
-        return None
-    value = csp.get("attachments_header_value", "sandbox")
-    if "sandbox" not in value:
-        return None
-    if not enable:
-        return (
-            f"dashboard: CouchDB sends 'Content-Security-Policy: {value}' on attachments, "
-            f"which stops the dashboard's script: {how}"
-        )
-    couch.set_node_config("csp", "attachments_header_value", DASHBOARD_CSP)
-    return (
-        f'dashboard: set {setting} = "{DASHBOARD_CSP}" on {couch.url} '
-        "(server-wide: applies to every attachment on this node; repeat on each node of a cluster)"
-    )
-
-
-# -- schedules ---------------------------------------------------------------------------
-
-
-@dataclass
-class ScheduleStatus:
-    """A schedule as `queshot schedules` lists it: `next_run` (epoch ms) is
-    its next slot, None while paused; `problem` says why a scheduler skips it."""
-
-    name: str
-    when: str
-    queue: Any
-    runs: str
-    enabled: bool
-    catch_up: int | None
-    next_run: int | None
-    problem: str | None
-    doc: dict[str, Any] = field(repr=False)
-
-
-def schedules(db: Database) -> list[ScheduleStatus]:
-    now = now_ms()
-    found = []
-    for doc in protocol.schedule_docs(db):
-        if doc.get("type") != SCHEDULE_TYPE:
-            continue
-        name = doc["_id"][len(SCHEDULE_DOC_PREFIX) :]
-        runs = f"task {doc['task']}" if doc.get("task") else f"data {json.dumps(doc.get('data'))}"
-        try:
-            schedule = Schedule.from_doc(doc)
-        except ScheduleError as exc:
-            when, next_run, problem, catch_up = "-", None, str(exc), None
-        else:
-            when, problem, catch_up = schedule.describe(), None, schedule.catch_up
-            next_run = schedule.next_slot(now) if schedule.enabled else None
-        enabled = doc.get("enabled", True) is not False
-        found.append(
-            ScheduleStatus(
-                name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc
-            )
-        )
-    return found
-
-
-def add_schedule(db: Database, doc: dict[str, Any], *, replace: bool = False) -> Schedule:
-    """Write a schedule document (checked first: cron, time zone); a schedule
-    of that name already there is an error unless `replace`. Stamps
-    `enabled_at`: no slot before now fires."""
-    doc = {"type": SCHEDULE_TYPE, **doc, "enabled_at": now_ms()}
-    schedule = Schedule.from_doc(doc)
-    existing = db.get_or_none(doc["_id"])
-    if existing is not None:
-        if not replace:
-            raise QueueError(f"schedule {schedule.name!r} exists already (--replace to overwrite)")
-        doc["_rev"] = existing["_rev"]
-    _save_schedule(db, doc)
-    return schedule
-
-
-def remove_schedule(db: Database, name: str) -> None:
-    """Delete a schedule; the jobs it made stay."""
-    doc = _schedule_doc(db, name)
-    db.delete(doc["_id"], doc["_rev"])
-
-
-def set_schedule_enabled(db: Database, name: str, enabled: bool) -> bool:
-    """Pause or resume a schedule; whether that changed anything. Resuming
-    stamps `enabled_at`, so the slots missed while paused do not fire."""
-    doc = _schedule_doc(db, name)
-    if (doc.get("enabled", True) is not False) == enabled:
-        return False
-    doc["enabled"] = enabled
-    if enabled:
-        doc["enabled_at"] = now_ms()
-    _save_schedule(db, doc)
-    return True
-
-
-def _schedule_doc(db: Database, name: str) -> dict[str, Any]:
-    doc = db.get_or_none(schedule_id(name))
-    if doc is None or doc.get("type") != SCHEDULE_TYPE:
-        raise QueueError(f"no schedule {name!r} in {db.name}")
-    return doc
-
-
-def _save_schedule(db: Database, doc: dict[str, Any]) -> None:
-    try:
-        db.save(doc)
-    except Forbidden as exc:
-        raise QueueError(exc.reason) from None

@@ -9,12 +9,12 @@ handlers); nothing here decides what a legal job is.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import dependencies, protocol
+from . import dependencies, jobdoc, protocol
 from .couch import Conflict, Database, NotFound
 from .jobs import (
     LEASE_SECONDS,
@@ -23,7 +23,6 @@ from .jobs import (
     JobFailed,
     JobNotFound,
     QueueError,
-    new_job_id,
     now_ms,
     queue_path,
 )
@@ -39,44 +38,6 @@ __all__ = ["JobExists", "JobFailed", "JobHandle", "JobNotFound", "Queue", "Queue
 log = logging.getLogger(__name__)
 
 BULK_CHUNK = 2000
-# create_job's options: enqueue() takes these keyword arguments for the job, not the task.
-JOB_OPTIONS = frozenset(
-    {
-        "id",
-        "priority",
-        "delay",
-        "run_at",
-        "max_attempts",
-        "timeout",
-        "max_stalls",
-        "depends_on",
-        "on_dependency_failure",
-    }
-)
-
-
-def _check_max_stalls(max_stalls: int | None) -> None:
-    if max_stalls is not None and (not isinstance(max_stalls, int) or max_stalls < 0):
-        raise QueueError(f"max_stalls must be a whole number >= 0 (got {max_stalls!r})")
-
-
-def _job_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the job's options out of enqueue's keyword arguments (the rest are the task's)."""
-    return {name: kwargs.pop(name) for name in list(kwargs) if name in JOB_OPTIONS}
-
-
-def _job_ids(jobs: Sequence[str | JobHandle]) -> list[str]:
-    """Job ids (or handles) as ids, each once, in order."""
-    if isinstance(jobs, str | JobHandle):
-        jobs = [jobs]
-    return list(dict.fromkeys(job.id if isinstance(job, JobHandle) else str(job) for job in jobs))
-
-
-def _check_json(what: str, value: Any) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise QueueError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
 class Queue:
@@ -110,15 +71,13 @@ class Queue:
         self.name = name if isinstance(name, str) else list(name)
         self.path = queue_path(name)
         self.db = db
-        if limit < 1:
-            raise QueueError(f"limit must be >= 1 (got {limit})")
-        if max_attempts < 1:
-            raise QueueError(f"max_attempts must be >= 1 (got {max_attempts})")
-        _check_max_stalls(max_stalls)
-        if lease_seconds <= 0:
-            raise QueueError(f"lease_seconds must be > 0 (got {lease_seconds})")
-        if backoff_seconds is not None and not backoff_seconds >= 0:
-            raise QueueError(f"backoff_seconds must be >= 0 (got {backoff_seconds})")
+        jobdoc.check_queue_defaults(
+            limit=limit,
+            max_attempts=max_attempts,
+            lease_seconds=lease_seconds,
+            backoff_seconds=backoff_seconds,
+            max_stalls=max_stalls,
+        )
         self.limit = limit
         self.view = view
         self.autoremove = autoremove
@@ -134,86 +93,9 @@ class Queue:
 
     # -- producing -----------------------------------------------------------------
 
-    def new_job_doc(
-        self,
-        data: Any,
-        *,
-        task: str | None = None,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        depends_on: Sequence[str | JobHandle] = (),
-        on_dependency_failure: str = "fail",
-        id: str | None = None,
-        priority: int = 0,
-        delay: float | None = None,
-        run_at: float | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
-        max_stalls: int | None = None,
-        created_at: int | None = None,
-        fields: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The document of a new waiting job (seed fields first); `task` with
-        its `args` and `kwargs` names what runs it, for a worker of tasks.
-        `created_at` (epoch ms, default now) and `fields` (more top-level
-        fields: the schedule slot that made the job) let a caller write a
-        document that does not depend on when or where it was built: every
-        scheduler builds the same bytes for one slot."""
-        _check_json("job data", data)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise QueueError(f"priority must be an integer (got {priority!r})")
-        created = now_ms() if created_at is None else created_at
-        doc: dict[str, Any] = {
-            "queues": self.name,
-            "state": "inactive",
-            "worker_id": None,
-            "priority": priority,
-            "log": [],
-            "data": data,
-            "created_at": created,
-            "attempts": 0,
-            # 0 is not "unset": the design docs refuse it, saying why
-            "max_attempts": self.max_attempts if max_attempts is None else max_attempts,
-            "progress": 0,
-        }
-        doc["_id"] = new_job_id() if id is None else id
-        if task is not None:
-            if not isinstance(task, str) or not task:
-                raise QueueError(f"task must be a non-empty name (got {task!r})")
-            _check_json("task args", list(args))
-            _check_json("task kwargs", kwargs or {})
-            doc.update(task=task, args=list(args), kwargs=dict(kwargs or {}))
-        elif args or kwargs:
-            raise QueueError("args and kwargs need a task to pass them to")
-        waits = _job_ids(depends_on)
-        if waits:
-            doc.update(state="blocked", depends_on=waits, waiting_for=list(waits))
-            if on_dependency_failure not in ("fail", "run"):
-                raise QueueError(
-                    f"on_dependency_failure must be 'fail' or 'run' (got {on_dependency_failure!r})"
-                )
-            if on_dependency_failure == "run":
-                doc["on_dependency_failure"] = "run"
-        if delay is not None and run_at is not None:
-            raise QueueError("give either delay or run_at, not both")
-        if delay is not None:
-            if not delay >= 0:
-                raise QueueError(f"delay must be >= 0 seconds (got {delay})")
-            doc["run_at"] = created + int(delay * 1000)
-        elif run_at is not None:
-            doc["run_at"] = int(run_at * 1000)
-        _check_max_stalls(max_stalls)
-        for field, value in (
-            ("timeout", self.timeout if timeout is None else timeout),
-            ("backoff_seconds", self.backoff_seconds),
-            ("max_stalls", self.max_stalls if max_stalls is None else max_stalls),
-        ):
-            if value is not None:
-                doc[field] = value
-        if fields:
-            _check_json("job fields", dict(fields))
-            doc.update(fields)
-        return doc
+    def new_job_doc(self, data: Any, **options: Any) -> dict[str, Any]:
+        """The document of a new waiting job, not yet stored (`jobdoc.new_job_doc`)."""
+        return jobdoc.new_job_doc(self, data, **options)
 
     def create_job(self, data: Any, **options: Any) -> str:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
@@ -241,7 +123,7 @@ class Queue:
         arguments named like create_job's options (priority, delay, run_at,
         id, max_attempts, timeout, max_stalls) are the job's options, the
         rest the task's: `enqueue_call` keeps the two apart."""
-        options = _job_options(kwargs)
+        options = jobdoc.job_options(kwargs)
         return self.enqueue_call(task, args=args, kwargs=kwargs, **options)
 
     def enqueue_call(
@@ -261,7 +143,7 @@ class Queue:
     def step(self, task: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Step:
         """A call of `task` on this queue, not yet enqueued, for `workflow.chain`
         and `workflow.fan_in`; arguments split as `enqueue` splits them."""
-        options = _job_options(kwargs)
+        options = jobdoc.job_options(kwargs)
         return Step(self, task, args, kwargs, options)
 
     def create_jobs(self, datas: Iterable[Any], **options: Any) -> list[str]:
@@ -272,7 +154,7 @@ class Queue:
         for data in datas:
             docs.append(self.new_job_doc(data, **options))
         protocol.require_design_doc(self.db)
-        waits = _job_ids(options.get("depends_on", ()))
+        waits = jobdoc.job_ids(options.get("depends_on", ()))
         if waits:
             dependencies.check_exist(self.db, waits)
         refused = []
@@ -301,10 +183,8 @@ class Queue:
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """The job's whole document."""
-        try:
+        with _about(self.db, job_id):
             return self.db.get(job_id)
-        except NotFound:
-            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
 
     def get_job_data(self, job_id: str) -> Any:
         return self.get_job(job_id).get("data")
@@ -342,7 +222,7 @@ class Queue:
         raise QueueError(f"job {job_id!r} kept changing under us; try again")
 
     def set_job_data(self, job_id: str, data: Any) -> None:
-        _check_json("job data", data)
+        jobdoc.check_json("job data", data)
         self._edit(job_id, lambda doc: doc.__setitem__("data", data))
 
     def set_job_state(self, job_id: str, state: str) -> None:
@@ -370,24 +250,16 @@ class Queue:
 
     def requeue(self, job_id: str) -> None:
         """Put a failed (or completed) job back to waiting, attempts reset."""
-        try:
+        with _about(self.db, job_id, refused="requeued"):
             protocol.requeue(self.db, job_id)
-        except NotFound:
-            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
-        except Conflict as exc:
-            raise QueueError(f"job {job_id!r} not requeued: {exc.reason}") from None
 
     def cancel(self, job_id: str) -> str:
         """Cancel a job: a waiting one at once (-> "cancelled"); a running one
         is asked to stop (-> "active"): its worker tells the handler, and the
         job ends cancelled unless it completes first. QueueError if it has
         already finished."""
-        try:
+        with _about(self.db, job_id, refused="cancelled"):
             return dependencies.cancel(self.db, job_id)
-        except NotFound:
-            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
-        except Conflict as exc:
-            raise QueueError(f"job {job_id!r} not cancelled: {exc.reason}") from None
 
     def remove_job(self, job_id: str) -> None:
         doc = self.get_job(job_id)
@@ -401,10 +273,8 @@ class Queue:
         self._handler(job_id, "progress", {"progress": progress})
 
     def _handler(self, job_id: str, name: str, body: dict[str, Any]) -> None:
-        try:
+        with _about(self.db, job_id):
             protocol.call(self.db, name, job_id, body)
-        except NotFound:
-            raise JobNotFound(f"no job {job_id!r} in {self.db.name}") from None
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -420,3 +290,17 @@ class Queue:
         from .worker import Worker
 
         return Worker(self, handler, name=name, concurrency=concurrency, **options)
+
+
+@contextmanager
+def _about(db: Database, job_id: str, *, refused: str | None = None) -> Iterator[None]:
+    """A request about one job: a missing job is JobNotFound, and a handler's
+    refusal (a 409, with `refused` the verb) a QueueError that says why."""
+    try:
+        yield
+    except NotFound:
+        raise JobNotFound(f"no job {job_id!r} in {db.name}") from None
+    except Conflict as exc:
+        if refused is None:
+            raise
+        raise QueueError(f"job {job_id!r} not {refused}: {exc.reason}") from None

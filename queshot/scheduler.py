@@ -51,8 +51,8 @@ from .couch import (
 )
 from .jobs import SCHEDULE_DOC_PREFIX, revision_number, winning_revision
 from .queue import Queue
+from .retrying import MAX_RETRY_DELAY, Retrier
 from .schedules import Schedule, ScheduleError, slot_stamp
-from .worker.connection import MAX_RETRY_DELAY, Retrier
 
 log = logging.getLogger(__name__)
 

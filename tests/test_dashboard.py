@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
-from queshot import admin
+from queshot import admin, dashboard
 from queshot.couch import Couch, Database, safe_url
 from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms
 from queshot.queue import Queue
@@ -66,10 +66,10 @@ def test_the_dashboard_has_the_queues_constants(couch: Couch, db: Database) -> N
 
 def test_dashboard_csp_check(couch: Couch) -> None:
     if REAL_COUCHDB:
-        message = admin.dashboard_csp(couch)
+        message = dashboard.dashboard_csp(couch)
         assert message is None or message.startswith("dashboard: ")
     else:  # pouchdb-server: no /_node/_local/_config, no CSP on attachments
-        assert admin.dashboard_csp(couch, enable=True) is None
+        assert dashboard.dashboard_csp(couch, enable=True) is None
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def page(server_url: str, couch: Couch) -> Iterator[Any]:
         "playwright.sync_api", reason="needs the playwright package (pip install -e '.[dev]')"
     )
     if COUCHDB_BIN:
-        admin.dashboard_csp(couch, enable=True)
+        dashboard.dashboard_csp(couch, enable=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -102,7 +102,7 @@ def page(server_url: str, couch: Couch) -> Iterator[Any]:
 
             def with_couchdb_csp(route: Any) -> None:
                 response = route.fetch()
-                headers = {**response.headers, "content-security-policy": admin.DASHBOARD_CSP}
+                headers = {**response.headers, "content-security-policy": dashboard.DASHBOARD_CSP}
                 route.fulfill(response=response, headers=headers)
 
             context.route("**/_design/queshot/*", with_couchdb_csp)
@@ -168,7 +168,7 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
         }
     )
 
-    page.goto(f"{safe_url(server_url)}{db.name}/{admin.DASHBOARD_PATH}")
+    page.goto(f"{safe_url(server_url)}{db.name}/{dashboard.DASHBOARD_PATH}")
 
     def count(queue: str, state: str) -> Any:
         return page.locator(f'#counts td[data-queue="{queue}"][data-state="{state}"]')
@@ -211,7 +211,7 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
 def open_dashboard(page: Any, server_url: str, db: Database) -> None:
     from playwright.sync_api import expect
 
-    page.goto(f"{safe_url(server_url)}{db.name}/{admin.DASHBOARD_PATH}")
+    page.goto(f"{safe_url(server_url)}{db.name}/{dashboard.DASHBOARD_PATH}")
     expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
 
 

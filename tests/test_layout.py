@@ -98,3 +98,29 @@ def test_import_queshot_loads_neither_the_worker_nor_watchdog() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# The rooms stay small enough to read at once; ARCHITECTURE.md says why these
+# exceptions are as they are.
+MAX_FILE_LINES = 400
+MAX_CLASS_LINES = 250
+LONGER_FILES = {"queshot.couch"}
+LONGER_CLASSES = {"queshot.worker.Worker"}
+
+
+def test_no_file_is_over_the_limit_but_the_ones_architecture_names() -> None:
+    long = {
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if len(path.read_text().splitlines()) > MAX_FILE_LINES
+    }
+    assert long <= LONGER_FILES
+
+
+def test_no_class_is_over_the_limit_but_the_ones_architecture_names() -> None:
+    long = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno >= MAX_CLASS_LINES:
+                long.add(f"{module_name(path)}.{node.name}")
+    assert long <= LONGER_CLASSES

@@ -17,7 +17,7 @@ import pytest
 from conftest import queue_database, running, wait_until
 from recording import count_events
 
-from queshot import Tasks, admin, current_job
+from queshot import Tasks, current_job, schedule_admin
 from queshot.cli import main
 from queshot.couch import Couch, Database, Forbidden
 from queshot.jobs import NotProvisioned, now_ms
@@ -162,7 +162,7 @@ def test_the_scheduler_follows_schedule_edits_from_the_feed(db: Database) -> Non
     try:
         add(db, every=1)
         wait_until(lambda: len(slot_jobs(db)) >= 2, timeout=15)
-        assert admin.set_schedule_enabled(db, "tick", False)
+        assert schedule_admin.set_schedule_enabled(db, "tick", False)
         paused_at = len(slot_jobs(db))
 
         def made_since_pause() -> int:
@@ -172,7 +172,7 @@ def test_the_scheduler_follows_schedule_edits_from_the_feed(db: Database) -> Non
         add(db, "other", every=1)
         wait_until(lambda: slot_jobs(db, "other"), timeout=15)
         assert made_since_pause() <= 1
-        admin.remove_schedule(db, "other")
+        schedule_admin.remove_schedule(db, "other")
         wait_until(lambda: schedule_id("other") not in scheduler._schedules, timeout=10)
     finally:
         stopping = threading.Thread(target=scheduler.stop)

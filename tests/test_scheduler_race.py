@@ -24,7 +24,7 @@ import pytest
 from conftest import queue_database, wait_until
 from recording import count_events
 
-from queshot import admin
+from queshot import schedule_admin
 from queshot.couch import Couch, Database
 from queshot.jobs import now_ms
 from queshot.localcouch import LocalCluster
@@ -61,7 +61,9 @@ def race(
 ) -> dict[str, Any]:
     """Three schedulers (scheduler i on urls[i % len]) and one worker per url
     over one `every: 1` schedule; returns what each scheduler said."""
-    admin.add_schedule(db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 1, "data": {}})
+    schedule_admin.add_schedule(
+        db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 1, "data": {}}
+    )
     workers = [
         spawn_worker(db.name, "ticks", "--poll-interval", "1", url=url, stderr=subprocess.DEVNULL)
         for url in urls
@@ -179,7 +181,7 @@ def test_creates_of_one_slot_at_the_same_instant_through_three_nodes_leave_one_r
     every copy."""
     with Couch(couch_cluster.url) as couch:
         db = queue_database(couch, db_name)
-        admin.add_schedule(db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 60})
+        schedule_admin.add_schedule(db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 60})
         dbs = [Couch(url).database(db_name) for url in couch_cluster.urls]
         schedulers = []
         for node_db in dbs:

@@ -8,150 +8,19 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import admin, config, designdocs, sync
+from .. import config, dashboard, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
-from ..jobs import LEASE_SECONDS, QueueError
-from ..queue import Queue
-from . import common, output, schedules, steering
+from ..jobs import QueueError
+from . import common, enqueue, output, running, schedules, steering
 
 log = logging.getLogger("queshot")
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    from ..reload import load_handler
-
-    if os.getcwd() not in sys.path:  # a console script does not put it there; handlers live here
-        sys.path.insert(0, os.getcwd())
-    from ..worker import Worker
-
-    hooks = [load_handler(spec)() for spec in args.hook]
-    if args.metrics_port is not None:
-        from ..metrics import WorkerMetrics
-
-        hooks.append(WorkerMetrics(args.metrics_port, args.metrics_host))
-    with common.open_couch(args) as couch:
-        db = common.database(args, couch)
-        options = {
-            "limit": args.limit,
-            "autoremove": args.autoremove,
-            "lease_seconds": args.lease_seconds,
-        }
-        queues = [Queue(common.queue_name(name), db, **options) for name in args.queue]
-        worker = Worker(
-            queues,
-            args.handler,
-            hooks=hooks,
-            reload=args.reload,
-            name=args.name,
-            concurrency=args.concurrency,
-            shutdown_grace=args.grace,
-            poll_interval=args.poll_interval,
-        )
-        scheduler = None
-        if args.schedules:
-            from ..scheduler import Scheduler
-
-            scheduler = Scheduler(db, name=worker.name)
-            scheduler.start()
-        try:
-            worker.run()
-        finally:
-            if scheduler is not None:
-                scheduler.stop()
-    return 0
-
-
-def cmd_metrics(args: argparse.Namespace) -> int:
-    """Serve the database's queue metrics until interrupted."""
-    from ..metrics import database_registry, serve
-
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with common.open_couch(args) as couch:
-        db = common.database(args, couch)
-        db.info()  # an unreachable server or a missing database says so now, not at a scrape
-        serve(database_registry(db), args.port, args.host)
-        stop.wait()
-    return 0
-
-
-def _read_jobs(path: str) -> list[Any]:
-    jobs = []
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text: {exc.reason}") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                jobs.append(json.loads(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not JSON: {exc}") from None
-    return jobs
-
-
-def run_at(text: str) -> float:
-    """`--run-at`: epoch seconds (as `run_at=` in the API), or a local ISO time."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a time: {text!r} (epoch seconds, or e.g. 2030-01-31T09:00)"
-        ) from None
-
-
-def cmd_enqueue(args: argparse.Namespace) -> int:
-    if args.task is None and (args.args is not None or args.kwargs is not None):
-        raise ValueError("--args and --kwargs go with --task")
-    if args.task is None and (args.data is None) == (args.file is None):
-        raise ValueError("give the job data as JSON, or --file jobs.jsonl (one JSON per line)")
-    if args.task is not None and args.file is not None:
-        raise ValueError("--task enqueues one job: no --file")
-    if args.delay is not None and args.run_at is not None:
-        raise ValueError("give --delay or --run-at, not both")
-    options: dict[str, Any] = {"priority": args.priority}
-    for name in ("delay", "run_at", "max_attempts", "timeout", "max_stalls"):
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    if args.depends_on:
-        options.update(depends_on=args.depends_on, on_dependency_failure=args.on_dependency_failure)
-    if args.task is not None:
-        options.update(
-            task=args.task,
-            args=common.json_option(args.args, "--args", list) or [],
-            kwargs=common.json_option(args.kwargs, "--kwargs", dict) or {},
-        )
-    with common.open_couch(args) as couch:
-        queue = common.queue(args, couch, backoff_seconds=args.backoff)
-        if args.file is not None:
-            ids = queue.create_jobs(_read_jobs(args.file), **options)
-        else:
-            data = None
-            if args.data is not None:
-                try:
-                    data = json.loads(args.data)
-                except ValueError as exc:
-                    raise ValueError(f"job data is not JSON: {exc}") from None
-            ids = [queue.create_job(data, id=args.id, **options)]
-    print("\n".join(ids))
-    return 0
 
 
 def _print_result(result: sync.PushResult) -> None:
@@ -162,7 +31,7 @@ def _print_result(result: sync.PushResult) -> None:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Push the design docs (or watch and push on every save), then check the
-    server setting the dashboard needs (see admin.dashboard_csp)."""
+    server setting the dashboard needs (see dashboard.dashboard_csp)."""
     databases = config.database_names(args.db)
     with common.open_couch(args) as couch:
         if args.watch:
@@ -174,9 +43,11 @@ def cmd_push(args: argparse.Namespace) -> int:
             bundle = designdocs.load(args.source)
             for result in sync.push(couch, databases, bundle, dry_run=args.dry_run):
                 _print_result(result)
-        message = admin.dashboard_csp(couch, enable=args.dashboard_csp and not args.dry_run)
-        urls = [admin.dashboard_url(couch.database(name)) for name in databases]
-        login = None if args.dry_run else admin.dashboard_login_note(couch.database(databases[0]))
+        message = dashboard.dashboard_csp(couch, enable=args.dashboard_csp and not args.dry_run)
+        urls = [dashboard.dashboard_url(couch.database(name)) for name in databases]
+        login = (
+            None if args.dry_run else dashboard.dashboard_login_note(couch.database(databases[0]))
+        )
     if message:
         print(message)
     if login:
@@ -240,100 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--dashboard-csp",
         action="store_true",
         help="let the dashboard's script run on CouchDB 3: set the server-wide "
-        f'[csp] attachments_header_value to "{admin.DASHBOARD_CSP}" (server admin)',
+        f'[csp] attachments_header_value to "{dashboard.DASHBOARD_CSP}" (server admin)',
     )
     push.set_defaults(func=cmd_push)
-
-    worker = commands.add_parser(
-        "worker",
-        help="run a worker: MODULE:CALLABLE handles each job, or MODULE's Tasks run them by name",
-    )
-    common.connection_options(worker)
-    worker.add_argument("handler", metavar="MODULE[:CALLABLE]")
-    worker.add_argument(
-        "--queue",
-        action="append",
-        required=True,
-        help="queue name, or a path like email/welcome; repeat for several, "
-        "taken in the order given (the first while it has due jobs)",
-    )
-    worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
-    worker.add_argument("--name", help="worker name (default host-pid)")
-    worker.add_argument(
-        "--lease-seconds",
-        type=float,
-        default=LEASE_SECONDS,
-        help=f"lease (default {LEASE_SECONDS:g})",
-    )
-    worker.add_argument("--limit", type=int, default=10, help="pending rows read per round")
-    worker.add_argument("--autoremove", action="store_true", help="delete completed jobs")
-    worker.add_argument("--grace", type=float, default=30.0, help="seconds to finish on SIGTERM")
-    worker.add_argument("--poll-interval", type=float, default=5.0, help="fallback poll (s)")
-    worker.add_argument("--reload", action="store_true", help="re-import the handler on change")
-    worker.add_argument(
-        "--hook",
-        action="append",
-        default=[],
-        metavar="MODULE:FACTORY",
-        help="a worker hook: FACTORY() gives a queshot.Hook (repeatable)",
-    )
-    worker.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics at :PORT/metrics"
-    )
-    worker.add_argument(
-        "--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)"
-    )
-    worker.add_argument(
-        "--schedules", action="store_true", help="also run a scheduler (queshot scheduler)"
-    )
-    worker.set_defaults(func=cmd_worker)
-
-    metrics = commands.add_parser(
-        "metrics", help="serve Prometheus metrics of a database's queues at :PORT/metrics"
-    )
-    common.connection_options(metrics)
-    metrics.add_argument("--port", type=int, required=True, help="port to serve /metrics on")
-    metrics.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    metrics.set_defaults(func=cmd_metrics)
-
-    enqueue = commands.add_parser("enqueue", help="add a job (JSON) or many (--file jobs.jsonl)")
-    common.connection_options(enqueue)
-    enqueue.add_argument("queue", help="queue name, or a path like email/welcome")
-    enqueue.add_argument("data", nargs="?", help="the job's data as JSON")
-    enqueue.add_argument("--file", help="JSON lines, one job's data per line ('-' for stdin)")
-    enqueue.add_argument("--id", help="job id (unique jobs: a second enqueue is refused)")
-    enqueue.add_argument("--priority", type=int, default=0, help="higher runs first")
-    enqueue.add_argument("--delay", type=float, help="seconds before it may run")
-    enqueue.add_argument(
-        "--run-at", type=run_at, help="not before then: epoch seconds, or a local ISO time"
-    )
-    enqueue.add_argument("--max-attempts", type=int, help="attempts before it fails for good")
-    enqueue.add_argument("--timeout", type=float, help="seconds a run may take")
-    enqueue.add_argument(
-        "--max-stalls", type=int, help="times it may be taken back from a dead worker, unused"
-    )
-    enqueue.add_argument(
-        "--backoff",
-        type=float,
-        help="seconds before the first retry, doubled for each next one (default 2)",
-    )
-    enqueue.add_argument("--task", help="the task that runs it, by name (a worker of tasks)")
-    enqueue.add_argument("--args", help="with --task: its positional arguments, a JSON array")
-    enqueue.add_argument("--kwargs", help="with --task: its keyword arguments, a JSON object")
-    enqueue.add_argument(
-        "--depends-on",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="a job it waits for (repeatable): blocked until they complete",
-    )
-    enqueue.add_argument(
-        "--on-dependency-failure",
-        choices=("fail", "run"),
-        default="fail",
-        help="if a job it waits for fails: fail too (default), or run anyway",
-    )
-    enqueue.set_defaults(func=cmd_enqueue)
+    running.add_commands(commands)
+    enqueue.add_commands(commands)
 
     demo_cmd = commands.add_parser("demo", help="run the demo end to end (make demo)")
     demo_cmd.add_argument("--url", help="CouchDB URL (default: $COUCHDB_URL, else the dev server)")

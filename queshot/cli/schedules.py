@@ -1,5 +1,5 @@
 """Periodic jobs from the command line: `queshot schedules`, `queshot schedule
-add|remove|pause|resume`, and `queshot scheduler`. The work is in `admin`
+add|remove|pause|resume`, and `queshot scheduler`. The work is in `schedule_admin`
 and `scheduler`; this parses and formats."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import admin
+from .. import schedule_admin
 from ..jobs import now_ms
 from ..schedules import schedule_id
 from . import common, output
@@ -15,7 +15,7 @@ from . import common, output
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
-        found = admin.schedules(common.database(args, couch))
+        found = schedule_admin.schedules(common.database(args, couch))
     if output.json_or_nothing(args, found, empty=not found, nothing="no schedules"):
         return 0
     rows = [
@@ -54,7 +54,9 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
             doc[name] = getattr(args, name)
     doc["enabled"] = not args.paused
     with common.open_couch(args) as couch:
-        schedule = admin.add_schedule(common.database(args, couch), doc, replace=args.replace)
+        schedule = schedule_admin.add_schedule(
+            common.database(args, couch), doc, replace=args.replace
+        )
     state = "paused" if args.paused else f"next run {output.when(schedule.next_slot(now_ms()))}"
     print(f"schedule {schedule.name}: {schedule.describe()}, {state}")
     return 0
@@ -62,7 +64,7 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
 
 def cmd_schedule_remove(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
-        admin.remove_schedule(common.database(args, couch), args.name)
+        schedule_admin.remove_schedule(common.database(args, couch), args.name)
     print(f"schedule {args.name} removed (the jobs it made stay)")
     return 0
 
@@ -77,7 +79,9 @@ def cmd_schedule_resume(args: argparse.Namespace) -> int:
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     with common.open_couch(args) as couch:
-        changed = admin.set_schedule_enabled(common.database(args, couch), args.name, enabled)
+        changed = schedule_admin.set_schedule_enabled(
+            common.database(args, couch), args.name, enabled
+        )
     word = "resumed" if enabled else "paused"
     print(f"schedule {args.name} {word}" if changed else f"schedule {args.name} was already {word}")
     return 0

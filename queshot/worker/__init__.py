@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -39,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 from ..couch import Outage
 from ..jobs import QueueError, worker_queues
 from ..protocol import DDOC_ID
+from ..retrying import Retrier
 from .claiming import Claimer
 from .completions import CompletionWriter
-from .connection import Retrier
 from .control import QueueControl
 from .dispatch import Dispatcher
 from .feed import FeedListener
@@ -52,6 +51,7 @@ from .leases import Heartbeats, Reaper
 from .ordering import QueueOrder
 from .running import JobRunner
 from .settling import Settler
+from .signals import StopSignals
 from .status import StatusReporter
 from .unblocking import Unblocker
 
@@ -62,7 +62,6 @@ __all__ = ["Hook", "Job", "Outcome", "Worker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
 
-LAST_RELEASE_SECONDS = 1.5  # what a second signal leaves for giving running jobs back
 OUTCOME_GIVE_UP_SECONDS = 1.0  # how long a stop waits for halted outcome writers to say so
 
 
@@ -119,7 +118,9 @@ class Worker:
 
         self._stopping = threading.Event()  # no more claims
         self._halt = threading.Event()  # background threads end
-        self._stop_requested = threading.Event()
+        self._signals = StopSignals(
+            lambda within: self.runner.release_all(within=within), shutdown_grace
+        )
         self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
         self._retrying = Retrier(self._outage, self._halt)
         self.running = RunningJobs(concurrency)
@@ -267,7 +268,7 @@ class Worker:
         self.handlers.start()
         # The feed is not joined on stop: it ends at its next heartbeat.
         self._threads = [
-            self._thread(part.run, name)
+            _start_thread(part.run, name)
             for part, name in (
                 (self.dispatcher, "dispatch"),
                 (self._heartbeats, "heartbeat"),
@@ -277,7 +278,7 @@ class Worker:
                 (self.unblocker, "unblock"),
             )
         ]
-        self._thread(self._feed.run, "changes")
+        _start_thread(self._feed.run, "changes")
         self.hooks.call("on_start", self)
         log.info(
             "worker %s on %s %s (concurrency %d, lease %ss, n=%d)",
@@ -288,12 +289,6 @@ class Worker:
             self.lease_seconds,
             self.replicas,
         )
-
-    @staticmethod
-    def _thread(target: Callable[[], None], name: str) -> threading.Thread:
-        thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
-        thread.start()
-        return thread
 
     def stop(self, grace: float | None = None) -> None:
         """Stop claiming, let running jobs finish within `grace` seconds, give
@@ -325,36 +320,25 @@ class Worker:
         """Run until SIGTERM/SIGINT (graceful; a second signal gives the running
         jobs back and exits) or a fatal error (wrong credentials, missing
         design doc), which is raised."""
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self._on_signal)
+        self._signals.install()
         self.start()
-        while not self._stop_requested.wait(0.5):
-            pass
+        self._signals.wait()
         self.stop()
         if self.fatal is not None:
             raise self.fatal
 
     def request_stop(self) -> None:
-        self._stop_requested.set()
+        self._signals.request()
 
     def reap(self) -> int:
         """Take back expired jobs now (the reaper does it every `reap_interval`)."""
         return self.reaper.reap()
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_requested.is_set():
-            log.warning("second signal: giving back the running jobs, then exiting")
-            self.runner.release_all(within=LAST_RELEASE_SECONDS)
-            os._exit(1)
-        log.info("signal %d: finishing running jobs (up to %ss)", signum, self.shutdown_grace)
-        self._stop_requested.set()
-
     def _fail_fatally(self, exc: Exception) -> None:
         log.error("worker %s cannot go on: %s", self.id, exc)
         self.fatal = exc
         self._stopping.set()
-        self._stop_requested.set()
+        self._signals.request()
 
 
 def _worker_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
@@ -376,3 +360,9 @@ def _worker_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
             raise QueueError(f"queue {'/'.join(q.path)!r} given twice")
         seen.append(q.path)
     return queues
+
+
+def _start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
+    thread.start()
+    return thread

@@ -21,7 +21,7 @@ from ..couch import (
     ServerError,
     ServerUnreachable,
 )
-from .connection import Retrier
+from ..retrying import Retrier
 from .job import Job, JobWriter, WorkerStats
 from .settling import Settler, Undecided
 

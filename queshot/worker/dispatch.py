@@ -21,8 +21,8 @@ from ..couch import (
     Unauthorized,
 )
 from ..jobs import now_ms
+from ..retrying import MAX_RETRY_DELAY
 from .claiming import Claimer
-from .connection import MAX_RETRY_DELAY
 from .control import QueueControl
 from .job import Job, RunningJobs
 from .ordering import QueueOrder

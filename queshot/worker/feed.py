@@ -14,7 +14,7 @@ from typing import Any
 from .. import protocol
 from ..couch import CouchError, Database, Forbidden, Unauthorized
 from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms
-from .connection import MAX_RETRY_DELAY, Retrier
+from ..retrying import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
 from .ordering import QueueOrder
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..couch import CouchError, Database, Outage, ServerError, ServerUnreachable
 from ..dependencies import Finished, reconcile, resolve_dependents
-from .connection import MAX_RETRY_DELAY
+from ..retrying import MAX_RETRY_DELAY
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""Riding out connection faults: every part of a worker retries through one
-`Outage`, so that an outage is one log line per worker (and one when CouchDB
-answers again), not one per thread or request."""
+"""Riding out connection faults: every part of a worker (and the scheduler)
+retries through one `Outage`, so that an outage is one log line per worker
+(and one when CouchDB answers again), not one per thread or request."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..couch import Outage, ServerError, ServerUnreachable
+from .couch import Outage, ServerError, ServerUnreachable
 
 T = TypeVar("T")
 MAX_RETRY_DELAY = 2.0  # cap of the backoff while CouchDB does not answer (s)

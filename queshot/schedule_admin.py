@@ -1,0 +1,104 @@
+"""Watching and steering schedules: what `queshot schedules` lists and what
+`queshot schedule add/remove/pause/resume` writes, as data (the CLI only
+formats it). Every write goes through validate_doc_update, as a Fauxton
+edit would; the scheduler (`scheduler.py`) reads what is written here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol
+from .couch import Database, Forbidden
+from .jobs import SCHEDULE_DOC_PREFIX, SCHEDULE_TYPE, QueueError, now_ms
+from .schedules import Schedule, ScheduleError, schedule_id
+
+
+@dataclass
+class ScheduleStatus:
+    """A schedule as `queshot schedules` lists it: `next_run` (epoch ms) is
+    its next slot, None while paused; `problem` says why a scheduler skips it."""
+
+    name: str
+    when: str
+    queue: Any
+    runs: str
+    enabled: bool
+    catch_up: int | None
+    next_run: int | None
+    problem: str | None
+    doc: dict[str, Any] = field(repr=False)
+
+
+def schedules(db: Database) -> list[ScheduleStatus]:
+    now = now_ms()
+    found = []
+    for doc in protocol.schedule_docs(db):
+        if doc.get("type") != SCHEDULE_TYPE:
+            continue
+        name = doc["_id"][len(SCHEDULE_DOC_PREFIX) :]
+        runs = f"task {doc['task']}" if doc.get("task") else f"data {json.dumps(doc.get('data'))}"
+        try:
+            schedule = Schedule.from_doc(doc)
+        except ScheduleError as exc:
+            when, next_run, problem, catch_up = "-", None, str(exc), None
+        else:
+            when, problem, catch_up = schedule.describe(), None, schedule.catch_up
+            next_run = schedule.next_slot(now) if schedule.enabled else None
+        enabled = doc.get("enabled", True) is not False
+        found.append(
+            ScheduleStatus(
+                name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc
+            )
+        )
+    return found
+
+
+def add_schedule(db: Database, doc: dict[str, Any], *, replace: bool = False) -> Schedule:
+    """Write a schedule document (checked first: cron, time zone); a schedule
+    of that name already there is an error unless `replace`. Stamps
+    `enabled_at`: no slot before now fires."""
+    doc = {"type": SCHEDULE_TYPE, **doc, "enabled_at": now_ms()}
+    schedule = Schedule.from_doc(doc)
+    existing = db.get_or_none(doc["_id"])
+    if existing is not None:
+        if not replace:
+            raise QueueError(f"schedule {schedule.name!r} exists already (--replace to overwrite)")
+        doc["_rev"] = existing["_rev"]
+    _save_schedule(db, doc)
+    return schedule
+
+
+def remove_schedule(db: Database, name: str) -> None:
+    """Delete a schedule; the jobs it made stay."""
+    doc = _schedule_doc(db, name)
+    db.delete(doc["_id"], doc["_rev"])
+
+
+def set_schedule_enabled(db: Database, name: str, enabled: bool) -> bool:
+    """Pause or resume a schedule; whether that changed anything. Resuming
+    stamps `enabled_at`, so the slots missed while paused do not fire."""
+    doc = _schedule_doc(db, name)
+    if (doc.get("enabled", True) is not False) == enabled:
+        return False
+    doc["enabled"] = enabled
+    if enabled:
+        doc["enabled_at"] = now_ms()
+    _save_schedule(db, doc)
+    return True
+
+
+def _schedule_doc(db: Database, name: str) -> dict[str, Any]:
+    doc = db.get_or_none(schedule_id(name))
+    if doc is None or doc.get("type") != SCHEDULE_TYPE:
+        raise QueueError(f"no schedule {name!r} in {db.name}")
+    return doc
+
+
+def _save_schedule(db: Database, doc: dict[str, Any]) -> None:
+    try:
+        db.save(doc)
+    except Forbidden as exc:
+        raise QueueError(exc.reason) from None
