@@ -5,11 +5,12 @@ folder is an object and a file a key named after the file without its
 extension (`views/pending/map.js` -> `views.pending.map`); `.json` files are
 parsed; `_attachments/` holds files served by CouchDB; other folders starting
 with `_` hold Jinja partials that templates include (CouchDB reserves `_`
-keys, so none is lost). Every text file is a
-Jinja2 template rendered with `context.json` of the source folder; a template
-may `{% include %}` another, which is how one CommonJS module reaches both
-`lib/` (handlers, validate_doc_update) and each map function (pouchdb-server
-has no require() in maps).
+keys, so none is lost), in a design doc's folder or beside the folders (shared
+by all of them). Every text file is a Jinja2 template rendered with
+`context.json` of the source folder; a template may `{% include %}` another
+(from its own folder, else from the source folder), which is how one CommonJS
+module reaches `lib/` (handlers, validate_doc_update) and each map function of
+every design doc (pouchdb-server has no require() in maps).
 `_security.json` beside the folders is applied to every database pushed to
 (by `sync.py`, which pushes what this module renders).
 
@@ -96,10 +97,12 @@ def load(source: Path | str | None = None, context: dict[str, Any] | None = None
         raise DesignDocError(f"{root / CONTEXT_FILE}: must be a JSON object of template values")
     values.update(context or {})
     security = _read_json(root / SECURITY_FILE) if (root / SECURITY_FILE).exists() else None
+    folders = [f for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(".")]
+    shared = [p for f in folders if f.name.startswith("_") for p in sorted(f.rglob("*"))]
     docs = [
-        _load_ddoc(folder, values)
-        for folder in sorted(root.iterdir())
-        if folder.is_dir() and not folder.name.startswith((".", "_"))
+        _load_ddoc(folder, root, values, [p for p in shared if p.is_file()])
+        for folder in folders
+        if not folder.name.startswith("_")
     ]
     if not docs:
         raise DesignDocError(f"{root}: no design-doc folders in it")
@@ -131,15 +134,18 @@ def _parse_json(text: str, path: Path) -> Any:
         raise DesignDocError(f"{path}:{exc.lineno}: invalid JSON: {exc}") from None
 
 
-def _load_ddoc(folder: Path, context: dict[str, Any]) -> DesignDoc:
+def _load_ddoc(
+    folder: Path, root: Path, context: dict[str, Any], shared_partials: list[Path]
+) -> DesignDoc:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=jinja2.FileSystemLoader([folder, root]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
     env.globals.update(context)
     ddoc = DesignDoc(folder.name, {"_id": f"_design/{folder.name}", "language": "javascript"})
+    ddoc.partials += shared_partials
     attachments: dict[str, Any] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
@@ -170,7 +176,7 @@ def _render(env: jinja2.Environment, folder: Path, rel: Path) -> str:
         where = f"{exc.filename or folder / rel}:{exc.lineno}"
         raise DesignDocError(f"{where}: template error: {exc}") from None
     except jinja2.TemplateError as exc:
-        where = _template_line(exc, folder) or folder / rel
+        where = _template_line(exc, folder.parent) or folder / rel
         raise DesignDocError(f"{where}: template error: {exc}") from None
 
 

@@ -22,14 +22,19 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   (or lifts) a queue's pause in it, under PAUSE_FIELD; `claim` and
   validate_doc_update refuse to start a paused queue's jobs.
 
-Views: `pending` [path, -priority, due] -> run_at (claimable jobs, one row per
+Views of `_design/queshot`, the ones workers read or that answer at a glance:
+`pending` [path, -priority, due] -> run_at (claimable jobs, one row per
 queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
-[path, state] -> _count; `jobs_by_state` [state, since] and `jobs_by_queue`
-[path, state, since] -> a job summary; `jobs_by_data` [field, value] -> a
-job summary (the dashboard's search); `activity` [bucket, state, path] and
-[bucket, "wait", path, histogram bucket] -> _count (the dashboard's chart);
-`dependents` dependency id -> null (blocked jobs, a row per job they still
-wait for; `_count` reduce).
+[path, state] -> _count; `dependents` dependency id -> null (blocked jobs, a
+row per job they still wait for; `_count` reduce).
+
+Views of `_design/queshot-watch`, for people looking at jobs (listings,
+search, the chart): `jobs_by_state` [state, since] and `jobs_by_queue` [path,
+state, since] -> a job summary; `jobs_by_data` [field, value] -> a job
+summary; `activity` [bucket, state, path] and [bucket, "wait", path,
+histogram bucket] -> _count. Their index is built when they are read
+(`autoupdate: false`), not on every write: a query of `pending` updates every
+view of its design doc, so these would cost each claim round.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from .jobs import (
 DDOC = "queshot"
 DDOC_ID = f"_design/{DDOC}"
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
+WATCH_DDOC = "queshot-watch"  # the views for people (listings, search, chart)
 JOBS_BY_STATE = "jobs_by_state"
 JOBS_BY_QUEUE = "jobs_by_queue"
 DASHBOARD_PATH = f"_design/{DDOC}/index.html"
@@ -272,7 +278,7 @@ def listing_range(
 
 def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of a jobs_by_* view: {id, key: [..., since], value: summary}."""
-    return db.view(DDOC, view, **params)["rows"]
+    return db.view(WATCH_DDOC, view, **params)["rows"]
 
 
 # -- worker status documents --------------------------------------------------------------

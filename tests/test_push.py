@@ -23,6 +23,7 @@ from queshot.devserver import CHECKOUT, free_port
 
 SOURCE = designdocs.default_source()
 STAGED_ID = "_design/queshot" + sync.STAGED_SUFFIX
+DDOC_IDS = ["_design/queshot", "_design/queshot-watch"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,19 +53,25 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def server_flat(db: Database) -> dict[str, str]:
-    """The design doc on the server, its attachments by the MD5 of their bytes
-    as served (CouchDB's own digest is that of what it stored, gzipped)."""
-    doc = db.get("_design/queshot")
-    flat = sync.flatten(doc)
-    for name, stub in doc.get("_attachments", {}).items():
-        md5 = base64.b64encode(hashlib.md5(db.attachment(doc["_id"], name)).digest()).decode()
-        flat[f"_attachments/{name}"] = f"{stub['content_type']} md5-{md5}"
+    """The design docs on the server, their attachments by the MD5 of their
+    bytes as served (CouchDB's own digest is that of what it stored, gzipped)."""
+    flat = {}
+    for ddoc_id in DDOC_IDS:
+        doc = db.get(ddoc_id)
+        flat |= {f"{ddoc_id} {key}": value for key, value in sync.flatten(doc).items()}
+        for name, stub in doc.get("_attachments", {}).items():
+            md5 = base64.b64encode(hashlib.md5(db.attachment(doc["_id"], name)).digest()).decode()
+            flat[f"{ddoc_id} _attachments/{name}"] = f"{stub['content_type']} md5-{md5}"
     return flat
 
 
 def rendered_flat(bundle: designdocs.Bundle) -> dict[str, str]:
-    (ddoc,) = bundle.design_docs
-    return sync.flatten(ddoc.doc)
+    assert [ddoc.id for ddoc in bundle.design_docs] == DDOC_IDS
+    return {
+        f"{ddoc.id} {key}": value
+        for ddoc in bundle.design_docs
+        for key, value in sync.flatten(ddoc.doc).items()
+    }
 
 
 def changed_ids(db: Database) -> set[str]:
@@ -102,7 +109,12 @@ def test_push_creates_database_design_doc_and_security(couch: Couch, db_name: st
     results = sync.push(couch, [db_name], bundle)
 
     actions = {r.target: r.action for r in results}
-    assert actions == {"database": "created", "_security": "updated", "_design/queshot": "created"}
+    assert actions == {
+        "database": "created",
+        "_security": "updated",
+        "_design/queshot": "created",
+        "_design/queshot-watch": "created",
+    }
     db = couch.database(db_name)
     assert db.exists()
     assert db.security() == json.loads((SOURCE / "_security.json").read_text())
@@ -114,7 +126,7 @@ def test_second_push_writes_nothing(couch: Couch, db: Database) -> None:
 
     results = sync.push(couch, [db.name], designdocs.load())
 
-    assert [r.action for r in results] == ["unchanged", "unchanged"]
+    assert [r.action for r in results] == ["unchanged", "unchanged", "unchanged"]
     assert db.get("_design/queshot")["_rev"] == rev
 
 
@@ -128,7 +140,7 @@ def test_a_changed_attachment_is_pushed(couch: Couch, db: Database, source: Path
     assert (ddoc_result.action, ddoc_result.detail) == ("updated", "_attachments/style.css")
     assert server_flat(db) == rendered_flat(bundle)
     again = sync.push(couch, [db.name], bundle)
-    assert [r.action for r in again] == ["unchanged", "unchanged"]
+    assert [r.action for r in again] == ["unchanged", "unchanged", "unchanged"]
 
 
 def test_view_change_goes_through_staged_copy(couch: Couch, db: Database, source: Path) -> None:
@@ -167,7 +179,12 @@ def test_change_without_views_is_updated_in_place(couch: Couch, db: Database, so
 def test_dry_run_does_not_create_a_missing_database(couch: Couch, db_name: str) -> None:
     results = sync.push(couch, [db_name], designdocs.load(), dry_run=True)
 
-    assert [r.action for r in results] == ["would create", "would update", "would create"]
+    assert [r.action for r in results] == [
+        "would create",
+        "would update",
+        "would create",
+        "would create",
+    ]
     assert not couch.database(db_name).exists()
 
 
@@ -221,7 +238,7 @@ def test_cli_dry_run_prints_the_diff_and_writes_nothing(
 BREAKAGES = {
     "js syntax": ("queshot/updates/complete.js", "doc.progress = 100;", "doc.progress = 100 +;"),
     "js syntax in a partial": (
-        "queshot/_partials/model.js",
+        "_partials/model.js",
         "return isNumber(x) && Math.floor(x) === x;",
         "return isNumber(x) && Math.floor(x) === ;",
     ),
@@ -268,7 +285,11 @@ def test_every_function_is_es5() -> None:
     node, acorn = shutil.which("node"), CHECKOUT / "node_modules" / "acorn"
     if not node or not acorn.is_dir():
         pytest.skip("needs node and node_modules/acorn (npm ci --ignore-scripts)")
-    (ddoc,) = designdocs.load().design_docs
+    sources = [
+        src
+        for ddoc in designdocs.load().design_docs
+        for src in designdocs.javascript_sources(ddoc.doc)
+    ]
     checker = """
     const acorn = require(process.argv[1]);
     const sources = JSON.parse(require('fs').readFileSync(0, 'utf8'));
@@ -280,7 +301,7 @@ def test_every_function_is_es5() -> None:
     """
     done = subprocess.run(
         [node, "-e", checker, str(acorn)],
-        input=json.dumps(list(designdocs.javascript_sources(ddoc.doc))),
+        input=json.dumps(sources),
         capture_output=True,
         text=True,
         timeout=30,

@@ -9,6 +9,8 @@
 const { STATES, WORKER_PREFIX, SCHEDULE_PREFIX, GONE_AFTER_LEASES, DEFAULT_LEASE_SECONDS, PAUSE_FIELD } = QUESHOT;
 const JSON_PARAMS = new Set(['key', 'keys', 'startkey', 'endkey']);
 const DDOC_PATH = '_design/queshot';
+// Listings, search and the chart read views indexed only when read (see protocol.py).
+const WATCH_PATH = '_design/queshot-watch';
 
 const DB_PATH = location.pathname.slice(0, location.pathname.indexOf('/_design/'));
 const ROOT_PATH = DB_PATH.slice(0, DB_PATH.lastIndexOf('/') + 1);

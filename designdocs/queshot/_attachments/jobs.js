@@ -50,7 +50,7 @@ async function readPage() {
     const number = Number(value);
     if (value.trim() !== '' && !Number.isNaN(number)) keys.push([field, number]);
     if (value === 'true' || value === 'false') keys.push([field, value === 'true']);
-    const answer = await request('GET', dbUrl(DDOC_PATH + '/_view/jobs_by_data',
+    const answer = await request('GET', dbUrl(WATCH_PATH + '/_view/jobs_by_data',
       { keys, limit: PAGE_SIZE + 1 }));
     return answer.rows;
   }
@@ -58,7 +58,7 @@ async function readPage() {
   const start = list.starts[list.page];
   const params = { ...range, limit: PAGE_SIZE + 1, reduce: false };
   if (start) Object.assign(params, { startkey: start.key, startkey_docid: start.id });
-  return (await request('GET', dbUrl(DDOC_PATH + '/_view/' + view, params))).rows;
+  return (await request('GET', dbUrl(WATCH_PATH + '/_view/' + view, params))).rows;
 }
 
 async function refreshJobs() {
@@ -211,7 +211,7 @@ async function requeueFailed() {
   for (;;) {
     const params = { startkey: start ? start.key : startkey, endkey: until, limit: BULK_PAGE, reduce: false };
     if (start) params.startkey_docid = start.id;
-    const rows = (await request('GET', dbUrl(DDOC_PATH + '/_view/' + view, params))).rows
+    const rows = (await request('GET', dbUrl(WATCH_PATH + '/_view/' + view, params))).rows
       .filter((row) => !refusals.some((r) => r.id === row.id));
     if (!rows.length) break;
     const step = await requeueAll(rows.map((row) => row.id), (n) => {
