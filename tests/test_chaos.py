@@ -164,6 +164,12 @@ def test_chaos_nothing_lost_nothing_stuck(
     assert set(docs) == set(ids), "jobs lost"
     assert states["active"] == states["inactive"] == 0, "jobs stuck"
     assert failed == doomed, "failed jobs other than those failing on purpose"
+    # Re-runs come only from runs a kill (or the restart) cut short: a killed
+    # worker held at most CONCURRENCY jobs, and the restart may have cost every
+    # worker the outcome of the jobs it held.
+    interrupted = CONCURRENCY * (kills + (WORKERS if server else 0))
+    extra_runs = sum(starts[job_id] - 1 for job_id in rerun)
+    assert extra_runs <= interrupted, f"{extra_runs} re-runs, but kills cut short {interrupted}"
     for job_id, doc in docs.items():
         claims = doc["attempts"] + doc.get("stalls", 0)  # a stall gives its attempt back
         assert starts[job_id] <= claims, f"{job_id} ran more often than it was claimed"
