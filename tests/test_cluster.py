@@ -85,6 +85,7 @@ def drain(
     text = "".join(path.read_text() for path in logs)
     counts = {
         "jobs": JOBS,
+        "runs": sum(starts[job_id] for job_id in ids),
         "double runs": sum(1 for job_id in ids if starts[job_id] > 1),
         "unrun": sum(1 for job_id in ids if starts[job_id] == 0),
         "branches left": len(branches),
@@ -92,6 +93,7 @@ def drain(
     }
     print(f"\n{counts}")
     assert counts["double runs"] == counts["unrun"] == counts["branches left"] == 0, counts
+    assert counts["runs"] == JOBS, counts
     assert set(starts) == set(ids)
     return counts
 
