@@ -144,20 +144,27 @@ function renderSchedules(rows) {
 // -- one job ---------------------------------------------------------------------------
 
 let openJob = null; // the job document shown, as read (its _rev guards the requeue)
+let wantedJob = null; // the id the panel is to show: the last one asked for
+let jobReads = 0; // only the latest read renders: a refresh's older one may answer last
 
 async function showJob(id) {
+  wantedJob = id;
+  const read = ++jobReads;
   let doc;
   try {
     doc = await request('GET', docUrl(id));
   } catch (error) {
+    if (read !== jobReads) return;
     if (error.status === 404) {
       openJob = null;
+      wantedJob = null;
       $('job').hidden = true;
       setStatus('no job ' + id, 'down');
       return;
     }
     throw error;
   }
+  if (read !== jobReads) return;
   // a message about the job (requeued, refused) holds until the job moves on
   if (!openJob || openJob._id !== doc._id || openJob.state !== doc.state) {
     $('job-message').textContent = '';
@@ -284,7 +291,7 @@ async function refresh() {
     renderWorkers(workers.rows);
     renderSchedules(schedules.rows);
     await Promise.all([refreshJobs(), refreshChart()]);
-    if (openJob) await showJob(openJob._id);
+    if (wantedJob) await showJob(wantedJob);
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     if (!feedDown && !loggedIn) setStatus('live', 'live');
   } catch (error) {
@@ -360,6 +367,7 @@ function start() {
   $('cancel').addEventListener('click', cancel);
   $('job-close').addEventListener('click', () => {
     openJob = null;
+    wantedJob = null;
     $('job').hidden = true;
     history.replaceState(null, '', location.pathname);
   });
