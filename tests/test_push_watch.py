@@ -63,7 +63,12 @@ def test_saves_are_pushed_and_broken_ones_are_not(
     view = source / "queshot" / "views" / "leases" / "map.js"
     original = view.read_text()
     wait_until(lambda: LINE in leases_map(db), timeout=10.0, every=0.05)
-    assert ("_design/queshot", "created") in [(r.target, r.action) for r in watching]
+    # reported once the whole push is done: the other design doc comes after it
+    wait_until(
+        lambda: ("_design/queshot", "created") in [(r.target, r.action) for r in watching],
+        timeout=10.0,
+        every=0.05,
+    )
 
     view.write_text(original.replace(LINE, "emit(deadline(doc), 'edited');"))
     wait_until(lambda: "'edited'" in leases_map(db), timeout=10.0, every=0.05)
