@@ -98,9 +98,11 @@ def load(source: Path | str | None = None, context: dict[str, Any] | None = None
     values.update(context or {})
     security = _read_json(root / SECURITY_FILE) if (root / SECURITY_FILE).exists() else None
     folders = [f for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(".")]
-    shared = [p for f in folders if f.name.startswith("_") for p in sorted(f.rglob("*"))]
+    shared = [
+        p for f in folders if f.name.startswith("_") for p in sorted(f.rglob("*")) if p.is_file()
+    ]
     docs = [
-        _load_ddoc(folder, root, values, [p for p in shared if p.is_file()])
+        _load_ddoc(folder, root, values, shared)
         for folder in folders
         if not folder.name.startswith("_")
     ]

@@ -105,10 +105,7 @@ function renderWorkers(rows) {
     const lease = typeof w.lease_seconds === 'number' ? w.lease_seconds : DEFAULT_LEASE_SECONDS;
     const gone = now - (w.last_seen || 0) > GONE_AFTER_LEASES * lease * 1000;
     const jobs = Array.isArray(w.jobs) ? w.jobs : [];
-    // Its queues' paths: one queue's name or path, or several queues' paths.
-    const paths = Array.isArray(w.queues) && w.queues.some(Array.isArray) ? w.queues
-      : [Array.isArray(w.queues) ? w.queues : [String(w.queues)]];
-    const paused = w.paused || paths.every((path) => pauseOf(path));
+    const paused = w.paused || queuePaths(w.queues).every((path) => pauseOf(path));
     return el('tr', { className: gone ? 'gone' : '', data: { worker: w.name || row.id } },
       el('td', {}, w.name || ''),
       el('td', {}, (w.host || '-') + ':' + (w.pid || '-')),

@@ -129,11 +129,16 @@ function when(ms) {
   return new Date(ms).toLocaleString() + ' (' + relative + ')';
 }
 
+// The queue paths of a `queues` field: a name, a path (['email', 'welcome']),
+// or a worker's several queues in order, as a list of paths ([['high'], ['default']]).
+function queuePaths(queues) {
+  if (Array.isArray(queues) && queues.some(Array.isArray)) return queues;
+  return [Array.isArray(queues) ? queues : [String(queues)]];
+}
+
+// As people read them: "email/welcome", or "high, default".
 function queueText(queues) {
-  // A name, a path (['email', 'welcome']), or a worker's several queues in
-  // order, as a list of paths ([['high'], ['default']]): "high, default".
-  if (!Array.isArray(queues)) return String(queues);
-  return queues.some(Array.isArray) ? queues.map(queueText).join(', ') : queues.join('/');
+  return queuePaths(queues).map((path) => path.join('/')).join(', ');
 }
 
 function setStatus(text, kind) {
