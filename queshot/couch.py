@@ -13,18 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 log = logging.getLogger(__name__)
 
 JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key"})
+# A view or _all_docs query longer than this goes in a POST body instead of the
+# URL (CouchDB 2.2+ and pouchdb-server both take it there): CouchDB refuses a
+# request line over about 8 KB, and a key holds whatever a document's field held.
+MAX_QUERY_CHARS = 2000
 
 
 class CouchError(Exception):
@@ -81,14 +86,55 @@ _BY_STATUS: dict[int, type[CouchError]] = {
 }
 
 
+@dataclass(frozen=True)
+class ServerAddress:
+    """A server URL taken apart: `url` without user name and password (fit for
+    logs and errors), and the credentials it held, percent-decoded."""
+
+    url: str
+    user: str | None
+    password: str | None
+
+
+def parse_url(url: str) -> ServerAddress:
+    """Split credentials off a server URL. Everything between `://` and the
+    URL's last `@` is `user:password`, so a password may hold `#`, `/`, `?`,
+    `@` or `:` as typed; percent-encoded (`%23` for `#`, `%25` for `%`) it is
+    unambiguous. A malformed URL is a ValueError that names it without them."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host_part = rest.rpartition("@")
+    if not sep:  # nothing tells a host from a password: name none of it
+        raise ValueError("not a CouchDB URL (expected http://host:port/)")
+    shown = f"{scheme}://{host_part}"
+    if scheme.lower() not in ("http", "https"):
+        raise ValueError(f"not a CouchDB URL: {shown!r} (expected http://host:port/)")
+    try:
+        parts = urlsplit(f"{scheme}://{host_part}")
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a CouchDB URL: {shown!r} ({exc})") from None
+    if not parts.hostname:
+        raise ValueError(f"not a CouchDB URL: {shown!r} (no host; expected http://host:port/)")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port else host
+    user, colon, password = userinfo.partition(":")
+    return ServerAddress(
+        urlunsplit((parts.scheme, netloc, parts.path, "", "")),
+        unquote(user) if at and user else None,
+        unquote(password) if at and colon else None,
+    )
+
+
 def safe_url(url: str) -> str:
-    """The URL with any user name and password removed, fit for logs and errors."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The URL with any user name and password removed, fit for logs and
+    errors; never raises: a malformed URL keeps only what follows its last `@`."""
+    try:
+        return parse_url(url).url
+    except ValueError:
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            return "(a malformed URL)"
+        return f"{scheme}://{rest.rpartition('@')[2]}".split("?")[0].split("#")[0]
 
 
 def doc_path(doc_id: str) -> str:
@@ -174,14 +220,10 @@ class Couch:
         connect_timeout: float = 5.0,
         max_connections: int = 64,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not a CouchDB URL: {safe_url(url)!r} (expected http://host:port/)")
-        user = user or (unquote(parts.username) if parts.username else None)
-        user = user or os.environ.get("COUCHDB_USER") or None
-        password = password or (unquote(parts.password) if parts.password else None)
-        password = password or os.environ.get("COUCHDB_PASSWORD") or None
-        self.url = safe_url(url).rstrip("/") + "/"
+        address = parse_url(url)
+        user = user or address.user or os.environ.get("COUCHDB_USER") or None
+        password = password or address.password or os.environ.get("COUCHDB_PASSWORD") or None
+        self.url = address.url.rstrip("/") + "/"
         self.user = user
         self._credentials = (user, password or "") if user else None
         self._connect_timeout = connect_timeout
@@ -244,6 +286,8 @@ class Couch:
             )
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
+        except httpx.InvalidURL as exc:  # e.g. a document id too long for any URL
+            raise BadRequest(f"{method} {self.url}{path.lstrip('/')[:80]}...: {exc}") from None
         if response.status_code >= 400:
             raise self._error(method, path, response)
         return response
@@ -345,15 +389,82 @@ class Couch:
             raise self._unreachable(exc) from None
 
 
+class TooDeep(ServerError):
+    """An answer nested deeper than Python's JSON parser follows (a document
+    stored before the design docs bounded nesting)."""
+
+
 def _decode(response: httpx.Response, url: str) -> Any:
     try:
         return response.json()
+    except RecursionError:
+        raise TooDeep(
+            f"{url} answered with JSON nested deeper than Python can parse "
+            f"({len(response.content)} bytes)",
+            status=response.status_code,
+        ) from None
     except ValueError:
         raise ServerError(
             f"{url} answered {response.status_code} with something that is not JSON "
             f"({response.headers.get('content-type', 'no content type')}); is it CouchDB?",
             status=response.status_code,
         ) from None
+
+
+def _query_request(params: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
+    """How to send a view or _all_docs query: GET with it in the URL; `keys`
+    in a POST body; the whole query in a POST body when it is too long for a
+    URL (MAX_QUERY_CHARS). The method, the URL's params and the body."""
+    params = dict(params)
+    keys = params.pop("keys", None)
+    if len(urlencode(_encode_params(params))) > MAX_QUERY_CHARS:
+        body = {name: value for name, value in params.items() if value is not None}
+        return "POST", {}, body if keys is None else {**body, "keys": keys}
+    if keys is not None:
+        return "POST", params, {"keys": keys}
+    return "GET", params, None
+
+
+_JSON_STRUCTURE = re.compile(r'["\[\]{}]')
+_JSON_STRING_END = re.compile(r'(?:[^"\\]|\\.)*"')
+TOO_DEEP_MARK = "<nested too deep to show>"
+
+
+def loads_within(text: str, max_depth: int) -> Any:
+    """JSON text as Python values, every value nested deeper than `max_depth`
+    replaced by TOO_DEEP_MARK: what a reader can show of a document Python
+    cannot parse whole. One pass over the structural characters."""
+    kept: list[str] = []
+    depth, cut_at, copied = 0, None, 0
+    position = 0
+    while match := _JSON_STRUCTURE.search(text, position):
+        char, at = match.group(), match.start()
+        if char == '"':
+            end = _JSON_STRING_END.match(text, at + 1)
+            position = end.end() if end else len(text)
+            continue
+        position = at + 1
+        if char in "[{":
+            depth += 1
+            if depth > max_depth and cut_at is None:
+                kept.append(text[copied:at] + json.dumps(TOO_DEEP_MARK))
+                cut_at = depth
+        else:
+            if cut_at == depth:
+                cut_at, copied = None, position
+            depth -= 1
+    kept.append(text[copied:] if cut_at is None else "")
+    return json.loads("".join(kept))
+
+
+def get_to_show(db: Database, doc_id: str, max_depth: int) -> dict[str, Any]:
+    """A document for people to look at: as `Database.get`, but one nested
+    deeper than Python parses has its deepest values replaced (`loads_within`)."""
+    response = db.couch.request("GET", f"/{quote(db.name, safe='')}/{doc_path(doc_id)}")
+    try:
+        return _decode(response, db.couch.url)
+    except TooDeep:
+        return loads_within(response.text, max_depth)
 
 
 class Database:
@@ -488,10 +599,8 @@ class Database:
         )
 
     def _post_or_get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        if "keys" in params:
-            keys = params.pop("keys")
-            return self._json("POST", path, params=params, body={"keys": keys})
-        return self._json("GET", path, params=params)
+        method, query, body = _query_request(params)
+        return self._json(method, path, params=query, body=body)
 
     def update(
         self, ddoc: str, handler: str, doc_id: str, body: Any = None, **params: Any
