@@ -138,11 +138,14 @@ def safe_url(url: str) -> str:
 
 
 def doc_path(doc_id: str) -> str:
-    """Quote a document id for a URL, keeping the slash of _design/ and _local/ ids."""
+    """Quote a document id for a URL, keeping the slash of _design/ and _local/
+    ids. An id of dots alone has them quoted too: a URL path segment `.` or
+    `..` would be read as "here" or "up" (the database, the server)."""
     for prefix in ("_design/", "_local/"):
         if doc_id.startswith(prefix):
-            return prefix + quote(doc_id[len(prefix) :], safe="")
-    return quote(doc_id, safe="")
+            return prefix + doc_path(doc_id[len(prefix) :])
+    quoted = quote(doc_id, safe="")
+    return quoted.replace(".", "%2E") if doc_id.strip(".") == "" else quoted
 
 
 def _encode_params(params: dict[str, Any] | None) -> dict[str, str]:

@@ -95,7 +95,7 @@ class Queue:
 
     def new_job_doc(self, data: Any, **options: Any) -> dict[str, Any]:
         """The document of a new waiting job, not yet stored (`jobdoc.new_job_doc`)."""
-        return jobdoc.new_job_doc(self, data, **options)
+        return jobdoc.new_job_doc(self, data, **_with_checked_ids(options))
 
     def create_job(self, data: Any, **options: Any) -> str:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
@@ -290,6 +290,35 @@ class Queue:
         from .worker import Worker
 
         return Worker(self, handler, name=name, concurrency=concurrency, **options)
+
+
+def _with_checked_ids(options: dict[str, Any]) -> dict[str, Any]:
+    """A new job's options, once its own id (if the caller gives one) and the
+    ids it depends on passed `check_job_id`."""
+    if options.get("id") is not None:
+        check_job_id(options["id"])
+    for dependency in jobdoc.job_ids(options.get("depends_on", ())):
+        check_job_id(dependency)
+    return options
+
+
+def check_job_id(job_id: Any) -> None:
+    """Refuse (QueueError) an id CouchDB would not store as a plain document:
+    one starting with `_` is CouchDB's own - a PUT to `_security` replaces the
+    database's members, one to `_local/x` stores a document no rule checks
+    and no worker sees, `_design/x` is code - and so is an empty one, a
+    non-string, or a string that is not Unicode text (a lone surrogate)."""
+    if not isinstance(job_id, str) or not job_id:
+        raise QueueError(f"invalid job id {job_id!r}: a non-empty string")
+    if job_id.startswith("_"):
+        raise QueueError(
+            f"invalid job id {job_id!r}: ids starting with '_' are CouchDB's own "
+            "(_design/, _local/, _security, ...), never a job's"
+        )
+    try:
+        job_id.encode()
+    except UnicodeEncodeError:
+        raise QueueError(f"invalid job id {job_id!r}: not Unicode text") from None
 
 
 @contextmanager
