@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import dependencies, protocol
-from .couch import Conflict, Database, Forbidden, NotFound, Unauthorized
+from .couch import Conflict, Database, Forbidden, NotFound, Unauthorized, get_to_show
 from .jobs import (
     STATES,
     WORKER_DOC_PREFIX,
@@ -29,10 +29,13 @@ from .jobs import (
     queue_path,
     worker_gone,
 )
+from .readable import key_text, path_or_none
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# `queshot show` shows a job nested deeper than Python parses down to this depth.
+SHOWN_DEPTH = 100
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -52,9 +55,11 @@ def parse_duration(text: str) -> float:
 class QueueStats:
     """Jobs of one queue path per state; `oldest_waiting_since` is when the
     longest-waiting due job became due (epoch ms), None if none is waiting;
-    `paused` whether a pause (of it or a queue above it) holds its jobs back."""
+    `paused` whether a pause (of it or a queue above it) holds its jobs back.
+    `queue` is the path, or, for jobs whose `queues` is not a queue at all,
+    what they hold instead (see `queue_label`)."""
 
-    queue: list[str]
+    queue: Any
     counts: dict[str, int]
     total: int
     oldest_waiting_since: int | None
@@ -73,29 +78,48 @@ def stats(db: Database) -> Stats:
     """Counts per queue and state (the `stats` view at group_level=2), with the
     age of each queue's oldest waiting job: the first sign of a stuck queue."""
     now = now_ms()
+    result = tally(protocol.counts(db), protocol.read_paused(db))
+    for entry in result.queues:
+        path = path_or_none(entry.queue)
+        if entry.counts["inactive"] and path is not None:
+            view, start, end = protocol.listing_range("inactive", path, until=now)
+            rows = protocol.listing(db, view, startkey=start, endkey=end, limit=1)
+            since = rows[0]["key"][-1] if rows else None
+            entry.oldest_waiting_since = since if isinstance(since, int | float) else None
+    waiting = [q.oldest_waiting_since for q in result.queues if q.oldest_waiting_since is not None]
+    result.oldest_waiting_since = min(waiting, default=None)
+    return result
+
+
+def tally(rows: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> Stats:
+    """The `stats` view's rows ({key: [path, state], value: count}) per queue
+    and state, whatever the jobs held: "a/b" and ["a", "b"] are one queue, a
+    `queues` that is no queue is counted under what it holds, and a state
+    that is none of STATES under its JSON text."""
     per_queue: dict[str, QueueStats] = {}
-    for row in protocol.counts(db):
-        path, state = row["key"]
-        path = path if isinstance(path, list) else [str(path)]
+    for row in rows:
+        key = row.get("key")
+        raw, state = key if isinstance(key, list) and len(key) == 2 else (key, None)
+        path = path_or_none(raw)
+        queue = raw if path is None else path
+        state = state if isinstance(state, str) else key_text(state)
+        count = row.get("value")
+        count = count if isinstance(count, int) and not isinstance(count, bool) else 0
         entry = per_queue.setdefault(
-            "\0".join(path), QueueStats(path, dict.fromkeys(STATES, 0), 0, None)
+            key_text(queue), QueueStats(queue, dict.fromkeys(STATES, 0), 0, None)
         )
-        entry.counts[state] = entry.counts.get(state, 0) + row["value"]
-        entry.total += row["value"]
-    pauses = protocol.read_paused(db)
+        entry.counts[state] = entry.counts.get(state, 0) + count
+        entry.total += count
     for entry in per_queue.values():
         entry.paused = protocol.pause_of(pauses, entry.queue) is not None
-        if entry.counts["inactive"]:
-            view, start, end = protocol.listing_range("inactive", entry.queue, until=now)
-            rows = protocol.listing(db, view, startkey=start, endkey=end, limit=1)
-            entry.oldest_waiting_since = rows[0]["key"][-1] if rows else None
-    queues = sorted(per_queue.values(), key=lambda q: q.queue)
+    queues = sorted(
+        per_queue.values(), key=lambda q: (not isinstance(q.queue, list), key_text(q.queue))
+    )
     totals = dict.fromkeys(STATES, 0)
     for entry in queues:
         for state, count in entry.counts.items():
             totals[state] = totals.get(state, 0) + count
-    waiting = [q.oldest_waiting_since for q in queues if q.oldest_waiting_since is not None]
-    return Stats(queues, totals, sum(totals.values()), min(waiting, default=None))
+    return Stats(queues, totals, sum(totals.values()), None)
 
 
 # -- listing and reading -----------------------------------------------------------
@@ -106,22 +130,28 @@ class JobSummary:
     """One job as listings show it (a row of the jobs_by_* views)."""
 
     id: str
-    queues: str | list[str] | None
-    state: str | None
-    since: int
-    priority: int
-    attempts: int
-    max_attempts: int | None
-    progress: float | None
-    worker_id: str | None
-    error: str | None
+    queues: Any
+    state: Any
+    since: Any
+    priority: Any = 0
+    attempts: Any = 0
+    max_attempts: Any = None
+    progress: Any = None
+    worker_id: Any = None
+    error: Any = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobSummary:
+        """The view's summary (`_partials/listing.js`), which normalises most
+        fields; `queues` and `state` are as the job holds them."""
         # rows also carry what the dashboard shows (rev, lease end): keep our fields
         names = {f.name for f in fields(cls)} - {"id", "since"}
-        value = {k: v for k, v in row["value"].items() if k in names}
-        return cls(id=row["id"], since=row["value"].get("since", row["key"][-1]), **value)
+        value = row.get("value") if isinstance(row.get("value"), dict) else {}
+        key = row.get("key") if isinstance(row.get("key"), list) else [None]
+        kept = {k: v for k, v in value.items() if k in names}
+        kept.setdefault("queues", None)
+        kept.setdefault("state", None)
+        return cls(id=row["id"], since=value.get("since", key[-1]), **kept)
 
 
 def list_jobs(
@@ -153,13 +183,13 @@ def get_job(db: Database, job_id: str) -> dict[str, Any]:
     """A job's whole document (data, log, errors) for `queshot show`; the
     design doc and worker status documents are refused as not jobs."""
     try:
-        doc = db.get(job_id)
+        doc = get_to_show(db, job_id, SHOWN_DEPTH)
     except NotFound:
         raise JobNotFound(f"no job {job_id!r} in {db.name}") from None
     if not is_job(doc):
         if job_id.startswith("_design/"):
             what = "a design document"
-        elif doc.get("type") == WORKER_TYPE:
+        elif isinstance(doc, dict) and doc.get("type") == WORKER_TYPE:
             what = "a worker's status document (see `queshot workers`)"
         else:
             what = "a document with neither 'queues' nor 'state'"
@@ -301,41 +331,42 @@ def paused_queues(db: Database) -> list[dict[str, Any]]:
 @dataclass
 class WorkerStatus:
     """A worker's status document; `gone` when it has not written it for
-    WORKER_GONE_AFTER_LEASES leases (killed, or cut off from CouchDB)."""
+    WORKER_GONE_AFTER_LEASES leases (killed, or cut off from CouchDB). The
+    fields are as the document holds them: a document written by hand or
+    by another version may hold anything there."""
 
-    worker_id: str
-    name: str
-    host: str | None
-    pid: int | None
-    queues: str | list[str] | None
-    concurrency: int | None
-    jobs: list[str] = field(default_factory=list)
+    worker_id: Any
+    name: Any
+    host: Any
+    pid: Any
+    queues: Any
+    concurrency: Any
+    jobs: Any = field(default_factory=list)
     paused: bool = False
-    last_seen: int = 0
-    lease_seconds: float | None = None
+    last_seen: Any = 0
+    lease_seconds: Any = None
     gone: bool = False
 
 
 def workers(db: Database) -> list[WorkerStatus]:
     """Every worker that has written a status document, gone ones marked."""
     now = now_ms()
-    found = []
-    for doc_id, doc in protocol.status_docs(db):
-        last_seen = doc.get("last_seen") or 0
-        lease = doc.get("lease_seconds")
-        found.append(
-            WorkerStatus(
-                worker_id=doc.get("worker_id") or doc_id[len(WORKER_DOC_PREFIX) :],
-                name=doc.get("name", ""),
-                host=doc.get("host"),
-                pid=doc.get("pid"),
-                queues=doc.get("queues"),
-                concurrency=doc.get("concurrency"),
-                jobs=list(doc.get("jobs") or []),
-                paused=bool(doc.get("paused")),
-                last_seen=last_seen,
-                lease_seconds=lease,
-                gone=worker_gone(doc, now),
-            )
-        )
-    return found
+    return [worker_status(doc_id, doc, now) for doc_id, doc in protocol.status_docs(db)]
+
+
+def worker_status(doc_id: str, doc: Any, now: int) -> WorkerStatus:
+    """One status document as `queshot workers` reports it."""
+    doc = doc if isinstance(doc, dict) else {}
+    return WorkerStatus(
+        worker_id=doc.get("worker_id") or doc_id[len(WORKER_DOC_PREFIX) :],
+        name=doc.get("name", ""),
+        host=doc.get("host"),
+        pid=doc.get("pid"),
+        queues=doc.get("queues"),
+        concurrency=doc.get("concurrency"),
+        jobs=doc.get("jobs") or [],
+        paused=doc.get("paused") is True,
+        last_seen=doc.get("last_seen") or 0,
+        lease_seconds=doc.get("lease_seconds"),
+        gone=worker_gone(doc, now),
+    )

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import admin
+from . import admin, readable
 from .couch import Database
 from .jobs import now_ms
 from .worker.hooks import Hook, Outcome
@@ -42,11 +42,6 @@ OUTCOME_COUNTERS = {
     "cancelled": "cancelled",
     "abandoned": "abandoned",
 }
-
-
-def queue_label(queues: Any) -> str:
-    """A job's queue as a label: "email", or "email/welcome" for a path."""
-    return "/".join(queues) if isinstance(queues, list) else str(queues)
 
 
 def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
@@ -84,7 +79,7 @@ class WorkerMetrics(Hook):
 
     @staticmethod
     def _labels(job: Job) -> tuple[str, str]:
-        return queue_label(job.doc.get("queues")), job.task or "-"
+        return readable.queue_label(job.doc.get("queues")), job.task or "-"
 
     def on_start(self, worker: Worker) -> None:
         self.registry.register(ClaimCollector(worker))
@@ -130,7 +125,16 @@ class DatabaseCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator[Any]:
-        stats = admin.stats(self.db)
+        yield from QueueFamilies(admin.stats(self.db)).collect()
+
+
+class QueueFamilies(Collector):
+    """The metric families of one reading of a database's queues (`admin.stats`)."""
+
+    def __init__(self, stats: admin.Stats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
         jobs = GaugeMetricFamily(
             "queshot_queue_jobs", "Jobs per queue and state", labels=["queue", "state"]
         )
@@ -140,12 +144,20 @@ class DatabaseCollector(Collector):
             labels=["queue"],
         )
         now = now_ms()
-        for entry in stats.queues:
-            queue = queue_label(entry.queue)
+        # Labels are summed, not repeated: odd queues (see readable.queue_label) may share one.
+        counts: dict[tuple[str, str], int] = {}
+        ages: dict[str, float] = {}
+        for entry in self.stats.queues:
+            queue = readable.queue_label(entry.queue)
             for state, count in entry.counts.items():
-                jobs.add_metric([queue, state], count)
+                counts[queue, state] = counts.get((queue, state), 0) + count
             since = entry.oldest_waiting_since
-            oldest.add_metric([queue], 0 if since is None else max(0, now - since) / 1000)
+            age = 0 if since is None else max(0, now - since) / 1000
+            ages[queue] = max(ages.get(queue, 0), age)
+        for labels, count in counts.items():
+            jobs.add_metric(list(labels), count)
+        for queue, age in ages.items():
+            oldest.add_metric([queue], age)
         yield jobs
         yield oldest
 

@@ -34,26 +34,28 @@ class ScheduleStatus:
 
 def schedules(db: Database) -> list[ScheduleStatus]:
     now = now_ms()
-    found = []
-    for doc in protocol.schedule_docs(db):
-        if doc.get("type") != SCHEDULE_TYPE:
-            continue
-        name = doc["_id"][len(SCHEDULE_DOC_PREFIX) :]
-        runs = f"task {doc['task']}" if doc.get("task") else f"data {json.dumps(doc.get('data'))}"
-        try:
-            schedule = Schedule.from_doc(doc)
-        except ScheduleError as exc:
-            when, next_run, problem, catch_up = "-", None, str(exc), None
-        else:
-            when, problem, catch_up = schedule.describe(), None, schedule.catch_up
-            next_run = schedule.next_slot(now) if schedule.enabled else None
-        enabled = doc.get("enabled", True) is not False
-        found.append(
-            ScheduleStatus(
-                name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc
-            )
-        )
-    return found
+    docs = protocol.schedule_docs(db)
+    return [schedule_status(doc, now) for doc in docs if doc.get("type") == SCHEDULE_TYPE]
+
+
+def schedule_status(doc: dict[str, Any], now: int) -> ScheduleStatus:
+    """One schedule document as `queshot schedules` lists it, whatever it holds."""
+    name = str(doc.get("_id", ""))[len(SCHEDULE_DOC_PREFIX) :]
+    task, data = doc.get("task"), doc.get("data")
+    runs = f"task {task}" if task else f"data {json.dumps(data)}"
+    when, next_run, catch_up = "-", None, None
+    try:
+        schedule = Schedule.from_doc(doc)
+        when, problem, catch_up = schedule.describe(), None, schedule.catch_up
+        next_run = schedule.next_slot(now) if schedule.enabled else None
+    except ScheduleError as exc:
+        problem = str(exc)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        problem = "not a schedule: a field holds what no schedule may"  # stored before the rules
+    enabled = doc.get("enabled", True) is not False
+    return ScheduleStatus(
+        name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc
+    )
 
 
 def add_schedule(db: Database, doc: dict[str, Any], *, replace: bool = False) -> Schedule:

@@ -201,6 +201,9 @@ def _output_closed() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a terminal that is not UTF-8 gets escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     _configure_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -210,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _output_closed()
     except Forbidden as exc:  # validate_doc_update's reason is the whole story
-        print(f"queshot: error: refused: {exc.reason}", file=sys.stderr)
+        print(f"queshot: error: refused: {output.escape_lines(exc.reason)}", file=sys.stderr)
         return 1
     except (CouchError, designdocs.DesignDocError, QueueError, ValueError, RuntimeError) as exc:
-        print(f"queshot: error: {exc}", file=sys.stderr)
+        print(f"queshot: error: {output.escape_lines(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

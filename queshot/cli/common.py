@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import config, protocol
 from ..couch import Couch, Database
-from ..jobs import STATES
+from ..jobs import STATES, queue_path
 from ..queue import Queue
 
 # The docs call a job whose state is `inactive` (the seed's name) waiting.
@@ -29,11 +29,10 @@ def open_couch(args: argparse.Namespace) -> Couch:
 
 
 def queue_name(text: str) -> str | list[str]:
-    """`email` is the queue "email"; `email/welcome` the path ["email", "welcome"]."""
-    parts = [p for p in text.split("/") if p]
-    if not parts:
-        raise ValueError(f"invalid queue name {text!r}")
-    return parts[0] if len(parts) == 1 else parts
+    """`email` is the queue "email"; `email/welcome` the path ["email", "welcome"]
+    (`jobs.queue_path`'s rule, the design docs' too); QueueError if it is none."""
+    path = queue_path(text)
+    return path[0] if len(path) == 1 else path
 
 
 def verbosity(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:

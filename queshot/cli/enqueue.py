@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import common
+from . import common, output
 
 
 def add_commands(commands: Any) -> None:
@@ -120,5 +120,5 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     raise ValueError(f"job data is not JSON: {exc}") from None
             ids = [queue.create_job(data, id=args.id, **options)]
-    print("\n".join(ids))
+    print("\n".join(map(output.escape, ids)))
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 from .. import schedule_admin
 from ..jobs import now_ms
 from ..schedules import schedule_id
-from . import common, output
+from . import common, output, reports
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
@@ -18,19 +18,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         found = schedule_admin.schedules(common.database(args, couch))
     if output.json_or_nothing(args, found, empty=not found, nothing="no schedules"):
         return 0
-    rows = [
-        [
-            s.name,
-            s.when,
-            output.queue_text(s.queue),
-            s.runs[:40],
-            ("on" if s.enabled else "paused") if s.problem is None else "BROKEN",
-            s.catch_up or "-",
-            output.when(s.next_run) if s.problem is None else s.problem,
-        ]
-        for s in found
-    ]
-    output.table(["NAME", "WHEN", "QUEUE", "RUNS", "STATUS", "CATCH-UP", "NEXT RUN"], rows)
+    print("\n".join(reports.schedules_lines(found)))
     return 0
 
 

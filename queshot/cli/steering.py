@@ -8,13 +8,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from .. import admin
 from ..jobs import STATES, JobFailed, ResultTimeout, now_ms
 from ..results import wait_for_job
-from . import common, output
+from . import common, output, reports
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -22,29 +21,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         result = admin.stats(common.database(args, couch))
     if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
         return 0
-    now = now_ms()
-
-    def waiting(since: int | None) -> str:
-        return "-" if since is None else output.age(now - since)
-
-    rows = [
-        [
-            output.queue_text(q.queue) + (" (paused)" if q.paused else ""),
-            *(q.counts[s] for s in STATES),
-            q.total,
-            waiting(q.oldest_waiting_since),
-        ]
-        for q in result.queues
-    ]
-    rows.append(
-        [
-            "total",
-            *(result.totals[s] for s in STATES),
-            result.total,
-            waiting(result.oldest_waiting_since),
-        ]
-    )
-    output.table(["QUEUE", *(s.upper() for s in STATES), "TOTAL", "OLDEST WAITING"], rows)
+    print("\n".join(reports.stats_lines(result, now_ms())))
     return 0
 
 
@@ -59,23 +36,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         )
     if output.json_or_nothing(args, jobs, empty=not jobs, nothing="no jobs"):
         return 0
-    now = now_ms()
-    rows = [
-        [
-            job.id,
-            job.state,
-            output.queue_text(job.queues),
-            output.age(now - job.since),
-            job.priority,
-            f"{job.attempts}/{job.max_attempts or '-'}",
-            "-" if job.progress is None else f"{job.progress:g}%",
-            (job.error or "")[:60] if job.state != "active" else job.worker_id,
-        ]
-        for job in jobs
-    ]
-    output.table(
-        ["ID", "STATE", "QUEUE", "FOR", "PRI", "ATTEMPTS", "PROGRESS", "WORKER/ERROR"], rows
-    )
+    print("\n".join(reports.jobs_lines(jobs, now_ms())))
     return 0
 
 
@@ -84,60 +45,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         doc = admin.get_job(common.database(args, couch), args.id)
     if args.json:
         output.print_json(doc)
-        return 0
-    print(f"job {doc['_id']} (rev {doc.get('_rev')})")
-    state = doc.get("state")
-    since = {"active": "claimed_at", "complete": "completed_at", "failed": "failed_at"}
-    fields = [
-        ("queue", output.queue_text(doc.get("queues"))),
-        ("state", f"{state}, since {output.when(doc.get(since.get(state, 'created_at')))}"),
-        ("priority", doc.get("priority", 0)),
-        ("attempts", f"{doc.get('attempts', 0)} of {doc.get('max_attempts', '-')}"),
-        ("stalls", output.stalls_text(doc)),
-        ("progress", f"{doc.get('progress') or 0}%"),
-        ("worker", doc.get("worker_id") or "-"),
-        ("lease until", output.when(doc.get("lease_expires_at"))),
-        ("run at", output.when(doc.get("run_at"))),
-        ("created", output.when(doc.get("created_at"))),
-    ]
-    for name, value in fields:
-        print(f"  {name:<12} {value}")
-    if doc.get("task") is not None:
-        print(f"task: {doc['task']}")
-        print("  args:   " + json.dumps(doc.get("args") or []))
-        print("  kwargs: " + json.dumps(doc.get("kwargs") or {}))
-    if doc.get("data") is not None or doc.get("task") is None:
-        print("data:")
-        print("  " + _indented(doc.get("data")))
-    if "result" in doc:
-        print("result:")
-        print("  " + _indented(doc["result"]))
-    if doc.get("depends_on"):
-        waiting = doc.get("waiting_for") or []
-        print(f"depends on {len(doc['depends_on'])} job(s); waiting for {len(waiting)}:")
-        for dependency in doc["depends_on"]:
-            print(f"  {dependency}  {'waiting' if dependency in waiting else 'done'}")
-    if doc.get("cancel_requested_at") is not None:
-        print(f"cancel asked at {output.when(doc['cancel_requested_at'])}")
-    lines = doc.get("log") or []
-    print(f"log ({len(lines)} lines):" if lines else "log: empty")
-    for line in lines:
-        if isinstance(line, dict):
-            stamp = datetime.fromtimestamp(line.get("at", 0) / 1000).strftime("%H:%M:%S")
-            print(f"  {stamp}  {line.get('msg')}")
-        else:
-            print(f"  {line}")
-    error = doc.get("error")
-    if isinstance(error, dict):
-        print(f"last error (attempt {error.get('attempt', '?')}, {error.get('type', 'Error')}):")
-        print(f"  {error.get('message')}")
-        if error.get("traceback"):
-            print("  " + error["traceback"].rstrip().replace("\n", "\n  "))
+    else:
+        print("\n".join(reports.job_lines(doc)))
     return 0
-
-
-def _indented(value: Any) -> str:
-    return json.dumps(value, indent=2).replace("\n", "\n  ")
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -150,10 +60,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
         try:
             doc = wait_for_job(db, args.id, args.timeout)
         except ResultTimeout as exc:
-            print(f"queshot: {exc}", file=sys.stderr)
+            print(f"queshot: {output.escape(str(exc))}", file=sys.stderr)
             return 2
     if doc.get("state") != "complete":
-        print(f"queshot: {JobFailed(args.id, doc)}", file=sys.stderr)
+        print(f"queshot: {output.escape(str(JobFailed(args.id, doc)))}", file=sys.stderr)
         if args.json:
             output.print_json({"id": args.id, "state": doc.get("state"), "error": doc.get("error")})
         return 1
@@ -172,7 +82,7 @@ def _report(outcomes: list[admin.Outcome], done: str, args: argparse.Namespace) 
     else:
         print(f"{done} {len(outcomes) - len(failed)} job(s)")
         for outcome in failed:
-            print(f"  {outcome.id}: not {done}: {outcome.detail}")
+            print(f"  {output.text(outcome.id)}: not {done}: {output.text(outcome.detail)}")
     return 1 if failed else 0
 
 
@@ -198,7 +108,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     if not args.json:
         for outcome in outcomes:
             if outcome.ok and outcome.detail:
-                print(f"  {outcome.id}: {outcome.detail}")
+                print(f"  {output.text(outcome.id)}: {output.text(outcome.detail)}")
     return code
 
 
@@ -221,7 +131,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if args.json:
         output.print_json({"queue": path, "paused": paused})
     else:
-        print(f"queue {'/'.join(path)} {state}")
+        print(f"queue {output.queue_text(path)} {state}")
     return 0
 
 
@@ -234,20 +144,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
         found = admin.workers(common.database(args, couch))
     if output.json_or_nothing(args, found, empty=not found, nothing="no workers"):
         return 0
-    now = now_ms()
-    rows = [
-        [
-            w.name,
-            w.host or "-",
-            w.pid or "-",
-            output.queue_text(w.queues),
-            f"{len(w.jobs)}/{w.concurrency or '-'}",
-            f"{output.age(now - w.last_seen)} ago",
-            "GONE" if w.gone else ("paused" if w.paused else "alive"),
-        ]
-        for w in found
-    ]
-    output.table(["NAME", "HOST", "PID", "QUEUE", "JOBS", "LAST SEEN", "STATUS"], rows)
+    print("\n".join(reports.workers_lines(found, now_ms())))
     return 0
 
 
