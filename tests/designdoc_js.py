@@ -24,9 +24,9 @@ function validate(args) {
   try { vdu(args[0], args[1], args[2], args[3]); return 'null'; }
   catch (e) { return JSON.stringify(e); }
 }
-function update(name, doc, body) {
+function update(name, doc, body, userCtx) {
   var handler = eval('(' + ddoc.updates[name] + ')');
-  return JSON.stringify(handler(doc, { body: JSON.stringify(body), query: {}, userCtx: {} }));
+  return JSON.stringify(handler.apply(ddoc, [doc, { body: JSON.stringify(body), query: {}, userCtx: userCtx }]));
 }
 var job = require('lib/job');
 function lib(name, args) {
@@ -51,9 +51,16 @@ class DesignDocJS:
         result = json.loads(self._context.eval(f"validate({json.dumps([new, old, user, sec])})"))
         return None if result is None else next(iter(result.items()))
 
-    def update(self, name: str, doc: dict[str, Any] | None, body: dict[str, Any]) -> list[Any]:
-        """An update handler's [new doc or null, response]."""
-        args = ", ".join(json.dumps(a) for a in (name, doc, body))
+    def update(
+        self,
+        name: str,
+        doc: dict[str, Any] | None,
+        body: dict[str, Any],
+        user: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """An update handler's [new doc or null, response], called by `user`
+        (a userCtx; default: no name, no roles)."""
+        args = ", ".join(json.dumps(a) for a in (name, doc, body, user or {}))
         return json.loads(self._context.eval(f"update({args})"))
 
     def lib(self, name: str, *args: Any) -> Any:
