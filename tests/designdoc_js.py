@@ -26,7 +26,8 @@ function validate(args) {
 }
 function update(name, doc, body, userCtx) {
   var handler = eval('(' + ddoc.updates[name] + ')');
-  return JSON.stringify(handler.apply(ddoc, [doc, { body: JSON.stringify(body), query: {}, userCtx: userCtx }]));
+  var req = { body: JSON.stringify(body), query: {}, userCtx: userCtx };
+  return JSON.stringify(handler.apply(ddoc, [doc, req]));
 }
 var job = require('lib/job');
 function lib(name, args) {

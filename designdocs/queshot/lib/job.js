@@ -197,6 +197,7 @@ var ADMIN_MOVES = {
 function moveProblem(from, to, isAdmin) {
   var move = from + '>' + to;
   if (WORKER_MOVES[move] || (isAdmin && ADMIN_MOVES[move])) return null;
+  if (ADMIN_MOVES[move] && from === to) return "only a queue admin may edit a job that is '" + from + "'";
   if (ADMIN_MOVES[move]) return "only a queue admin may move a job from '" + from + "' to '" + to + "'";
   return "a job cannot move from '" + from + "' to '" + to + "'";
 }
