@@ -36,6 +36,12 @@ function lib(name, args) {
 """
 
 
+def _parsed(value: Any) -> str:
+    """JavaScript that makes `value` by JSON.parse, as CouchDB's query server
+    does (a literal in the source would hit QuickJS's parser's own depth limit)."""
+    return f"JSON.parse({json.dumps(json.dumps(value))})"
+
+
 class DesignDocJS:
     """`_design/queshot` as rendered from designdocs/, loaded into QuickJS."""
 
@@ -49,7 +55,7 @@ class DesignDocJS:
         self, new: dict, old: dict | None, user: dict[str, Any], sec: dict[str, Any]
     ) -> tuple[str, str] | None:
         """validate_doc_update: None when allowed, else (error, reason)."""
-        result = json.loads(self._context.eval(f"validate({json.dumps([new, old, user, sec])})"))
+        result = json.loads(self._context.eval(f"validate({_parsed([new, old, user, sec])})"))
         return None if result is None else next(iter(result.items()))
 
     def update(
@@ -61,7 +67,7 @@ class DesignDocJS:
     ) -> list[Any]:
         """An update handler's [new doc or null, response], called by `user`
         (a userCtx; default: no name, no roles)."""
-        args = ", ".join(json.dumps(a) for a in (name, doc, body, user or {}))
+        args = ", ".join(_parsed(a) for a in (name, doc, body, user or {}))
         return json.loads(self._context.eval(f"update({args})"))
 
     def lib(self, name: str, *args: Any) -> Any:
