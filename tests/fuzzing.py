@@ -244,15 +244,22 @@ def documents(draw: Any, now: int) -> dict[str, Any]:
     return doc
 
 
-def edits(draw: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with one to three fields set to odd values, or dropped."""
-    edited = json.loads(json.dumps(doc))
-    for field in draw(st.lists(st.sampled_from(JOB_FIELDS + OTHER_FIELDS), min_size=1, max_size=3)):
-        if draw(st.booleans()):
-            edited[field] = draw(field_values)
+edit_specs = st.lists(
+    st.tuples(st.sampled_from(JOB_FIELDS + OTHER_FIELDS), st.booleans(), field_values),
+    min_size=1,
+    max_size=3,
+)
+
+
+def edited(doc: dict[str, Any], spec: list[tuple[str, bool, Any]]) -> dict[str, Any]:
+    """`doc` with the fields of an `edit_specs` draw set to odd values, or dropped."""
+    new = json.loads(json.dumps(doc))
+    for field, keep, value in spec:
+        if keep:
+            new[field] = value
         else:
-            edited.pop(field, None)
-    return edited
+            new.pop(field, None)
+    return new
 
 
 handler_bodies = st.fixed_dictionaries(
