@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
-from queshot import admin, dashboard
+from queshot import admin, dashboard, designdocs, sync
 from queshot.couch import Couch, Database, safe_url
 from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms
 from queshot.queue import Queue
@@ -508,3 +508,69 @@ def test_the_schedules_are_listed_with_a_link_to_each_in_fauxton(
     expect(ping).to_contain_text("ping")
     expect(ping).to_contain_text("paused")
     expect(nightly.locator("a")).to_have_attribute("href", re.compile("queshot-schedule"))
+
+
+# -- whatever is stored ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def odd_db(couch: Couch, db_name: str) -> Database:
+    """A database holding tests/odd_documents.py's documents, written before
+    `queshot push` installed the rules that would refuse most of them."""
+    from odd_documents import store_before_rules
+
+    db = couch.database(db_name)
+    db.create()
+    store_before_rules(db)
+    sync.push(couch, [db_name], designdocs.load())
+    for view in ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity"):
+        db.view("queshot-watch", view, limit=1)  # index them now, not while the page waits
+    return db
+
+
+def test_every_panel_renders_whatever_is_stored(
+    page: Any, server_url: str, odd_db: Database
+) -> None:
+    """Counts, workers, schedules, the chart, each job list and the job panel
+    show documents stored before the rules (wrong types everywhere, times of
+    1e308, queues of [["a"], 5], escape sequences), saying what they cannot
+    render; the page fixture fails the test on any JavaScript error."""
+    from odd_documents import DEEP_JOB, TRICKS_JOB, odd_job_id, odd_worker_name
+    from playwright.sync_api import expect
+
+    open_dashboard(page, server_url, odd_db)
+    counts = page.locator("#counts")
+    expect(counts.locator('th:has-text("<not a queue: 5>")')).to_have_count(1, timeout=WAIT_MS)
+    expect(counts.locator('tr[data-queue="total"]')).to_have_count(1)
+    worker = page.locator(f'#workers tr[data-worker="{odd_worker_name("jobs", 5)}"] td')
+    expect(worker.nth(3)).to_have_text("<not a list: 5>/1")
+    several = page.locator(f'#workers tr[data-worker="{odd_worker_name("queues", [["a"], 5])}"]')
+    expect(several.locator("td").nth(2)).to_have_text('<not a queue: [["a"],5]>')
+    expect(page.locator("#schedules tbody tr")).not_to_have_count(0)
+    expect(page.locator("#chart svg")).to_have_count(1)
+    for name in page.locator("#tabs button[data-tab]").evaluate_all(
+        "buttons => buttons.map(b => b.dataset.tab)"
+    ):
+        tab(page, name)
+    tab(page, "failed")
+    expect(page.locator("#jobs tbody tr[data-id]")).not_to_have_count(0)
+    # hundreds of odd workers and schedules make the page long: the top of it
+    page.set_viewport_size({"width": 1024, "height": 1400})
+    page.screenshot(path=str(ARTIFACTS / "dashboard-odd-1024.png"))
+
+    open_job(page, odd_job_id("created_at", 1e308))
+    expect(page.locator("#job-fields")).to_contain_text("<not a time: 1e+308>")
+    open_job(page, odd_job_id("error", {"message": 5, "type": [], "traceback": 5, "attempt": "x"}))
+    expect(page.locator("#job-error")).to_contain_text("[] (attempt x): 5")
+    open_job(
+        page,
+        odd_job_id("log", [{"at": 1e308, "msg": "\x1b[2J"}, {"at": "x"}, 5, None, {"msg": {}}]),
+    )
+    expect(page.locator("#job-log")).to_contain_text("<not a time: 1e+308>")
+    open_job(page, DEEP_JOB)
+    open_job(page, TRICKS_JOB)
+    expect(page.locator("#job-fields")).to_contain_text("odd/")
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-odd-1400.png"))
+    page.locator("#job").screenshot(path=str(ARTIFACTS / "dashboard-odd-job-1400.png"))

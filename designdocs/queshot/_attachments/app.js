@@ -22,6 +22,7 @@ function samePath(a, b) {
 // The pause holding back a queue path: its own, or one of a queue above it
 // (the rule of lib/job.js's pauseOf, which the server enforces).
 function pauseOf(path) {
+  if (!Array.isArray(path)) return null;
   return shared.pauses.find((p) => Array.isArray(p.queue) && p.queue.length <= path.length &&
     p.queue.every((name, i) => name === path[i])) || null;
 }
@@ -33,9 +34,10 @@ function renderCounts(rows) {
   const totals = Object.fromEntries(STATES.map((s) => [s, 0]));
   shared.queues = new Map();
   for (const row of rows) {
-    const [path, state] = row.key;
-    const name = queueText(path);
-    shared.queues.set(name, Array.isArray(path) ? path : [String(path)]);
+    const [key, state] = Array.isArray(row.key) ? row.key : [row.key, null];
+    const name = queueText(key);
+    const path = QUESHOT_MODEL.queuePath(key); // null: the jobs' `queues` is no queue
+    if (path) shared.queues.set(name, path);
     if (!queues.has(name)) queues.set(name, Object.fromEntries(STATES.map((s) => [s, 0])));
     queues.get(name)[state] = (queues.get(name)[state] || 0) + row.value;
     totals[state] = (totals[state] || 0) + row.value;
@@ -56,7 +58,7 @@ function renderCounts(rows) {
     }, pause && samePath(pause.queue, path) ? 'Resume' : pause ? 'Paused above' : 'Pause') : '';
     if (pause && !samePath(pause.queue, path)) control.disabled = true;
     return el('tr', { className: (className || '') + (pause ? ' paused' : ''), data: { queue: name } },
-      el('th', {}, name, pause ? el('span', { className: 'badge' }, 'paused') : ''), ...cells,
+      el('th', {}, el('bdi', {}, name), pause ? el('span', { className: 'badge' }, 'paused') : ''), ...cells,
       el('td', { className: 'num', data: { queue: name, state: 'total' } }, total), el('td', {}, control));
   };
   const names = [...new Set([...queues.keys(), ...shared.pauses.map((p) => queueText(p.queue))])].sort();
@@ -102,16 +104,19 @@ function renderWorkers(rows) {
   const now = Date.now();
   const body = rows.filter((row) => row.doc).map((row) => {
     const w = row.doc;
-    const lease = typeof w.lease_seconds === 'number' ? w.lease_seconds : DEFAULT_LEASE_SECONDS;
-    const gone = now - (w.last_seen || 0) > GONE_AFTER_LEASES * lease * 1000;
-    const jobs = Array.isArray(w.jobs) ? w.jobs : [];
-    const paused = w.paused || queuePaths(w.queues).every((path) => pauseOf(path));
-    return el('tr', { className: gone ? 'gone' : '', data: { worker: w.name || row.id } },
-      el('td', {}, w.name || ''),
-      el('td', {}, (w.host || '-') + ':' + (w.pid || '-')),
+    // the rule of queshot/jobs.py's worker_gone
+    const lease = typeof w.lease_seconds === 'number' && w.lease_seconds > 0
+      ? w.lease_seconds : DEFAULT_LEASE_SECONDS;
+    const seen = typeof w.last_seen === 'number' && Number.isFinite(w.last_seen) ? w.last_seen : 0;
+    const gone = now - seen > GONE_AFTER_LEASES * lease * 1000;
+    const jobs = Array.isArray(w.jobs) ? String(w.jobs.length) : notA('a list', w.jobs);
+    const paused = w.paused === true || queuePaths(w.queues).every((path) => pauseOf(path));
+    return el('tr', { className: gone ? 'gone' : '', data: { worker: shown(w.name) || row.id } },
+      el('td', {}, shown(w.name)),
+      el('td', {}, el('bdi', {}, shown(w.host) || '-'), ':', el('bdi', {}, shown(w.pid) || '-')),
       el('td', {}, queueText(w.queues)),
-      el('td', { className: 'num' }, jobs.length + '/' + (w.concurrency || '-')),
-      el('td', {}, age(now - (w.last_seen || 0)) + ' ago'),
+      el('td', { className: 'num' }, jobs + '/' + (shown(w.concurrency) || '-')),
+      el('td', {}, ago(w.last_seen || 0)),
       el('td', {}, gone ? 'gone' : paused ? 'paused' : 'alive'));
   });
   replaceRows($('workers'),
@@ -125,11 +130,11 @@ function renderWorkers(rows) {
 function renderSchedules(rows) {
   const body = rows.filter((row) => row.doc).map((row) => {
     const s = row.doc;
-    const when = typeof s.cron === 'string' ? s.cron : 'every ' + s.every + ' s';
+    const when = typeof s.cron === 'string' ? s.cron : 'every ' + shown(s.every) + ' s';
     const what = typeof s.task === 'string' ? s.task : JSON.stringify(s.data === undefined ? null : s.data);
     return el('tr', { className: s.enabled === false ? 'gone' : '', data: { schedule: row.id } },
       el('td', {}, el('a', { href: fauxtonUrl(row.id) }, row.id.slice(SCHEDULE_PREFIX.length))),
-      el('td', {}, when + (s.timezone ? ' (' + s.timezone + ')' : '')),
+      el('td', {}, when + (s.timezone ? ' (' + shown(s.timezone) + ')' : '')),
       el('td', {}, queueText(s.queue)),
       el('td', {}, what),
       el('td', {}, s.enabled === false ? 'paused' : 'enabled'));
@@ -172,13 +177,13 @@ async function showJob(id) {
   $('job-id').textContent = doc._id;
   $('job-fauxton').href = fauxtonUrl(doc._id);
   const fields = [
-    ['state', doc.state],
+    ['state', shown(doc.state)],
     ['queue', queueText(doc.queues)],
-    ['priority', doc.priority || 0],
-    ['attempts', (doc.attempts || 0) + ' of ' + (doc.max_attempts || '-')],
-    ['stalls', String(doc.stalls || 0)],
+    ['priority', shown(doc.priority || 0)],
+    ['attempts', shown(doc.attempts || 0) + ' of ' + (shown(doc.max_attempts) || '-')],
+    ['stalls', shown(doc.stalls || 0)],
     ['progress', (typeof doc.progress === 'number' ? doc.progress : 0) + '%'],
-    ['worker', doc.worker_id || '-'],
+    ['worker', shown(doc.worker_id) || '-'],
     ['lease until', when(doc.lease_expires_at)],
     ['run at', when(doc.run_at)],
     ['created', when(doc.created_at)],
@@ -191,7 +196,7 @@ async function showJob(id) {
   if (Array.isArray(doc.depends_on) && doc.depends_on.length) {
     const waiting = Array.isArray(doc.waiting_for) ? doc.waiting_for : [];
     fields.push(['depends on', doc.depends_on.length + ' job(s)' +
-      (waiting.length ? ', waiting for ' + waiting.join(', ') : ', none left to wait for')]);
+      (waiting.length ? ', waiting for ' + waiting.map(shown).join(', ') : ', none left to wait for')]);
   }
   $('job-fields').replaceChildren(...fields.flatMap(([name, value]) => [
     el('dt', {}, name),
@@ -199,8 +204,8 @@ async function showJob(id) {
   ]));
   const error = doc.error;
   $('job-error').textContent = error && typeof error === 'object'
-    ? (error.type || 'Error') + ' (attempt ' + (error.attempt || '?') + '): ' + error.message +
-      (error.traceback ? '\n\n' + error.traceback : '')
+    ? (shown(error.type) || 'Error') + ' (attempt ' + (shown(error.attempt) || '?') + '): ' +
+      shown(error.message) + (error.traceback ? '\n\n' + shown(error.traceback) : '')
     : 'none';
   $('job-data').textContent = JSON.stringify(doc.data, null, 2);
   $('job-task-part').hidden = typeof doc.task !== 'string';
@@ -208,14 +213,15 @@ async function showJob(id) {
   $('job-task').textContent = typeof doc.task === 'string'
     ? doc.task + '(' + [
       ...(Array.isArray(doc.args) ? doc.args : []).map((a) => JSON.stringify(a)),
-      ...Object.entries(doc.kwargs || {}).map(([k, v]) => k + '=' + JSON.stringify(v)),
+      ...Object.entries(isPlainObject(doc.kwargs) ? doc.kwargs : {}).map(([k, v]) => k + '=' + JSON.stringify(v)),
     ].join(', ') + ')'
     : '';
   $('job-result-part').hidden = !('result' in doc);
   $('job-result').textContent = 'result' in doc ? JSON.stringify(doc.result, null, 2) : '';
   const log = Array.isArray(doc.log) ? doc.log : [];
-  $('job-log').replaceChildren(...log.map((line) => el('li', {},
-    line && typeof line === 'object' ? new Date(line.at).toLocaleTimeString() + '  ' + line.msg : line)));
+  $('job-log').replaceChildren(...log.map((line) => el('li', {}, line && typeof line === 'object'
+    ? (dateOf(line.at) ? dateOf(line.at).toLocaleTimeString() : notA('a time', line.at)) + '  ' + shown(line.msg)
+    : shown(line))));
   $('requeue').hidden = !QUESHOT.FINISHED_STATES.includes(doc.state);
   $('cancel').hidden = !(doc.state === 'inactive' ||
     (doc.state === 'active' && typeof doc.cancel_requested_at !== 'number'));
@@ -273,27 +279,36 @@ function requeueOne(id) {
 async function refresh() {
   try {
     const [stats, workers, ddoc, schedules] = await Promise.all([
-      request('GET', dbUrl(DDOC_PATH + '/_view/stats', { group_level: 2 })),
-      request('GET', dbUrl('_all_docs', {
-        startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true,
-      })),
+      query(DDOC_PATH + '/_view/stats', { group_level: 2 }),
+      query('_all_docs', { startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true }),
       request('GET', dbUrl(DDOC_PATH)),
-      request('GET', dbUrl('_all_docs', {
-        startkey: SCHEDULE_PREFIX, endkey: SCHEDULE_PREFIX + '\ufff0', include_docs: true,
-      })),
+      query('_all_docs', { startkey: SCHEDULE_PREFIX, endkey: SCHEDULE_PREFIX + '\ufff0', include_docs: true }),
     ]);
     const pauses = ddoc && Array.isArray(ddoc[PAUSE_FIELD]) ? ddoc[PAUSE_FIELD] : [];
-    shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue));
-    renderCounts(stats.rows);
-    renderWorkers(workers.rows);
-    renderSchedules(schedules.rows);
-    await Promise.all([refreshJobs(), refreshChart()]);
+    shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue) && QUESHOT_MODEL.queuePath(p.queue));
+    // Each panel on its own: one that cannot show what is stored leaves the others be.
+    panel('counts', () => renderCounts(stats.rows));
+    panel('workers', () => renderWorkers(workers.rows));
+    panel('schedules', () => renderSchedules(schedules.rows));
+    await Promise.all([refreshJobs(), refreshChart().catch((error) => panelFailed('chart', error))]);
     if (wantedJob) await showJob(wantedJob);
     $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     if (!feedDown && !loggedIn) setStatus('live', 'live');
   } catch (error) {
     if (error.status !== 401) setStatus('cannot read the queue: ' + error.message, 'down');
   }
+}
+
+function panel(name, render) {
+  try {
+    render();
+  } catch (error) {
+    panelFailed(name, error);
+  }
+}
+
+function panelFailed(name, error) {
+  $(name).replaceChildren(el('p', { className: 'message' }, 'cannot show the ' + name + ': ' + error.message));
 }
 
 let refreshing = false;

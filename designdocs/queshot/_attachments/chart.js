@@ -50,9 +50,9 @@ async function refreshChart() {
   const windowMs = Number($('chart-window').value) * 60000;
   const now = Date.now();
   const first = now - windowMs - (now - windowMs) % ACTIVITY_BUCKET_MS;
-  const answer = await request('GET', dbUrl(WATCH_PATH + '/_view/activity', {
+  const answer = await query(WATCH_PATH + '/_view/activity', {
     startkey: [first], endkey: [now, {}], group_level: 4,
-  }));
+  });
   const barMs = windowMs / BARS;
   const bars = Array.from({ length: BARS }, () => ({}));
   const histogram = new Array(WAIT_BUCKETS_MS.length + 1).fill(0);

@@ -33,6 +33,17 @@ function dbUrl(path, params = {}) {
   return DB_PATH + '/' + path + (query.length ? '?' + query.join('&') : '');
 }
 
+// A view or _all_docs query: in the URL, or in a POST body (CouchDB 2.2+ and
+// pouchdb-server take it there) when the URL would be too long for CouchDB,
+// which refuses a request line over about 8 KB (a key is what a job held).
+const MAX_QUERY_URL = 2000;
+
+function query(path, params, signal) {
+  const url = dbUrl(path, params);
+  if (url.length <= MAX_QUERY_URL) return request('GET', url, undefined, signal);
+  return request('POST', dbUrl(path), params, signal);
+}
+
 function docUrl(id) {
   return dbUrl(encodeURIComponent(id));
 }
@@ -111,6 +122,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function age(ms) {
+  if (!Number.isFinite(ms)) return '?';
   let seconds = Math.max(0, Math.floor(ms / 1000));
   const units = [['d', 86400, 'h', 3600], ['h', 3600, 'm', 60], ['m', 60, 's', 1]];
   for (const [big, bigSize, small, smallSize] of units) {
@@ -122,23 +134,62 @@ function age(ms) {
   return seconds + 's';
 }
 
-function when(ms) {
-  if (typeof ms !== 'number') return '-';
-  const delta = ms - Date.now();
-  const relative = delta > 0 ? 'in ' + age(delta) : age(-delta) + ' ago';
-  return new Date(ms).toLocaleString() + ' (' + relative + ')';
+// A stored value that is not what its field should hold, shown as such (as
+// `queshot show` does): "<not a time: 1e+308>".
+function notA(what, value) {
+  let shown = typeof value === 'string' ? value : JSON.stringify(value);
+  if (shown === undefined) shown = String(value);
+  return '<not ' + what + ': ' + (shown.length > 60 ? shown.slice(0, 60) + '...' : shown) + '>';
 }
 
-// The queue paths of a `queues` field: a name, a path (['email', 'welcome']),
-// or a worker's several queues in order, as a list of paths ([['high'], ['default']]).
+function isPlainObject(x) {
+  return x !== null && typeof x === 'object' && !Array.isArray(x);
+}
+
+// Any stored value as text: a string as it is, anything else as JSON.
+function shown(value) {
+  if (typeof value === 'string') return value;
+  if (value === null || value === undefined) return '';
+  return JSON.stringify(value);
+}
+
+// An epoch-ms time a Date can hold, else null.
+function dateOf(ms) {
+  if (typeof ms !== 'number') return null;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+function when(ms) {
+  if (ms === null || ms === undefined) return '-';
+  const date = dateOf(ms);
+  if (!date) return notA('a time', ms);
+  const delta = ms - Date.now();
+  const relative = delta > 0 ? 'in ' + age(delta) : age(-delta) + ' ago';
+  return date.toLocaleString() + ' (' + relative + ')';
+}
+
+// How long ago a time was: "12m 5s ago".
+function ago(ms) {
+  return dateOf(ms) ? age(Date.now() - ms) + ' ago' : notA('a time', ms);
+}
+
+// The queue paths of a `queues` field: a name or a path, one queue (by the
+// server's own queuePath, QUESHOT_MODEL), or a worker's several queues in
+// order, a list of paths ([['high'], ['default']]); null for each that is
+// not a queue (the rule of queshot/jobs.py's worker_queue_paths).
 function queuePaths(queues) {
-  if (Array.isArray(queues) && queues.some(Array.isArray)) return queues;
-  return [Array.isArray(queues) ? queues : [String(queues)]];
+  if (Array.isArray(queues) && queues.length && queues.every(Array.isArray)) {
+    return queues.map(QUESHOT_MODEL.queuePath);
+  }
+  return [QUESHOT_MODEL.queuePath(queues)];
 }
 
 // As people read them: "email/welcome", or "high, default".
 function queueText(queues) {
-  return queuePaths(queues).map((path) => path.join('/')).join(', ');
+  const paths = queuePaths(queues);
+  if (paths.some((path) => path === null)) return notA('a queue', queues);
+  return paths.map((path) => path.join('/')).join(', ');
 }
 
 function setStatus(text, kind) {

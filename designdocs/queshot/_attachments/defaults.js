@@ -1,7 +1,15 @@
 // The queue's constants for the dashboard, rendered when pushed from the same
 // context (designdocs/context.json) as the JavaScript CouchDB runs and
-// queshot's Python: one source for all three.
+// queshot's Python: one source for all three. And the job model itself
+// (_partials/model.js, which the views and validate_doc_update include), in a
+// scope of its own: the dashboard reads a queue path by the very function the
+// server does, so "a/b" and ["a", "b"] are one queue here too.
 'use strict';
+
+const QUESHOT_MODEL = (function () {
+{% include '_partials/model.js' %}
+  return Object.freeze({ queuePath: queuePath });
+})();
 
 const QUESHOT = Object.freeze({
   STATES: {{ states|tojson }},

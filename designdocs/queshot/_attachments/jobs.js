@@ -50,15 +50,14 @@ async function readPage() {
     const number = Number(value);
     if (value.trim() !== '' && !Number.isNaN(number)) keys.push([field, number]);
     if (value === 'true' || value === 'false') keys.push([field, value === 'true']);
-    const answer = await request('GET', dbUrl(WATCH_PATH + '/_view/jobs_by_data',
-      { keys, limit: PAGE_SIZE + 1 }));
+    const answer = await query(WATCH_PATH + '/_view/jobs_by_data', { keys, limit: PAGE_SIZE + 1 });
     return answer.rows;
   }
   const { view, ...range } = tabQuery(list.tab);
   const start = list.starts[list.page];
   const params = { ...range, limit: PAGE_SIZE + 1, reduce: false };
   if (start) Object.assign(params, { startkey: start.key, startkey_docid: start.id });
-  return (await request('GET', dbUrl(WATCH_PATH + '/_view/' + view, params))).rows;
+  return (await query(WATCH_PATH + '/_view/' + view, params)).rows;
 }
 
 async function refreshJobs() {
@@ -98,8 +97,10 @@ function describe(row, now) {
       (v.worker_id || '-') + ' · lease ' + (lease === null ? '-' : lease > 0 ? age(lease) + ' left' : 'over') +
       ' · ' + (typeof v.progress === 'number' ? v.progress : 0) + '%'];
   }
+  // stored text in a <bdi> of its own: a bidi override in it stops there
   const detail = state === 'failed'
-    ? (v.error || '') + ' (attempts ' + v.attempts + '/' + (v.max_attempts || '-') + ')' : '';
+    ? el('span', {}, el('bdi', {}, v.error || ''), ' (attempts ' + v.attempts + '/' + (v.max_attempts || '-') + ')')
+    : '';
   return [(STATE_LABELS[state] || state) + ' ' + age(now - since) + ' ago', detail];
 }
 
@@ -211,7 +212,7 @@ async function requeueFailed() {
   for (;;) {
     const params = { startkey: start ? start.key : startkey, endkey: until, limit: BULK_PAGE, reduce: false };
     if (start) params.startkey_docid = start.id;
-    const rows = (await request('GET', dbUrl(WATCH_PATH + '/_view/' + view, params))).rows
+    const rows = (await query(WATCH_PATH + '/_view/' + view, params)).rows
       .filter((row) => !refusals.some((r) => r.id === row.id));
     if (!rows.length) break;
     const step = await requeueAll(rows.map((row) => row.id), (n) => {
