@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from queshot import jobs
 from queshot.jobs import DEFAULTS, STATES
 
 MAX_JOB_CHARS: int = DEFAULTS["max_job_chars"]
@@ -175,6 +176,38 @@ shaped = st.sampled_from(
         {"message": "boom", "traceback": 5, "type": None},
     )
 )
+# Values the rules accept but readers may not expect: the edges of each range.
+_edges = st.sampled_from
+edge_values = {
+    "priority": _edges((jobs.MAX_PRIORITY, -jobs.MAX_PRIORITY, 0)),
+    "created_at": _edges((0, 1, jobs.MAX_EPOCH_MS)),
+    "run_at": _edges((0, jobs.MAX_EPOCH_MS, 1.5)),
+    "lease_seconds": _edges((jobs.MIN_LEASE_SECONDS, jobs.MAX_LEASE_SECONDS, 1.25)),
+    "timeout": _edges((0.001, jobs.MAX_TIMEOUT_SECONDS)),
+    "max_attempts": _edges((1, jobs.MAX_ATTEMPTS_BOUND)),
+    "max_stalls": _edges((0, jobs.MAX_STALLS_BOUND)),
+    "backoff_seconds": _edges((0, jobs.MAX_BACKOFF_SECONDS_BOUND)),
+    "progress": _edges((0, 100, 33.333)),
+    "queues": _edges(
+        (
+            ["q" * jobs.MAX_QUEUE_PART_CHARS] * jobs.MAX_QUEUE_PARTS,
+            "\x1b[2J/\u202e/💥",
+            "a b/c",
+        )
+    ),
+    "data": st.one_of(
+        _edges((_nested(jobs.MAX_DEPTH - 2), "x" * (jobs.MAX_NEW_JOB_CHARS - 1000), None, 5)),
+        json_values,
+    ),
+    "log": _edges((["\x1b[2J\x1b[Hcleared", "\r\x07"], [], ["x" * 5000])),
+    "task": _edges(("\x1b[31mred", "a" * 2000, "pkg.mod:fn")),
+    "args": st.lists(json_values, max_size=3),
+    "kwargs": st.dictionaries(texts, json_values, max_size=3),
+    "depends_on": st.lists(texts.filter(bool), max_size=3),
+    "last_seen": _edges((0, 1, 1e12)),
+    "name": texts,
+    "jobs": json_values,
+}
 field_values = st.one_of(
     scalars,
     scalars,
@@ -207,7 +240,13 @@ def base_job(now: int, queue: Any) -> dict[str, Any]:
 def documents(draw: Any, now: int) -> dict[str, Any]:
     """A document any role might store: mostly a job with a few fields set to
     odd values, else a status document, a schedule, a slot job or any dict."""
-    kind = draw(st.sampled_from(("job", "job", "job", "status", "schedule", "slot", "any")))
+    kinds = ("edge", "edge", "job", "job", "job", "status", "schedule", "slot", "any")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "edge":  # likely stored: only values at the edges of what the rules accept
+        doc = base_job(now, draw(queues))
+        for field in draw(st.lists(st.sampled_from(sorted(edge_values)), max_size=3)):
+            doc[field] = draw(edge_values[field])
+        return doc
     if kind == "job":
         doc = base_job(now, draw(queues))
     elif kind == "status":
@@ -237,15 +276,23 @@ def documents(draw: Any, now: int) -> dict[str, Any]:
         doc = draw(st.dictionaries(texts, json_values, max_size=5))
     fields = st.sampled_from(JOB_FIELDS + OTHER_FIELDS) | texts
     for field in draw(st.lists(fields, max_size=4)):
-        doc[field] = draw(field_values)
+        doc[field] = draw(value_for(field))
     doc_id = draw(ids)
     if doc_id is not None and "_id" not in doc:
         doc["_id"] = doc_id
     return doc
 
 
+def value_for(field: str) -> st.SearchStrategy[Any]:
+    """An odd value for `field`: half the time one its rule accepts, at an edge."""
+    edge = edge_values.get(field)
+    return field_values if edge is None else st.one_of(edge, field_values)
+
+
 edit_specs = st.lists(
-    st.tuples(st.sampled_from(JOB_FIELDS + OTHER_FIELDS), st.booleans(), field_values),
+    st.sampled_from(JOB_FIELDS + OTHER_FIELDS).flatmap(
+        lambda field: st.tuples(st.just(field), st.booleans(), value_for(field))
+    ),
     min_size=1,
     max_size=3,
 )

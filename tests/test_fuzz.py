@@ -243,7 +243,7 @@ class Fuzzer:
             return None
         except CouchError as exc:
             self.counts[role]["refused"] += 1
-            if path == "_security" and exc.error == "no_majority":
+            if path == "_security" and exc.reason == "no_majority":
                 return None  # CouchDB 3.5's own answer to a member's write of _security
             if exc.status is None or exc.status >= 500:
                 self.problem(role, f"{method} {path[:80]}: server error {exc}"[:400])
@@ -291,6 +291,8 @@ class Fuzzer:
 
     def stored(self, role: str, doc_id: str, doc: dict[str, Any]) -> None:
         self.counts[role]["stored"] += 1
+        if doc_id.startswith("_local/"):
+            return  # never validated, replicated, listed or fed: CouchDB's, not the queue's
         self.known.append(doc_id)
         problem = fuzzing.stored_problem(doc)
         if role in ("queshot_producer", "queshot_worker"):
