@@ -76,6 +76,12 @@ class ServerUnreachable(CouchError):
     """No answer: connection refused, reset, or timed out."""
 
 
+class UnreadableAnswer(CouchError):
+    """An answer that is JSON but that Python cannot read: nested deeper than
+    its recursion limit (CouchDB stores such documents). The problem of the
+    document in it, not of the server: never retried as an outage."""
+
+
 _BY_STATUS: dict[int, type[CouchError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -392,19 +398,15 @@ class Couch:
             raise self._unreachable(exc) from None
 
 
-class TooDeep(ServerError):
-    """An answer nested deeper than Python's JSON parser follows (a document
-    stored before the design docs bounded nesting)."""
-
-
 def _decode(response: httpx.Response, url: str) -> Any:
     try:
         return response.json()
-    except RecursionError:
-        raise TooDeep(
-            f"{url} answered with JSON nested deeper than Python can parse "
-            f"({len(response.content)} bytes)",
+    except RecursionError as exc:
+        raise UnreadableAnswer(
+            f"{url} answered {response.status_code} with JSON that cannot be read here ({exc})",
             status=response.status_code,
+            error="unreadable",
+            reason=f"RecursionError: {exc}",
         ) from None
     except ValueError:
         raise ServerError(
@@ -466,7 +468,7 @@ def get_to_show(db: Database, doc_id: str, max_depth: int) -> dict[str, Any]:
     response = db.couch.request("GET", f"/{quote(db.name, safe='')}/{doc_path(doc_id)}")
     try:
         return _decode(response, db.couch.url)
-    except TooDeep:
+    except UnreadableAnswer:
         return loads_within(response.text, max_depth)
 
 
