@@ -416,62 +416,6 @@ def _decode(response: httpx.Response, url: str) -> Any:
         ) from None
 
 
-def _query_request(params: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
-    """How to send a view or _all_docs query: GET with it in the URL; `keys`
-    in a POST body; the whole query in a POST body when it is too long for a
-    URL (MAX_QUERY_CHARS). The method, the URL's params and the body."""
-    params = dict(params)
-    keys = params.pop("keys", None)
-    if len(urlencode(_encode_params(params))) > MAX_QUERY_CHARS:
-        body = {name: value for name, value in params.items() if value is not None}
-        return "POST", {}, body if keys is None else {**body, "keys": keys}
-    if keys is not None:
-        return "POST", params, {"keys": keys}
-    return "GET", params, None
-
-
-_JSON_STRUCTURE = re.compile(r'["\[\]{}]')
-_JSON_STRING_END = re.compile(r'(?:[^"\\]|\\.)*"')
-TOO_DEEP_MARK = "<nested too deep to show>"
-
-
-def loads_within(text: str, max_depth: int) -> Any:
-    """JSON text as Python values, every value nested deeper than `max_depth`
-    replaced by TOO_DEEP_MARK: what a reader can show of a document Python
-    cannot parse whole. One pass over the structural characters."""
-    kept: list[str] = []
-    depth, cut_at, copied = 0, None, 0
-    position = 0
-    while match := _JSON_STRUCTURE.search(text, position):
-        char, at = match.group(), match.start()
-        if char == '"':
-            end = _JSON_STRING_END.match(text, at + 1)
-            position = end.end() if end else len(text)
-            continue
-        position = at + 1
-        if char in "[{":
-            depth += 1
-            if depth > max_depth and cut_at is None:
-                kept.append(text[copied:at] + json.dumps(TOO_DEEP_MARK))
-                cut_at = depth
-        else:
-            if cut_at == depth:
-                cut_at, copied = None, position
-            depth -= 1
-    kept.append(text[copied:] if cut_at is None else "")
-    return json.loads("".join(kept))
-
-
-def get_to_show(db: Database, doc_id: str, max_depth: int) -> dict[str, Any]:
-    """A document for people to look at: as `Database.get`, but one nested
-    deeper than Python parses has its deepest values replaced (`loads_within`)."""
-    response = db.couch.request("GET", f"/{quote(db.name, safe='')}/{doc_path(doc_id)}")
-    try:
-        return _decode(response, db.couch.url)
-    except UnreadableAnswer:
-        return loads_within(response.text, max_depth)
-
-
 class Database:
     """One database on a `Couch` server."""
 
@@ -718,3 +662,62 @@ class Database:
         )
         yield from response["results"]
         yield {"last_seq": response["last_seq"]}
+
+
+# -- what readers need beyond plain requests ---------------------------------------
+
+
+def _query_request(params: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
+    """How to send a view or _all_docs query: GET with it in the URL; `keys`
+    in a POST body; the whole query in a POST body when it is too long for a
+    URL (MAX_QUERY_CHARS). The method, the URL's params and the body."""
+    params = dict(params)
+    keys = params.pop("keys", None)
+    if len(urlencode(_encode_params(params))) > MAX_QUERY_CHARS:
+        body = {name: value for name, value in params.items() if value is not None}
+        return "POST", {}, body if keys is None else {**body, "keys": keys}
+    if keys is not None:
+        return "POST", params, {"keys": keys}
+    return "GET", params, None
+
+
+_JSON_STRUCTURE = re.compile(r'["\[\]{}]')
+_JSON_STRING_END = re.compile(r'(?:[^"\\]|\\.)*"')
+TOO_DEEP_MARK = "<nested too deep to show>"
+
+
+def loads_within(text: str, max_depth: int) -> Any:
+    """JSON text as Python values, every value nested deeper than `max_depth`
+    replaced by TOO_DEEP_MARK: what a reader can show of a document Python
+    cannot parse whole. One pass over the structural characters."""
+    kept: list[str] = []
+    depth, cut_at, copied = 0, None, 0
+    position = 0
+    while match := _JSON_STRUCTURE.search(text, position):
+        char, at = match.group(), match.start()
+        if char == '"':
+            end = _JSON_STRING_END.match(text, at + 1)
+            position = end.end() if end else len(text)
+            continue
+        position = at + 1
+        if char in "[{":
+            depth += 1
+            if depth > max_depth and cut_at is None:
+                kept.append(text[copied:at] + json.dumps(TOO_DEEP_MARK))
+                cut_at = depth
+        else:
+            if cut_at == depth:
+                cut_at, copied = None, position
+            depth -= 1
+    kept.append(text[copied:] if cut_at is None else "")
+    return json.loads("".join(kept))
+
+
+def get_to_show(db: Database, doc_id: str, max_depth: int) -> dict[str, Any]:
+    """A document for people to look at: as `Database.get`, but one nested
+    deeper than Python parses has its deepest values replaced (`loads_within`)."""
+    response = db.couch.request("GET", f"/{quote(db.name, safe='')}/{doc_path(doc_id)}")
+    try:
+        return _decode(response, db.couch.url)
+    except UnreadableAnswer:
+        return loads_within(response.text, max_depth)
