@@ -40,6 +40,29 @@ PAUSE_FIELD: str = DEFAULTS["pause_field"]
 SCHEDULE_TYPE: str = DEFAULTS["schedule_type"]
 SCHEDULE_DOC_PREFIX: str = DEFAULTS["schedule_doc_prefix"]
 
+# The bounds validate_doc_update holds every queshot document to (and the
+# handlers their own writes to): the README lists them for people.
+MAX_JOB_CHARS: int = DEFAULTS["max_job_chars"]  # JSON characters of any document, any write
+MAX_NEW_JOB_CHARS: int = DEFAULTS["max_new_job_chars"]  # ... of a job as created
+MAX_DEPTH: int = DEFAULTS["max_depth"]  # nesting levels, the document being the first
+MAX_QUEUE_PARTS: int = DEFAULTS["max_queue_parts"]
+MAX_QUEUE_PART_CHARS: int = DEFAULTS["max_queue_part_chars"]
+MAX_LOG_MSG_CHARS: int = DEFAULTS["max_log_msg_chars"]
+MAX_ERROR_MESSAGE_CHARS: int = DEFAULTS["max_error_message_chars"]
+MAX_TRACEBACK_CHARS: int = DEFAULTS["max_traceback_chars"]
+MIN_LEASE_SECONDS: float = DEFAULTS["min_lease_seconds"]
+MAX_LEASE_SECONDS: float = DEFAULTS["max_lease_seconds"]
+MAX_TIMEOUT_SECONDS: float = DEFAULTS["max_timeout_seconds"]
+MAX_PRIORITY: int = DEFAULTS["max_priority"]  # either way: priorities from -MAX to MAX
+MAX_ATTEMPTS_BOUND: int = DEFAULTS["max_attempts_bound"]
+MAX_STALLS_BOUND: int = DEFAULTS["max_stalls_bound"]
+MAX_BACKOFF_SECONDS_BOUND: float = DEFAULTS["max_backoff_seconds_bound"]
+MAX_EPOCH_MS: int = DEFAULTS["max_epoch_ms"]  # 9999-12-31T23:59:59.999Z: datetime.max
+MAX_LAST_SEEN_AHEAD_MS: int = DEFAULTS["max_last_seen_ahead_ms"]  # a status document's clock
+# The fields a job is created with that no handler changes: only a queue admin
+# may change them (and a scheduler compares them to know a slot's job as its own).
+CREATION_FIELDS: tuple[str, ...] = tuple(DEFAULTS["creation_fields"])
+
 
 class QueueError(Exception):
     """A queue operation that cannot be done as asked; the message says why."""
@@ -124,14 +147,27 @@ def is_job(doc: Any) -> bool:
     )
 
 
-def queue_path(name: str | Sequence[str]) -> list[str]:
-    """A queue name as its path: "email" -> ["email"]; ["email", "welcome"] stays."""
-    path = [name] if isinstance(name, str) else list(name)
-    if not path or not all(isinstance(p, str) and p for p in path):
-        raise QueueError(
-            f"invalid queue name {name!r}: a non-empty string or list of non-empty strings"
-        )
-    return path
+def queue_path(name: Any) -> list[str]:
+    """A queue name as its path, by the one rule the design docs' queuePath
+    follows too: a '/' separates the parts of a name, so "email/welcome" and
+    ["email", "welcome"] are one queue; a part is a non-empty name without
+    '/'; at most MAX_QUEUE_PARTS parts of MAX_QUEUE_PART_CHARS characters.
+    QueueError saying which rule it breaks otherwise."""
+    path = name.split("/") if isinstance(name, str) else name
+    if not isinstance(path, list | tuple) or not path:
+        problem = "a queue is a name or a non-empty list of names"
+    elif len(path) > MAX_QUEUE_PARTS:
+        problem = f"a queue path has at most {MAX_QUEUE_PARTS} parts (got {len(path)})"
+    elif not all(isinstance(part, str) and part for part in path):
+        problem = "every part of a queue path must be a non-empty name"
+    elif any("/" in part for part in path):
+        problem = "a part of a queue path cannot hold '/' (it separates the parts)"
+    elif any(len(part) > MAX_QUEUE_PART_CHARS for part in path):
+        problem = f"a part of a queue path has at most {MAX_QUEUE_PART_CHARS} characters"
+    else:
+        return list(path)
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+    raise QueueError(f"invalid queue name {shown}: {problem}")
 
 
 def worker_queues(paths: Sequence[list[str]]) -> str | list[str] | list[list[str]]:
@@ -159,8 +195,9 @@ def in_queue(queues: Any, path: list[str]) -> bool:
     """Whether a job whose `queues` field is `queues` belongs to the queue
     `path`: its own path starts with it (a worker on ["email"] also takes
     ["email", "welcome"] jobs). The same rule as the design docs' inQueue."""
-    own = [queues] if isinstance(queues, str) and queues else queues
-    if not isinstance(own, list) or not own or not all(isinstance(p, str) and p for p in own):
+    try:
+        own = queue_path(queues)
+    except QueueError:
         return False
     return 0 < len(path) <= len(own) and own[: len(path)] == path
 

@@ -49,7 +49,7 @@ from .couch import (
     Outage,
     Unauthorized,
 )
-from .jobs import SCHEDULE_DOC_PREFIX, revision_number, winning_revision
+from .jobs import CREATION_FIELDS, SCHEDULE_DOC_PREFIX, revision_number, winning_revision
 from .queue import Queue
 from .retrying import MAX_RETRY_DELAY, Retrier
 from .schedules import Schedule, ScheduleError, slot_stamp
@@ -57,7 +57,16 @@ from .schedules import Schedule, ScheduleError, slot_stamp
 log = logging.getLogger(__name__)
 
 LONGEST_SLEEP = 300.0  # seconds; a pass at least this often, in case the clock jumped
-OUTCOMES = ("created", "accepted", "contested", "existed", "conflicts", "removed", "refused")
+OUTCOMES = (
+    "created",
+    "accepted",
+    "contested",
+    "existed",
+    "foreign",
+    "conflicts",
+    "removed",
+    "refused",
+)
 
 
 def slot_job(db: Database, schedule: Schedule, slot_ms: int) -> dict[str, Any]:
@@ -203,11 +212,22 @@ class Scheduler:
         copy), accepted (202: on fewer; one revision, as a rival's identical
         create may have been too), contested (202 and branches, resolved),
         existed (there already; `conflicts` when the create itself got the
-        409), removed (its job was deleted since), refused (by
-        validate_doc_update)."""
+        409), foreign (there, but not the job this schedule makes: warned
+        of, not enqueued again), removed (its job was deleted since),
+        refused (by validate_doc_update)."""
         doc = slot_job(self.db, schedule, slot)
         job_id = doc["_id"]
-        seen = self._retrying(lambda: self._lookup(job_id))
+        seen, differing = self._retrying(lambda: self._lookup(doc))
+        if seen == "foreign":
+            log.warning(
+                "slot %s of %s: job %s is there but is not the job this schedule makes "
+                "(its %s differ): written by someone else, or before the schedule changed; "
+                "not enqueued again",
+                slot_stamp(slot),
+                schedule.name,
+                job_id,
+                ", ".join(differing),
+            )
         if seen != "missing":
             log.debug("slot %s of %s: job %s %s", slot_stamp(slot), schedule.name, job_id, seen)
             return seen
@@ -224,13 +244,19 @@ class Scheduler:
         log.info("slot %s of %s: enqueued %s", slot_stamp(slot), schedule.name, job_id)
         return outcome
 
-    def _lookup(self, job_id: str) -> str:
-        """missing, existed or removed (a tombstone: `_all_docs` by key shows
-        deleted documents, on CouchDB and pouchdb-server alike)."""
-        [row] = self.db.all_docs(keys=[job_id])["rows"]
+    def _lookup(self, doc: dict[str, Any]) -> tuple[str, list[str]]:
+        """missing, existed, foreign (see `_enqueue`) or removed (a tombstone:
+        `_all_docs` by key shows deleted documents, on CouchDB and
+        pouchdb-server alike); for foreign, the fields a job is created with
+        (and no handler changes) in which the stored one differs from `doc`."""
+        [row] = self.db.all_docs(keys=[doc["_id"]], include_docs=True)["rows"]
         if "value" not in row:
-            return "missing"
-        return "removed" if row["value"].get("deleted") else "existed"
+            return "missing", []
+        if row["value"].get("deleted"):
+            return "removed", []
+        stored = row.get("doc") or {}
+        differing = [field for field in CREATION_FIELDS if stored.get(field) != doc.get(field)]
+        return ("foreign" if differing else "existed"), differing
 
     def _converge(self, job_id: str) -> bool:
         """After a 202: whether rival creates left branches (only schedule

@@ -24,15 +24,22 @@ function validate(args) {
   try { vdu(args[0], args[1], args[2], args[3]); return 'null'; }
   catch (e) { return JSON.stringify(e); }
 }
-function update(name, doc, body) {
+function update(name, doc, body, userCtx) {
   var handler = eval('(' + ddoc.updates[name] + ')');
-  return JSON.stringify(handler(doc, { body: JSON.stringify(body), query: {}, userCtx: {} }));
+  var req = { body: JSON.stringify(body), query: {}, userCtx: userCtx };
+  return JSON.stringify(handler.apply(ddoc, [doc, req]));
 }
 var job = require('lib/job');
 function lib(name, args) {
   return JSON.stringify(job[name].apply(null, args));
 }
 """
+
+
+def _parsed(value: Any) -> str:
+    """JavaScript that makes `value` by JSON.parse, as CouchDB's query server
+    does (a literal in the source would hit QuickJS's parser's own depth limit)."""
+    return f"JSON.parse({json.dumps(json.dumps(value))})"
 
 
 class DesignDocJS:
@@ -48,12 +55,19 @@ class DesignDocJS:
         self, new: dict, old: dict | None, user: dict[str, Any], sec: dict[str, Any]
     ) -> tuple[str, str] | None:
         """validate_doc_update: None when allowed, else (error, reason)."""
-        result = json.loads(self._context.eval(f"validate({json.dumps([new, old, user, sec])})"))
+        result = json.loads(self._context.eval(f"validate({_parsed([new, old, user, sec])})"))
         return None if result is None else next(iter(result.items()))
 
-    def update(self, name: str, doc: dict[str, Any] | None, body: dict[str, Any]) -> list[Any]:
-        """An update handler's [new doc or null, response]."""
-        args = ", ".join(json.dumps(a) for a in (name, doc, body))
+    def update(
+        self,
+        name: str,
+        doc: dict[str, Any] | None,
+        body: dict[str, Any],
+        user: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """An update handler's [new doc or null, response], called by `user`
+        (a userCtx; default: no name, no roles)."""
+        args = ", ".join(_parsed(a) for a in (name, doc, body, user or {}))
         return json.loads(self._context.eval(f"update({args})"))
 
     def lib(self, name: str, *args: Any) -> Any:

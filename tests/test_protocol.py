@@ -8,7 +8,15 @@ import pytest
 from designdoc_js import DesignDocJS
 
 from queshot import protocol
-from queshot.jobs import in_queue, is_due, is_job, now_ms, winning_revision
+from queshot.jobs import (
+    QueueError,
+    in_queue,
+    is_due,
+    is_job,
+    now_ms,
+    queue_path,
+    winning_revision,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +85,41 @@ QUEUE_CASES = [
     (None, ["email"]),
     (42, ["email"]),
     ("email", []),
+    ("email/welcome", ["email"]),
+    ("email/welcome", ["email", "welcome"]),
+    (["email", "welcome"], ["email/welcome"]),
+    (["email/welcome"], ["email"]),
+    ("email//welcome", ["email"]),
+    ("/email", ["email"]),
+    ("/".join(["q"] * 11), ["q"]),
+    ("q" * 101, ["q" * 101]),
 ]
 
 
 @pytest.mark.parametrize(("queues", "path"), QUEUE_CASES)
 def test_queue_membership_is_the_design_docs(js: DesignDocJS, queues: object, path: list) -> None:
     assert in_queue(queues, path) is js.lib("inQueue", {"queues": queues}, path)
+
+
+@pytest.mark.parametrize(
+    "queues",
+    [
+        *(queues for queues, _ in QUEUE_CASES),
+        "a/b/c",
+        ["a", "b", "c"],
+        "/".join(["q"] * 10),
+        "q" * 100,
+        ("a", "b"),
+    ],
+)
+def test_queue_paths_are_the_design_docs(js: DesignDocJS, queues: object) -> None:
+    """One rule: "a/b" and ["a", "b"] are one queue, in Python and in JavaScript."""
+    try:
+        path = queue_path(queues)
+    except QueueError:
+        path = None
+    as_json = list(queues) if isinstance(queues, tuple) else queues
+    assert path == js.lib("queuePath", as_json)
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,18 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import role_table
 from conftest import REAL_COUCHDB
 from designdoc_js import DesignDocJS
 
-from queshot import admin, designdocs
-from queshot.couch import Couch, Database, Forbidden, Unauthorized, safe_url
+from queshot import admin, designdocs, protocol
+from queshot.couch import Couch, CouchError, Database, Forbidden, Unauthorized, safe_url
 from queshot.jobs import now_ms
+from queshot.protocol import DDOC
 from queshot.queue import Queue
 from queshot.worker import Worker
 
@@ -38,42 +41,40 @@ SECURITY = json.loads((designdocs.default_source() / designdocs.SECURITY_FILE).r
 
 
 def job(**fields: Any) -> dict[str, Any]:
-    doc = {
-        "_id": "j1",
-        "queues": "email",
-        "state": "inactive",
-        "worker_id": None,
-        "priority": 0,
-        "log": [],
-        "data": {},
-        "created_at": 1,
-        "attempts": 0,
-        "max_attempts": 1,
-    }
-    doc.update(fields)
-    return doc
+    return role_table.job(**{"_id": "j1", "created_at": 1, **fields})
 
 
-ACTIVE = {"state": "active", "worker_id": "w1", "lease_expires_at": 2, "attempts": 1}
 FAILED = {"state": "failed", "failed_at": 2, "attempts": 1, "error": {"message": "boom"}}
 COMPLETE = {"state": "complete", "completed_at": 2, "attempts": 1}
 STATUS = {"_id": "queshot-worker:w1", "type": "queshot_worker", "name": "w1", "last_seen": 1}
-DELETED = {"_id": "j1", "_deleted": True}
 NEEDS_ROLE = (
     "unauthorized",
     "queshot: writing to this queue needs the role queshot_producer, queshot_worker "
     "or queshot_admin",
 )
+# Each role's userCtx, and the database's _security it is judged with.
+DBA_SECURITY = {**SECURITY, "admins": {"names": ["dba"], "roles": []}}
+USERS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "producer": ({"name": "ingest", "roles": ["queshot_producer"]}, SECURITY),
+    "worker": ({"name": "runner", "roles": ["queshot_worker"]}, SECURITY),
+    "queue admin": ({"name": "ops", "roles": ["queshot_admin"]}, SECURITY),
+    "database admin": ({"name": "dba", "roles": []}, DBA_SECURITY),
+    "server admin": ({"name": "root", "roles": ["_admin"]}, SECURITY),
+}
 
 
 # -- the rules, straight from the rendered validate_doc_update -------------------------
 
 
 @pytest.fixture(scope="module")
-def validate() -> Callable[..., tuple[str, str] | None]:
+def js() -> DesignDocJS:
+    return DesignDocJS()
+
+
+@pytest.fixture(scope="module")
+def validate(js: DesignDocJS) -> Callable[..., tuple[str, str] | None]:
     """validate_doc_update(new, old, userCtx, secObj) as CouchDB would call it:
     None when allowed, else (error, reason)."""
-    js = DesignDocJS()
 
     def call(
         new: dict, old: dict | None, roles: list[str], name: str | None = "u", sec: Any = None
@@ -84,64 +85,47 @@ def validate() -> Callable[..., tuple[str, str] | None]:
     return call
 
 
-@pytest.mark.parametrize(
-    ("role", "new", "old", "expected"),
-    [
-        # producers: create waiting jobs, nothing else
-        ("queshot_producer", job(), None, None),
-        ("queshot_producer", job(**FAILED), None, "a new job must be 'inactive'"),
-        ("queshot_producer", job(data={"x": 1}), job(), "producers may create jobs but not"),
-        ("queshot_producer", DELETED, job(), "only workers and queue admins may delete jobs"),
-        ("queshot_producer", STATUS, None, "only workers may write worker status documents"),
-        # workers: the lifecycle (what the update handlers write)
-        ("queshot_worker", job(), None, None),
-        ("queshot_worker", job(**ACTIVE), job(), None),
-        ("queshot_worker", job(**COMPLETE), job(**ACTIVE), None),
-        ("queshot_worker", job(**FAILED), job(**ACTIVE), None),
-        ("queshot_worker", job(**ACTIVE, progress=50), job(**ACTIVE), None),
-        ("queshot_worker", STATUS, None, None),
-        ("queshot_worker", DELETED, job(**COMPLETE), None),
-        ("queshot_worker", job(), job(**FAILED), "only a queue admin may move a job from 'failed'"),
-        (
-            "queshot_worker",
-            job(**FAILED),
-            job(),
-            "only a queue admin may move a job from 'inactive'",
-        ),
-        ("queshot_worker", job(priority=5), job(), "only a queue admin may change 'priority'"),
-        ("queshot_worker", job(queues="sms"), job(), "only a queue admin may change 'queues'"),
-        ("queshot_worker", job(data={"x": 1}), job(), "only a queue admin may change 'data'"),
-        ("queshot_worker", DELETED, job(**FAILED), "only a queue admin may delete a job that is"),
-        ("queshot_worker", job(**COMPLETE), None, "a new job must be 'inactive'"),
-        (
-            "queshot_worker",
-            job(**{**ACTIVE, "worker_id": "w2"}),
-            job(**ACTIVE),
-            "a running job stays with the worker holding it (w1)",
-        ),
-        # queue admins: edit and requeue, but never an invalid job
-        ("queshot_admin", job(), job(**FAILED), None),
-        ("queshot_admin", job(), job(**COMPLETE), None),
-        ("queshot_admin", job(**FAILED), job(), None),
-        ("queshot_admin", job(priority=5, data={"x": 2}), job(), None),
-        ("queshot_admin", DELETED, job(**FAILED), None),
-        ("queshot_admin", job(**COMPLETE), None, None),
-        ("queshot_admin", job(priority="high"), job(), "invalid job: 'priority' must be"),
-        ("queshot_admin", job(**ACTIVE), job(**COMPLETE), "a job cannot move from 'complete'"),
-        # server admins count as queue admins
-        ("_admin", job(), job(**FAILED), None),
-        ("_admin", job(state="done"), job(**FAILED), "invalid job: 'state' must be one of"),
-    ],
-)
-def test_role_rules(
-    validate: Callable[..., Any], role: str, new: dict, old: dict | None, expected: str | None
-) -> None:
-    result = validate(new, old, [role])
-    if expected is None:
-        assert result is None
+def quickjs_outcome(js: DesignDocJS, role: str, scenario: role_table.Scenario) -> str | None:
+    """None when `role` may make the write of `scenario`, else why not."""
+    user, security = USERS[role]
+    stored = scenario.old(user["name"])
+    old = None if stored is None else {**stored, "_rev": "1-a"}
+    if scenario.handler is not None:
+        assert old is not None and scenario.body is not None
+        new, answer = js.update(scenario.handler, old, scenario.body(user["name"]), user)
+        if new is None:
+            return f"the handler answered {answer}"
+    elif scenario.delete:
+        assert old is not None
+        new = {"_id": old["_id"], "_rev": "1-a", "_deleted": True}
     else:
-        assert result is not None and result[0] == "forbidden"
-        assert result[1].startswith("queshot: ") and expected in result[1]
+        assert scenario.new is not None
+        new = {**scenario.new(user["name"]), **({"_rev": "1-a"} if old else {})}
+    refused = js.validate(new, old, user, security)
+    if refused is not None:
+        assert refused[1].startswith("queshot: "), refused
+        return refused[1]
+    return None
+
+
+def test_the_readme_roles_table_is_the_role_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert role_table.render() in readme
+
+
+@pytest.mark.parametrize(
+    "write", [w for w in role_table.WRITES if not w.by_couchdb], ids=lambda w: w.what[:60]
+)
+def test_each_role_may_make_exactly_the_writes_of_the_role_table(
+    js: DesignDocJS, write: role_table.Write
+) -> None:
+    for scenario in write.scenarios:
+        for role in role_table.ROLES:
+            why = quickjs_outcome(js, role, scenario)
+            if role in write.allowed:
+                assert why is None, (role, scenario, why)
+            else:
+                assert why is not None, (role, scenario)
 
 
 def test_database_admins_by_name_or_role_are_queue_admins(validate: Callable[..., Any]) -> None:
@@ -194,6 +178,67 @@ def as_role(server_url: str, couch: Couch, db: Database) -> Iterator[Callable[..
         client.close()
     for user_id in created:
         users.delete(user_id, users.get(user_id)["_rev"])
+
+
+def couchdb_outcome(
+    actor: Database, admin_db: Database, name: str, scenario: role_table.Scenario, bulk: bool
+) -> str | None:
+    """As quickjs_outcome, on Apache CouchDB: `old` stored (or removed) by a
+    server admin, then the write made by `actor`, whose user name is `name`;
+    PUTs through `_bulk_docs` when `bulk`."""
+    stored = scenario.old(name)
+    doc_id = scenario.on or (stored or scenario.new(name))["_id"]  # type: ignore[misc]
+    current = admin_db.get_or_none(doc_id)
+    if current is not None and scenario.on is None:
+        admin_db.delete(doc_id, current["_rev"])
+    rev = admin_db.save(dict(stored)) if stored is not None else None
+    try:
+        if scenario.handler is not None:
+            assert scenario.body is not None
+            answer = actor.update(DDOC, scenario.handler, doc_id, scenario.body(name))
+            return None if answer.status < 300 else f"the handler answered {answer.status}"
+        if scenario.delete:
+            actor.delete(doc_id, rev)  # type: ignore[arg-type]
+            return None
+        assert scenario.new is not None
+        new = {**scenario.new(name), **({"_rev": rev} if rev else {})}
+        if not bulk:
+            actor.save(new)
+            return None
+        [result] = actor.bulk_docs([new])
+        return result.get("reason") if "error" in result else None
+    except CouchError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@real_couchdb
+def test_each_role_may_make_exactly_the_writes_of_the_role_table_on_couchdb(
+    as_role: Callable[..., Database], db: Database
+) -> None:
+    """Every write of the role table, as real users: PUT, _bulk_docs, DELETE,
+    each handler; a database admin is a user named in `_security`'s admins."""
+    actors = {
+        "producer": as_role("queshot_producer"),
+        "worker": as_role("queshot_worker"),
+        "queue admin": as_role("queshot_admin"),
+        "database admin": as_role(None),
+        "server admin": db,
+    }
+    names = {role: actor.couch.user for role, actor in actors.items()}
+    security = db.security()
+    security["admins"] = {"names": [names["database admin"]], "roles": []}
+    db.set_security(security)
+    wrong = []
+    for write in role_table.WRITES:
+        for scenario in write.scenarios:
+            ways = [False, True] if scenario.new is not None else [False]
+            for role, bulk in ((r, b) for r in role_table.ROLES for b in ways):
+                why = couchdb_outcome(actors[role], db, names[role], scenario, bulk)
+                if (why is None) != (role in write.allowed):
+                    wrong.append((write.what, role, "bulk" if bulk else "", why))
+                if scenario.on is not None:  # leave the queue unpaused for the next
+                    protocol.pause(db, ["email"], False)
+    assert not wrong
 
 
 def refused(action: Callable[[], Any]) -> str:
@@ -253,7 +298,9 @@ def test_worker_runs_jobs_but_cannot_requeue_or_reprioritise(
     )
     waiting = worker_db.get(queue.create_job({}))
     waiting["priority"] = 9
-    assert "only a queue admin may change 'priority'" in refused(lambda: worker_db.save(waiting))
+    assert "only a queue admin may edit a job that is 'inactive'" in refused(
+        lambda: worker_db.save(waiting)
+    )
     failed = worker_db.get(bad_id)
     assert "only a queue admin may delete a job that is 'failed'" in refused(
         lambda: worker_db.delete(bad_id, failed["_rev"])
@@ -278,7 +325,7 @@ def test_queue_admin_edits_requeues_and_cleans(
     assert db.get_or_none("done-job") is None
 
     doc["priority"] = "high"
-    assert "invalid job: 'priority' must be an integer" in refused(lambda: admin_db.save(doc))
+    assert "invalid job: 'priority' must be a whole number" in refused(lambda: admin_db.save(doc))
     with pytest.raises((Forbidden, Unauthorized)):  # design docs stay with db/server admins
         admin_db.save({"_id": "_design/mine", "views": {}})
 

@@ -94,6 +94,21 @@ def test_two_schedulers_on_one_slot_make_one_job(db: Database) -> None:
     assert len(slot_jobs(db)) == 1
 
 
+def test_a_slot_job_someone_else_wrote_is_named_not_counted_as_done(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue admin (producers are refused) wrote the slot's id first with
+    other content: the scheduler does not take it for its own job silently."""
+    add(db, every=60, task="report", kwargs={"x": 1})
+    scheduler = loaded(db, Clock(T0))
+    own = slot_job(db, scheduler._schedules[schedule_id("tick")], T0)
+    db.save({**own, "task": "other", "kwargs": {"x": 666}, "queues": "elsewhere"})
+    with caplog.at_level("WARNING", logger="queshot.scheduler"):
+        assert [o for _, o in scheduler.run_once()] == ["foreign"]
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert own["_id"] in line and "queues, task, kwargs" in line
+
+
 def test_the_same_slot_builds_the_same_document_in_every_scheduler(db: Database) -> None:
     """What makes racing creates on a cluster store one revision: the content
     (hence CouchDB's revision id) depends only on the schedule and the slot."""

@@ -170,7 +170,8 @@ def test_validate_accepts_a_schedule_from_a_queue_admin(js: DesignDocJS) -> None
         ({"cron": "* * * *"}, "'cron' must have 5 fields (minute hour day month weekday), got 4"),
         ({"cron": "* * * * $"}, "'cron' field 5 ($) is not cron syntax"),
         ({"every": 1.5}, "'every' must be a whole number of seconds >= 1"),
-        ({"every": 5, "queue": ""}, "'queue' must be a non-empty string"),
+        ({"every": 5, "queue": ""}, "'queue': every part of a queue path must be a non-empty name"),
+        ({"every": 5, "priority": 1e300}, "'priority' must be a whole number from -1000000000"),
         ({"every": 5, "enabled": "yes"}, "'enabled' must be true or false"),
         ({"every": 5, "catch_up": 5000}, "'catch_up' must be a whole number from 1 to 1000"),
         ({"every": 5, "kwargs": [1]}, "'kwargs' must be an object"),
@@ -193,9 +194,23 @@ def test_only_a_queue_admin_writes_or_removes_schedules(js: DesignDocJS) -> None
     assert refused == ("forbidden", "queshot: only a queue admin may remove a schedule")
 
 
-def test_a_slot_mark_on_a_job_must_name_a_schedule_and_a_time(js: DesignDocJS) -> None:
-    job = {"_id": "j", "queues": "q", "state": "inactive", "created_at": 1, "log": []}
-    marked = {**job, "schedule": schedule_id("tick"), "slot": 5}
+def test_a_slot_job_is_named_by_its_schedule_and_slot(js: DesignDocJS) -> None:
+    slot = 1764588900000  # 2025-12-01T11:35:00Z
+    slot_id = "queshot-slot:tick:20251201T113500Z"
+    job = {"_id": slot_id, "queues": "q", "state": "inactive", "created_at": slot, "log": []}
+    marked = {**job, "schedule": schedule_id("tick"), "slot": slot}
     assert js.validate(marked, None, WORKER, {}) is None
-    error, message = js.validate({**job, "schedule": "tick", "slot": 5}, None, WORKER, {})
-    assert message.startswith("queshot: invalid job: 'schedule' must be the id"), message
+    assert Schedule.from_doc(doc(every=5)).job_id(slot) == slot_id  # the scheduler's own id
+    for wrong, reason in [
+        ({"schedule": "tick"}, "a schedule's job needs 'schedule': the id of the schedule"),
+        ({"_id": "j"}, f'a schedule\'s job of that slot has the id "{slot_id}"'),
+        ({"slot": slot + 1000}, "a schedule's job of that slot has the id"),
+        ({"schedule": None, "slot": None}, "a schedule's job needs 'schedule'"),
+    ]:
+        error, message = js.validate({**marked, **wrong}, None, WORKER, {})
+        assert message.startswith("queshot: invalid job: " + reason), message
+    refused = js.validate(marked, None, {"name": "p", "roles": ["queshot_producer"]}, {})
+    assert refused is not None
+    assert refused[1] == (
+        "queshot: only a scheduler (a worker or queue admin account) creates a schedule's slot jobs"
+    )

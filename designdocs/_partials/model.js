@@ -24,15 +24,39 @@ function isJob(doc) {
     doc.type !== WORKER_TYPE && ('queues' in doc || 'state' in doc);
 }
 
-// A queue is a name or a path of names (["email", "welcome"]); a worker on a
-// path takes every job whose path starts with it.
-function queuePath(queues) {
-  if (typeof queues === 'string') return queues.length ? [queues] : null;
-  if (!Array.isArray(queues) || queues.length === 0) return null;
-  for (var i = 0; i < queues.length; i++) {
-    if (typeof queues[i] !== 'string' || queues[i].length === 0) return null;
+var MAX_QUEUE_PARTS = {{ max_queue_parts }};
+var MAX_QUEUE_PART_CHARS = {{ max_queue_part_chars }};
+
+// What is wrong with a queue name or path, or null. One rule everywhere
+// (queshot/jobs.py's queue_path too): a '/' in a name separates the parts of
+// its path, so "email/welcome" and ["email", "welcome"] are one queue; a
+// part of a path is a non-empty name without '/'. Bounded, because the
+// pending view emits one row per prefix of the path.
+function queuePathProblem(queues) {
+  var parts = typeof queues === 'string' ? queues.split('/') : queues;
+  if (!Array.isArray(parts) || parts.length === 0) {
+    return 'a queue is a name ("email", "email/welcome") or a path of names (["email", "welcome"])';
   }
-  return queues;
+  if (parts.length > MAX_QUEUE_PARTS) {
+    return "a queue path has at most " + MAX_QUEUE_PARTS + ' parts (got ' + parts.length + ')';
+  }
+  for (var i = 0; i < parts.length; i++) {
+    if (typeof parts[i] !== 'string' || parts[i].length === 0) {
+      return 'every part of a queue path must be a non-empty name';
+    }
+    if (parts[i].indexOf('/') >= 0) return "a part of a queue path cannot hold '/' (it separates the parts)";
+    if (parts[i].length > MAX_QUEUE_PART_CHARS) {
+      return 'a part of a queue path has at most ' + MAX_QUEUE_PART_CHARS + ' characters (got ' + parts[i].length + ')';
+    }
+  }
+  return null;
+}
+
+// A queue as its path (see queuePathProblem), or null if it is not one; a
+// worker on a path takes every job whose path starts with it.
+function queuePath(queues) {
+  if (queuePathProblem(queues)) return null;
+  return typeof queues === 'string' ? queues.split('/') : queues;
 }
 
 // When a waiting job may run: its run_at if set, else when it was created.

@@ -1,9 +1,12 @@
 function (newDoc, oldDoc, userCtx, secObj) {
   // The queue's rules, enforced by CouchDB on every write: handlers,
-  // _bulk_docs, Fauxton edits alike. Every refusal says what is wrong.
+  // _bulk_docs, Fauxton edits alike. Every refusal says what is wrong; one
+  // about a job's own content starts "queshot: invalid job: " (a worker
+  // refused a claim for that reason marks the job unclaimable).
   var job = require('lib/job');
   var schedule = require('lib/schedule');
   var roles = (userCtx && Array.isArray(userCtx.roles)) ? userCtx.roles : [];
+  var name = (userCtx && typeof userCtx.name === 'string') ? userCtx.name : null;
   function has(role) { return roles.indexOf(role) >= 0; }
   function deny(reason) { throw { forbidden: reason }; }
 
@@ -12,7 +15,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
   var secAdmins = (secObj && secObj.admins) || {};
   var isAdmin = has('_admin') || has('queshot_admin') ||
     (Array.isArray(secAdmins.roles) && roles.some(function (r) { return secAdmins.roles.indexOf(r) >= 0; })) ||
-    (Array.isArray(secAdmins.names) && userCtx && secAdmins.names.indexOf(userCtx.name) >= 0);
+    (Array.isArray(secAdmins.names) && name !== null && secAdmins.names.indexOf(name) >= 0);
   var isWorker = isAdmin || has('queshot_worker');
   var isProducer = isWorker || has('queshot_producer');
   if (!isProducer) {
@@ -24,25 +27,40 @@ function (newDoc, oldDoc, userCtx, secObj) {
     if (newDoc._deleted) {
       if (isAdmin || !old) return;
       if (!isWorker) deny('queshot: only workers and queue admins may delete jobs');
-      if (old.type === job.WORKER_TYPE) return;
+      if (old.type === job.WORKER_TYPE) {
+        if (old.user !== name) deny("queshot: a worker account deletes only its own status documents (this one is " + JSON.stringify(old.user === undefined ? null : old.user) + "'s)");
+        return;
+      }
       if (schedule.isSchedule(old)) deny('queshot: only a queue admin may remove a schedule');
-      // autoremove of completed jobs; the loser of a claim conflict deleting its branch
-      if (old.state === 'complete' || old.state === 'active') return;
-      deny("queshot: only a queue admin may delete a job that is '" + old.state + "'");
+      var undeletable = job.workerDeleteProblem(old, name);
+      if (undeletable) deny('queshot: ' + undeletable);
+      return;
     }
 
     if (newDoc.type === job.WORKER_TYPE) {
       if (!isWorker) deny('queshot: only workers may write worker status documents');
       if (old && job.isJob(old)) deny('queshot: a job cannot become a worker status document');
+      var badStatus = job.sizeProblem(newDoc, old, false, false);
+      if (badStatus) deny('queshot: invalid worker status document: ' + badStatus);
       if (typeof newDoc.name !== 'string' || !newDoc.name) deny("queshot: a worker status document needs a 'name'");
-      if (!job.isNumber(newDoc.last_seen)) deny("queshot: a worker status document needs 'last_seen' (epoch ms)");
+      if (!job.isNumber(newDoc.last_seen) || newDoc.last_seen < 0 ||
+          newDoc.last_seen > job.now() + job.MAX_LAST_SEEN_AHEAD_MS) {
+        deny("queshot: a worker status document needs 'last_seen': when it was written (epoch ms), " +
+          'at most ' + job.MAX_LAST_SEEN_AHEAD_MS + " ms ahead of the server's clock");
+      }
+      if (!isAdmin && newDoc.user !== name) {
+        deny("queshot: a worker status document names the account that writes it: 'user' " + JSON.stringify(name));
+      }
+      if (!isAdmin && old && old.user !== name) {
+        deny("queshot: a worker account writes only its own status documents (this one is " + JSON.stringify(old.user === undefined ? null : old.user) + "'s)");
+      }
       return;
     }
 
     if (schedule.isSchedule(newDoc)) {
       if (!isAdmin) deny('queshot: only a queue admin may write schedules');
       if (old && !schedule.isSchedule(old)) deny('queshot: a document that is not a schedule cannot become one');
-      var wrong = schedule.problem(newDoc);
+      var wrong = job.sizeProblem(newDoc, old, false, false) || schedule.problem(newDoc);
       if (wrong) deny('queshot: invalid schedule: ' + wrong);
       return;
     }
@@ -53,23 +71,32 @@ function (newDoc, oldDoc, userCtx, secObj) {
         "(or type '" + job.WORKER_TYPE + "' for a worker status document, '" +
         schedule.SCHEDULE_TYPE + "' for a schedule)");
     }
+    var oldJob = old && job.isJob(old) ? old : null;
+    // a worker's one inactive>failed: it may add an error and a log line to a
+    // document already over the size bound
+    var unclaimable = oldJob !== null && job.isUnclaimable(oldJob, newDoc);
     // An illegal move is said before what the new state would need: a human
     // who sets "state": "active" by hand is told that move is not theirs.
-    var earlyMove = isWorker && old && job.isJob(old) && job.STATES.indexOf(newDoc.state) >= 0 &&
-      job.moveProblem(old.state, newDoc.state, isAdmin);
+    var earlyMove = isWorker && oldJob && job.STATES.indexOf(newDoc.state) >= 0 &&
+      job.moveProblem(oldJob.state, newDoc.state, isAdmin || unclaimable);
     if (earlyMove) deny('queshot: ' + earlyMove);
-    var problem = job.problem(newDoc) || schedule.slotProblem(newDoc);
+    var problem = job.sizeProblem(newDoc, oldJob, !old, unclaimable) || job.problem(newDoc, oldJob);
     if (problem) deny('queshot: invalid job: ' + problem);
 
     if (!old) {
       if (newDoc.state !== 'inactive' && newDoc.state !== 'blocked' && !isAdmin) {
         deny("queshot: a new job must be 'inactive' (or 'blocked', waiting for other jobs)");
       }
+      var owned = isAdmin ? null : job.serverOwnedProblem(newDoc);
+      if (owned) deny('queshot: invalid job: ' + owned);
+      if (job.isSlotJob(newDoc) && !isWorker) {
+        deny("queshot: only a scheduler (a worker or queue admin account) creates a schedule's slot jobs");
+      }
       return;
     }
-    if (!job.isJob(old)) deny('queshot: a document that is not a job cannot become one');
+    if (!oldJob) deny('queshot: a document that is not a job cannot become one');
     if (!isWorker) deny('queshot: producers may create jobs but not change them');
-    var move = job.moveProblem(old.state, newDoc.state, isAdmin) ||
+    var move = job.moveProblem(old.state, newDoc.state, isAdmin || unclaimable) ||
       (isAdmin ? null : job.cancelProblem(old, newDoc));
     if (move) deny('queshot: ' + move);
     var pause = old.state === 'inactive' && newDoc.state === 'active' ? job.pauseOf(this, newDoc) : null;
@@ -78,14 +105,17 @@ function (newDoc, oldDoc, userCtx, secObj) {
       deny('queshot: a running job stays with the worker holding it (' + old.worker_id + ')');
     }
     if (!isAdmin) {
-      ['queues', 'priority', 'created_at', 'data'].forEach(function (field) {
+      job.CREATION_FIELDS.forEach(function (field) {
         if (JSON.stringify(old[field]) !== JSON.stringify(newDoc[field])) {
           deny("queshot: only a queue admin may change '" + field + "' of a job");
         }
       });
+      var notTheirs = job.workerWriteProblem(old, newDoc, name, job.now());
+      if (notTheirs) deny('queshot: ' + notTheirs);
     }
   } catch (e) {
     if (e && (e.forbidden || e.unauthorized)) throw e;
-    throw { forbidden: 'queshot: validation failed unexpectedly: ' + e };
+    // only a document no rule foresaw gets here: the job's content, not the writer
+    throw { forbidden: 'queshot: invalid job: the rules could not check this document (' + job.truncated(e, 200) + ')' };
   }
 }

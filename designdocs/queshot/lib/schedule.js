@@ -5,6 +5,7 @@
 // schedule it cannot parse and says so.
 
 {% include '_partials/model.js' %}
+{% include '_partials/bounds.js' %}
 
 var SCHEDULE_TYPE = {{ schedule_type|tojson }};
 var PREFIX = {{ schedule_doc_prefix|tojson }};
@@ -47,33 +48,29 @@ function problem(doc) {
   } else if (!isInteger(doc.every) || doc.every < 1) {
     return "'every' must be a whole number of seconds >= 1";
   }
-  if (!queuePath(doc.queue)) return "'queue' must be a non-empty string or a non-empty array of non-empty strings";
+  var queue = queuePathProblem(doc.queue);
+  if (queue) return "'queue': " + queue;
   return check(doc.task, function (x) { return typeof x === 'string' && x.length > 0; }, "'task' must be a non-empty string") ||
     check(doc.args, Array.isArray, "'args' must be an array") ||
     check(doc.kwargs, isObject, "'kwargs' must be an object") ||
     check(doc.timezone, function (x) { return typeof x === 'string' && x.length > 0; },
       "'timezone' must be an IANA time zone name like \"Europe/Berlin\"") ||
     check(doc.enabled, function (x) { return typeof x === 'boolean'; }, "'enabled' must be true or false") ||
-    check(doc.enabled_at, isNumber, "'enabled_at' must be a number (epoch milliseconds)") ||
+    check(doc.enabled_at, isEpochMs, numberProblem('enabled_at', doc.enabled_at)) ||
     check(doc.catch_up, function (x) { return isInteger(x) && x >= 1 && x <= MAX_CATCH_UP; },
       "'catch_up' must be a whole number from 1 to " + MAX_CATCH_UP + ' (missed slots enqueued after a pause)') ||
-    check(doc.priority, isInteger, "'priority' must be an integer") ||
-    check(doc.max_attempts, function (x) { return isInteger(x) && x >= 1; }, "'max_attempts' must be a whole number >= 1") ||
-    check(doc.max_stalls, function (x) { return isInteger(x) && x >= 0; }, "'max_stalls' must be a whole number >= 0") ||
-    check(doc.timeout, function (x) { return isNumber(x) && x > 0; }, "'timeout' must be a number of seconds > 0");
+    bounded(doc, ['priority', 'max_attempts', 'max_stalls', 'timeout']);
 }
 
-// What is wrong with the schedule mark of a job a schedule made, or null.
-function slotProblem(doc) {
-  if (doc.schedule === undefined && doc.slot === undefined) return null;
-  if (typeof doc.schedule !== 'string' || doc.schedule.indexOf(PREFIX) !== 0) {
-    return "'schedule' must be the id of the schedule that made the job ('" + PREFIX + "<name>')";
+// The job options a schedule gives its jobs, within the jobs' own bounds.
+function bounded(doc, fields) {
+  for (var i = 0; i < fields.length; i++) {
+    var value = doc[fields[i]];
+    if (value !== undefined && value !== null && numberProblem(fields[i], value)) return numberProblem(fields[i], value);
   }
-  if (!isNumber(doc.slot)) return "'slot' must be the slot's time (epoch milliseconds)";
   return null;
 }
 
 exports.SCHEDULE_TYPE = SCHEDULE_TYPE;
 exports.isSchedule = isSchedule;
 exports.problem = problem;
-exports.slotProblem = slotProblem;

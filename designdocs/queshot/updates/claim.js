@@ -25,6 +25,8 @@ function (doc, req) {
   }
   doc.state = 'active';
   doc.worker_id = b.worker_id;
+  // the account claiming: only it may write the job while it is held
+  doc.worker_user = req.userCtx && typeof req.userCtx.name === 'string' ? req.userCtx.name : null;
   doc.claimed_at = now;
   doc.lease_expires_at = now + job.leaseMs(doc, b);
   doc.attempts = (job.isNumber(doc.attempts) ? doc.attempts : 0) + 1;
