@@ -370,7 +370,7 @@ def _decode(response: httpx.Response, url: str) -> Any:
             f"{url} answered {response.status_code} with JSON that cannot be read here ({exc})",
             status=response.status_code,
             error="unreadable",
-            reason=str(exc),
+            reason=f"RecursionError: {exc}",
         ) from None
     except ValueError:
         raise ServerError(
@@ -636,7 +636,7 @@ class Database:
             for line in self.couch.stream_lines(
                 self._base + "/_changes", params=query, read_timeout=heartbeat * 3, body=body
             ):
-                yield json.loads(line) if line.strip() else None
+                yield _feed_row(line) if line.strip() else None
             return
         # normal/longpoll answer one JSON object (over several lines): read it whole.
         response = self._json(
