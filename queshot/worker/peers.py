@@ -10,7 +10,8 @@ collision costs a claim the server pays for (and, on a cluster, a 202 to
 settle). It only orders attempts: every claim is still decided by the server.
 
 Status documents are written by other accounts, so none may cost a worker
-much: one whose `last_seen` lies too far ahead of this clock is not a live
+much: one whose `last_seen` lies further ahead of this clock than the rules
+allow (MAX_LAST_SEEN_AHEAD_MS: a phantom stored before them) is not a live
 peer, a worker ranks itself among at most MAX_PEERS rivals, and however
 many there are, a rank holds a job back by at most `picking.MAX_HINT_DEFER`.
 """
@@ -22,6 +23,7 @@ import threading
 from typing import Any
 
 from ..jobs import (
+    MAX_LAST_SEEN_AHEAD_MS,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
     QueueError,
@@ -30,7 +32,6 @@ from ..jobs import (
     worker_queue_paths,
 )
 
-MAX_CLOCK_AHEAD_MS = 60_000  # a rival's clock may run this far ahead; beyond, it is not believed
 MAX_PEERS = 64  # rivals a worker ranks itself among: those first by id
 
 
@@ -82,7 +83,7 @@ def _alive(status: dict[str, Any], now: int) -> bool:
     """Whether a status document says its worker is alive: seen lately, and
     not at a time this clock has not reached (give or take a skew)."""
     last_seen = status.get("last_seen")
-    ahead = isinstance(last_seen, int | float) and last_seen - now > MAX_CLOCK_AHEAD_MS
+    ahead = isinstance(last_seen, int | float) and last_seen - now > MAX_LAST_SEEN_AHEAD_MS
     return not ahead and not worker_gone(status, now)
 
 
