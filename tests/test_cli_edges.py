@@ -100,8 +100,8 @@ def test_enqueue_of_a_missing_file_says_so(
 @pytest.mark.parametrize(
     ("flags", "reason"),
     [
-        (["--max-attempts", "0"], "'max_attempts' must be a whole number >= 1"),
-        (["--timeout", "0"], "'timeout' must be a number of seconds > 0"),
+        (["--max-attempts", "0"], "'max_attempts' must be a whole number from 1 to 1000"),
+        (["--timeout", "0"], "'timeout' must be a number above 0 and at most 2592000"),
         (["--delay", "-5"], "delay must be >= 0 seconds (got -5.0)"),
         (["--backoff", "-1"], "backoff_seconds must be >= 0"),
         (["--delay", "5", "--run-at", "1"], "give --delay or --run-at, not both"),

@@ -294,10 +294,10 @@ def test_a_job_edited_into_an_invalid_shape_is_refused_and_stays_intact(db: Data
             "'state' must be one of inactive, blocked, active, complete, failed, cancelled",
         ),
         ({"state": "active"}, "an 'active' job needs the 'worker_id'"),
-        ({"priority": "high"}, "'priority' must be an integer"),
-        ({"queues": []}, "'queues' must be a non-empty string or a non-empty array"),
+        ({"priority": "high"}, "'priority' must be a whole number from -1000000000"),
+        ({"queues": []}, "'queues': a queue is a name"),
         ({"created_at": None}, "'created_at' must be a number"),
-        ({"max_attempts": 0}, "'max_attempts' must be a whole number >= 1"),
+        ({"max_attempts": 0}, "'max_attempts' must be a whole number from 1 to 1000"),
         ({"log": ["fine", 42]}, "every 'log' entry must be a string or {at:"),
     ]:
         with pytest.raises(Forbidden) as refused:

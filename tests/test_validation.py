@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 
-from queshot.couch import Database, Forbidden
+from queshot import protocol
+from queshot.couch import Conflict, Database, Forbidden
 from queshot.jobs import now_ms
 from queshot.queue import Queue
+
+
+def nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
 
 
 def job(**fields: Any) -> dict[str, Any]:
@@ -101,18 +109,21 @@ def test_seed_style_string_log_lines_are_accepted(db: Database) -> None:
         ),
         ({"state": "active", "worker_id": None, "lease_expires_at": 1}, "needs the 'worker_id'"),
         ({"state": "active", "worker_id": "w1"}, "an 'active' job needs 'lease_expires_at'"),
-        ({"priority": "high"}, "'priority' must be an integer"),
-        ({"priority": 1.5}, "'priority' must be an integer"),
+        ({"priority": "high"}, "'priority' must be a whole number from -1000000000 to"),
+        ({"priority": 1.5}, "'priority' must be a whole number"),
         ({"progress": 150}, "'progress' must be a number from 0 to 100"),
         ({"progress": "half"}, "'progress' must be a number from 0 to 100"),
-        ({"attempts": -1}, "'attempts' must be a whole number >= 0"),
-        ({"attempts": "1"}, "'attempts' must be a whole number >= 0"),
+        ({"attempts": -1}, "'attempts' must be a whole number from 0 to 1000"),
+        ({"attempts": "1"}, "'attempts' must be a whole number from 0 to 1000"),
+        ({"lease_seconds": 1e306}, "'lease_seconds' must be a number from 1 to 86400"),
+        ({"data": nested(64)}, "'data' nests deeper than 64 levels"),
         ({"created_at": "yesterday"}, "'created_at' must be a number (epoch milliseconds)"),
         ({"log": [42]}, "every 'log' entry must be a string or {at: <epoch ms>, msg: <string>}"),
         ({"log": [{"msg": "no time"}]}, "every 'log' entry must be a string or {at"),
         ({"log": "one line"}, "'log' must be an array"),
-        ({"queues": ""}, "'queues' must be a non-empty string or a non-empty array"),
-        ({"queues": ["email", 3]}, "'queues' must be a non-empty string or a non-empty array"),
+        ({"queues": ""}, "'queues': every part of a queue path must be a non-empty name"),
+        ({"queues": ["email", 3]}, "'queues': every part of a queue path must be a non-empty"),
+        ({"queues": "a/" * 10 + "b"}, "'queues': a queue path has at most 10 parts (got 11)"),
         ({"error": "boom"}, "'error' must be an object with a string 'message'"),
     ],
 )
@@ -124,7 +135,7 @@ def test_an_invalid_job_is_refused(db: Database, fields: dict[str, Any], reason:
 def test_an_edit_that_breaks_a_stored_job_is_refused(db: Database) -> None:
     doc = stored(db)
     doc["priority"] = "urgent"
-    assert "'priority' must be an integer" in refusal(db, doc)
+    assert "'priority' must be a whole number" in refusal(db, doc)
 
 
 def test_a_document_that_is_not_a_job_is_refused(db: Database) -> None:
@@ -167,6 +178,45 @@ def test_a_worker_status_document_cannot_become_a_job(db: Database) -> None:
 
 def test_a_worker_status_document_needs_name_and_last_seen(db: Database) -> None:
     reason = refusal(db, {"_id": "queshot-worker:x", "type": "queshot_worker", "name": "x"})
-    assert reason == "queshot: a worker status document needs 'last_seen' (epoch ms)"
+    assert reason.startswith("queshot: a worker status document needs 'last_seen'")
     reason = refusal(db, {"_id": "queshot-worker:x", "type": "queshot_worker", "last_seen": 1})
     assert reason == "queshot: a worker status document needs a 'name'"
+
+
+# -- issue 20: one document must not stop the queue ------------------------------------
+
+
+def test_a_document_nested_far_deeper_than_any_reader_allows_is_refused(db: Database) -> None:
+    reason = refusal(db, job(data=nested(900)))
+    assert (
+        reason
+        == "queshot: invalid job: 'data' nests deeper than 64 levels (the document is the first)"
+    )
+
+
+def test_a_lease_that_would_overflow_the_claim_is_refused(db: Database) -> None:
+    reason = refusal(db, job(lease_seconds=1e306))
+    assert reason == (
+        "queshot: invalid job: 'lease_seconds' must be a number from 1 to 86400 (got 1e+306)"
+    )
+
+
+def test_a_queue_name_with_slashes_is_the_same_queue_as_its_path(db: Database) -> None:
+    """Queue("mail/welcome") and the CLI's ["mail", "welcome"]: one queue in
+    the views (one stats row), to a worker on "mail", and to a pause."""
+    by_name = Queue("mail/welcome", db).create_job({"n": 1})
+    by_path = Queue(["mail", "welcome"], db).create_job({"n": 2})
+    assert db.get(by_name)["queues"] == "mail/welcome"
+    rows = protocol.counts(db, ["mail", "welcome"])
+    assert [(row["key"], row["value"]) for row in rows] == [([["mail", "welcome"], "inactive"], 2)]
+    assert Queue("mail/welcome", db).stats()["inactive"] == 2
+    protocol.pause(db, ["mail", "welcome"], True)
+    try:
+        for job_id in (by_name, by_path):
+            with pytest.raises(Conflict):
+                protocol.claim(db, job_id, worker_id="w", lease_seconds=60, queue=["mail"], w=1)
+    finally:
+        protocol.pause(db, ["mail", "welcome"], False)
+    for job_id in (by_name, by_path):
+        answer = protocol.claim(db, job_id, worker_id="w", lease_seconds=60, queue=["mail"], w=1)
+        assert answer.status in (201, 202)

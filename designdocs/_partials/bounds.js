@@ -50,9 +50,9 @@ function numberProblem(field, value) {
       (!bounds[2] || Math.floor(value) === value)) {
     return null;
   }
-  var low = bounds[0] === Number.MIN_VALUE ? 'above 0' : 'from ' + bounds[0];
+  var low = bounds[0] === Number.MIN_VALUE ? 'above 0 and at most ' : 'from ' + bounds[0] + ' to ';
   var what = bounds === TIMESTAMP ? 'a time in epoch milliseconds, from 0 to ' + MAX_EPOCH_MS + ' (year 9999)' :
-    (bounds[2] ? 'a whole number ' : 'a number ') + low + ' to ' + bounds[1];
+    (bounds[2] ? 'a whole number ' : 'a number ') + low + bounds[1];
   return "'" + field + "' must be " + what + ' (got ' + shown(value) + ')';
 }
 
