@@ -288,6 +288,7 @@ class Worker:
         self._status.user = self.db.couch.session_user()
         self._status.write()
         self.handlers.start()
+        self.hooks.call("on_start", self)  # before the first claim, as Hook promises
         # The feed is not joined on stop: it ends at its next heartbeat.
         self._threads = [
             start_part(part.run, name, self._fail_fatally)
@@ -301,7 +302,6 @@ class Worker:
             )
         ]
         start_part(self._feed.run, "changes", self._fail_fatally)
-        self.hooks.call("on_start", self)
         log.info(
             "worker %s on %s %s (concurrency %d, lease %ss, n=%d)",
             self.id,
