@@ -10,9 +10,12 @@ import json
 import sys
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
 
 from queshot import designdocs, sync
-from queshot.couch import Couch, Database
+from queshot.couch import Couch, Database, safe_url
 from queshot.jobs import now_ms
 
 
@@ -26,8 +29,9 @@ def nested(levels: int) -> list[Any]:
 
 @contextlib.contextmanager
 def deep_recursion(limit: int = 10_000) -> Iterator[None]:
-    """Let this thread's json encode and decode documents nested deeper than
-    Python's default recursion limit (the test's own reads and writes)."""
+    """Let json encode and decode documents nested deeper than Python's
+    default recursion limit. The limit is the process's: while a worker runs
+    in it, write such documents with `put_nested` instead."""
     before = sys.getrecursionlimit()
     sys.setrecursionlimit(max(before, limit))
     try:
@@ -76,3 +80,14 @@ def read(db: Database, doc_id: str) -> dict[str, Any]:
     """A document however deep it nests."""
     with deep_recursion():
         return db.get(doc_id)
+
+
+def put_nested(server_url: str, db_name: str, doc: dict[str, Any], field: str, levels: int) -> None:
+    """Store `doc` with `field` a list nested `levels` deep, its JSON written
+    out by hand: no recursion limit raised under a worker of this process."""
+    text = json.dumps(doc)[:-1] + f', "{field}": ' + "[" * levels + "]" * levels + "}"
+    parts = urlsplit(server_url)
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    url = f"{safe_url(server_url).rstrip('/')}/{quote(db_name)}/{quote(doc['_id'], safe='/')}"
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    httpx.put(url, content=text, headers=headers, auth=auth).raise_for_status()

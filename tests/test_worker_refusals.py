@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import running, wait_until
-from legacy import deep_recursion, legacy_database, nested
+from legacy import legacy_database, nested, put_nested
 
 from queshot import Queue, protocol
 from queshot.couch import Couch, Database
@@ -32,7 +32,7 @@ def feed_alive() -> bool:
 
 
 def test_the_feed_passes_over_documents_it_cannot_read(
-    couch: Couch, db_name: str, caplog: pytest.LogCaptureFixture
+    couch: Couch, server_url: str, db_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A status document (read as the feed starts) and a change (a design
     document shaped like a waiting job, which the feed's selector lets
@@ -51,10 +51,8 @@ def test_the_feed_passes_over_documents_it_cannot_read(
     ran: list[str] = []
     worker = queue.create_worker(lambda job: ran.append(job.id), poll_interval=30)
     with caplog.at_level(logging.WARNING), running(worker):
-        with deep_recursion():  # a design document: only an admin writes one, unchecked
-            db.save(
-                {"_id": "_design/odd", "state": "inactive", "queues": "feed", "x": nested(1200)}
-            )
+        odd = {"_id": "_design/odd", "state": "inactive", "queues": "feed"}
+        put_nested(server_url, db_name, odd, "x", 1200)  # a design document: only an admin's
         wait_until(lambda: "'_design/odd' passed over" in caplog.text, timeout=10)
         job_id = queue.create_job({})
         wait_until(lambda: ran == [job_id], timeout=10)
