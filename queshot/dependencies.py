@@ -80,7 +80,8 @@ def reconcile(db: Database, page: int = 1000) -> int:
         awaited = protocol.awaited(db, after, page)
         if not awaited:
             return calls
-        finished = _finished(protocol.read_docs(db, keys=awaited))
+        ids = [job_id for job_id in awaited if isinstance(job_id, str)]  # a legacy waiting_for
+        finished = _finished(protocol.read_docs(db, keys=ids)) if ids else []
         if finished:
             calls += resolve_dependents(db, finished).calls
         if len(awaited) < page:

@@ -318,16 +318,19 @@ def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
 def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
     """The documents `_all_docs` finds with `params` (keys, or a range), by
     id, in its order; None for one that is missing, deleted, or that cannot be
-    read here (nested too deep for Python). One request, unless the answer
+    read here (nested too deep for Python). Keys that are not strings are left
+    out. One request, unless the answer
     cannot be read as a whole: then one per document, so that one such
     document does not hide the others."""
     try:
         rows = db.all_docs(include_docs=True, **params)["rows"]
-        return {row["key"]: _doc_of(row) for row in rows}
+        return {row["key"]: _doc_of(row) for row in rows if isinstance(row.get("key"), str)}
     except UnreadableAnswer:
         pass
     found: dict[str, dict[str, Any] | None] = {}
     for row in db.all_docs(**params)["rows"]:
+        if not isinstance(row.get("key"), str):
+            continue  # a key that is no id (one a job's waiting_for held) finds nothing
         doc = None
         if "error" not in row and not row.get("value", {}).get("deleted"):
             try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import running, wait_until
-from legacy import legacy_database, nested, put_nested
+from legacy import legacy_database, legacy_job, nested, put_nested
 
 from queshot import Queue, protocol
 from queshot.couch import Couch, Database
@@ -58,6 +58,29 @@ def test_the_feed_passes_over_documents_it_cannot_read(
         wait_until(lambda: ran == [job_id], timeout=10)
         assert feed_alive()
     assert "its document cannot be read here (RecursionError" in caplog.text
+
+
+def test_reconciliation_passes_over_dependencies_it_cannot_read(couch: Couch, db_name: str) -> None:
+    """A finished dependency nested too deep to read, and a blocked job whose
+    `waiting_for` holds no ids (both stored before the rules): the other
+    blocked jobs are still told, as the worker starts."""
+    done = legacy_job("done", "deps", state="complete", completed_at=now_ms(), result=7)
+    deep = legacy_job("deep", "deps", state="complete", completed_at=now_ms(), data=nested(1200))
+    waiting = {"state": "blocked", "depends_on": ["done"], "waiting_for": ["done"]}
+    docs = [
+        done,
+        deep,
+        legacy_job("on-deep", "deps", state="blocked", depends_on=["deep"], waiting_for=["deep"]),
+        legacy_job("odd", "deps", state="blocked", depends_on=[5], waiting_for=[5, {"x": 1}]),
+        legacy_job("after", "deps", **waiting),
+    ]
+    db = legacy_database(couch, db_name, docs)
+    queue = Queue("deps", db)
+    worker = queue.create_worker(lambda job: job.dependency_results, poll_interval=0.2)
+    with running(worker):
+        wait_until(lambda: queue.get_job("after")["state"] == "complete", timeout=20)
+    assert queue.get_job("after")["result"] == {"done": 7}
+    assert queue.get_job("odd")["state"] == "blocked"
 
 
 # -- refused writes of a held job -------------------------------------------------------------
