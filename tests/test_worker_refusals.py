@@ -24,6 +24,29 @@ from queshot.jobs import WORKER_TYPE, now_ms
 from queshot.worker.peers import MAX_PEERS, Peers
 from queshot.worker.picking import MAX_HINT_DEFER, Picker
 
+# -- claims --------------------------------------------------------------------------------------
+
+
+def claim_ignoring_pauses(folder: Path) -> None:
+    """The claim handler without its own pause check: the validator's 403 is
+    then the refusal (as on pouchdb-server, or a pause made mid-claim)."""
+    claim = folder / "updates" / "claim.js"
+    claim.write_text(claim.read_text().replace("if (pause) return", "if (false) return"))
+
+
+def test_a_claim_refused_for_a_pause_the_worker_had_not_heard_of_is_left_for_later(
+    push_variant: Callable[..., Database],
+) -> None:
+    db = push_variant(claim_ignoring_pauses)
+    queue = Queue("held", db)
+    job_id = queue.create_job({})
+    worker = queue.create_worker(lambda job: None)  # not started: it has heard of no pause
+    protocol.pause(db, ["held"], True)
+    assert worker.claimer.claim(job_id, ["held"]) is None  # not fatal, not the job's fault
+    assert worker.control.paused  # heard now
+    assert queue.get_job(job_id)["state"] == "inactive"
+
+
 # -- the changes feed ------------------------------------------------------------------------
 
 
