@@ -318,10 +318,9 @@ def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
 def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
     """The documents `_all_docs` finds with `params` (keys, or a range), by
     id, in its order; None for one that is missing, deleted, or that cannot be
-    read here (nested too deep for Python). Keys that are not strings are left
-    out. One request, unless the answer
-    cannot be read as a whole: then one per document, so that one such
-    document does not hide the others."""
+    read here (nested too deep for Python); keys that are not strings are left
+    out. One request, unless the answer cannot be read as a whole: then one
+    per document, so that one such document does not hide the others."""
     try:
         rows = db.all_docs(include_docs=True, **params)["rows"]
         return {row["key"]: _doc_of(row) for row in rows if isinstance(row.get("key"), str)}
