@@ -25,7 +25,7 @@ from .job import WorkerStats
 
 log = logging.getLogger(__name__)
 
-MAX_SKIPPED = 1000  # ids a skip set remembers; the oldest are forgotten first
+MAX_SKIPPED = 100  # ids a skip set remembers (each adds a row to a page read); oldest go first
 UNCLAIMABLE = "Unclaimable"  # the error type of a job failed as unclaimable
 MAX_REASON_CHARS = 500  # of CouchDB's own reason, quoted in a job's error
 
