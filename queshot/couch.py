@@ -209,11 +209,14 @@ class Outage:
 @dataclass(frozen=True)
 class UpdateResult:
     """What an update handler answered: 201 (saved, quorum met), 202 (saved,
-    quorum not met), or 200 when the handler saved nothing."""
+    quorum not met), or 200 when the handler saved nothing. `unreadable`
+    says why the body could not be read (then `body` is None): the write
+    may still have been made, at `new_rev`."""
 
     status: int
     body: Any
     new_rev: str | None
+    unreadable: str | None = None
 
 
 class Couch:
@@ -325,7 +328,7 @@ class Couch:
     def _error(self, method: str, path: str, response: httpx.Response) -> CouchError:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
         if not isinstance(data, dict):
             data = {}
@@ -347,6 +350,13 @@ class Couch:
 
     def all_dbs(self) -> list[str]:
         return self.json("GET", "/_all_dbs")
+
+    def session_user(self) -> str | None:
+        """The account name CouchDB knows these credentials by (`/_session`'s
+        userCtx.name); None when it has none (an admin party, anonymous)."""
+        context = self.json("GET", "/_session").get("userCtx")
+        name = context.get("name") if isinstance(context, dict) else None
+        return name if isinstance(name, str) else None
 
     def node_config(self, section: str) -> dict[str, str] | None:
         """One config section of the node we talk to (server admins only: else
@@ -414,6 +424,26 @@ def _decode(response: httpx.Response, url: str) -> Any:
             f"({response.headers.get('content-type', 'no content type')}); is it CouchDB?",
             status=response.status_code,
         ) from None
+
+
+_ROW_ID = re.compile(r'\{(?:"seq":(?:"(?:[^"\\]|\\.)*"|\d+),)?"id":("(?:[^"\\]|\\.)*")')
+_ROW_SEQ = re.compile(r'^\{"seq":("(?:[^"\\]|\\.)*"|\d+)|,"seq":("(?:[^"\\]|\\.)*"|\d+)\}\s*$')
+
+
+def _feed_row(line: str) -> dict[str, Any]:
+    """One line of a continuous feed. A row that cannot be read (its document
+    nests too deep for Python) comes as {id, seq, unreadable: why}, its id and
+    seq taken from the row's own head (CouchDB) or ends (pouchdb-server), so
+    that the feed goes on past it; "" for an id that cannot be found."""
+    try:
+        return json.loads(line)
+    except RecursionError as exc:
+        found_id, found_seq = _ROW_ID.match(line), _ROW_SEQ.search(line)
+        row: dict[str, Any] = {"id": json.loads(found_id[1]) if found_id else ""}
+        if found_seq:
+            row["seq"] = json.loads(found_seq[1] or found_seq[2])
+        row["unreadable"] = f"RecursionError: {exc}"
+        return row
 
 
 class Database:
@@ -560,13 +590,14 @@ class Database:
         response = self.couch.request(
             "POST", path + doc_path(doc_id), params=params, body=body or {}
         )
+        new_rev = response.headers.get("X-Couch-Update-NewRev")
         try:
             data = response.json()
+        except RecursionError as exc:
+            return UpdateResult(response.status_code, None, new_rev, f"RecursionError: {exc}")
         except ValueError:
             data = response.text
-        return UpdateResult(
-            response.status_code, data, response.headers.get("X-Couch-Update-NewRev")
-        )
+        return UpdateResult(response.status_code, data, new_rev)
 
     # -- changes ------------------------------------------------------------------
 
@@ -649,7 +680,7 @@ class Database:
             for line in self.couch.stream_lines(
                 self._base + "/_changes", params=query, read_timeout=heartbeat * 3, body=body
             ):
-                yield json.loads(line) if line.strip() else None
+                yield _feed_row(line) if line.strip() else None
             return
         # normal/longpoll answer one JSON object (over several lines): read it whole.
         response = self._json(

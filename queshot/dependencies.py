@@ -1,10 +1,10 @@
 """Jobs that wait for other jobs: when a job finishes, the blocked jobs that
 wait for it are told (the `resolve` handler), and those it fails are in turn
 finished jobs whose own dependents are told. Used by the worker that
-finished the job, by the producer that finds a dependency already finished,
-and by the worker's reconciliation (a worker that died right after
-completing). Never a scan of waiting jobs: one view query per batch of
-finished jobs, one write per blocked job told."""
+finished the job, by workers that see a job created blocked on jobs already
+finished (a producer may not resolve), and by the worker's reconciliation (a
+worker that died right after completing). Never a scan of waiting jobs: one
+view query per batch of finished jobs, one write per blocked job told."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from . import protocol
-from .couch import Conflict, Database, NotFound
+from .couch import Conflict, CouchError, Database, NotFound, ServerError, ServerUnreachable
 from .jobs import FINISHED_STATES, QueueError
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,11 @@ def _resolve(db: Database, job_id: str, dependency: str, state: str, result: Any
             time.sleep(min(0.2, 0.002 * 2**attempt))
         except NotFound:
             return {}
+        except (ServerUnreachable, ServerError):
+            raise  # an outage: the caller keeps the work for later
+        except CouchError as exc:  # refused: this job's problem, not the others'
+            log.warning("job %s: not told that %s finished: %s", job_id, dependency, exc)
+            return {}
     log.warning(
         "job %s: could not record that %s finished; reconciliation will", job_id, dependency
     )
@@ -75,12 +80,8 @@ def reconcile(db: Database, page: int = 1000) -> int:
         awaited = protocol.awaited(db, after, page)
         if not awaited:
             return calls
-        rows = db.all_docs(keys=awaited, include_docs=True)["rows"]
-        finished = [
-            (row["id"], doc["state"], doc.get("result"))
-            for row in rows
-            if (doc := row.get("doc")) and doc.get("state") in FINISHED_STATES
-        ]
+        ids = [job_id for job_id in awaited if isinstance(job_id, str)]  # a legacy waiting_for
+        finished = _finished(protocol.read_docs(db, keys=ids)) if ids else []
         if finished:
             calls += resolve_dependents(db, finished).calls
         if len(awaited) < page:
@@ -96,17 +97,40 @@ def check_exist(db: Database, job_ids: list[str]) -> None:
         raise QueueError(f"no job {', '.join(map(repr, missing))} to depend on in {db.name}")
 
 
-def settle_new(db: Database, new_ids: list[str], depends_on: list[str]) -> None:
-    """Tell jobs just created blocked about the jobs they wait for that had
-    already finished. Read after they were stored: a dependency finishing
-    meanwhile is seen either here or by its worker (which then finds them in
-    the dependents view); both telling them is harmless."""
-    rows = db.all_docs(keys=depends_on, include_docs=True)["rows"]
-    for row in rows:
-        doc = row.get("doc") or {}
-        if doc.get("state") in FINISHED_STATES:
-            for job_id in new_ids:
-                _resolve(db, job_id, row["id"], doc["state"], doc.get("result"))
+def settle_blocked(db: Database, waiting: dict[str, list[str]]) -> int:
+    """Tell jobs created blocked (job id -> the ids it waits for) about those
+    of their dependencies that had already finished: the producer that
+    created them may not (resolving is a worker's move), so the workers whose
+    feed shows such a job do. Read after the job was stored: a dependency
+    finishing meanwhile is seen either here or by its own worker (which then
+    finds the job in the dependents view); both telling it is harmless.
+    Returns the resolve calls made."""
+    awaited = sorted({dependency for ids in waiting.values() for dependency in ids})
+    if not awaited:
+        return 0
+    finished = {
+        job_id: (state, result)
+        for job_id, state, result in _finished(protocol.read_docs(db, keys=awaited))
+    }
+    calls, failed = 0, []
+    for job_id, dependencies in waiting.items():
+        for dependency in dependencies:
+            if dependency in finished:
+                state, result = finished[dependency]
+                answer = _resolve(db, job_id, dependency, state, result)
+                calls += 1
+                if answer.get("changed") and answer.get("state") in FINISHED_STATES:
+                    failed.append((job_id, answer["state"], None))  # on to its own dependents
+    return calls + (resolve_dependents(db, failed).calls if failed else 0)
+
+
+def _finished(docs: dict[str, dict[str, Any] | None]) -> list[Finished]:
+    """(id, state, result) of the finished jobs among `docs`."""
+    return [
+        (job_id, doc["state"], doc.get("result"))
+        for job_id, doc in docs.items()
+        if doc is not None and doc.get("state") in FINISHED_STATES
+    ]
 
 
 def cancel(db: Database, job_id: str) -> str:

@@ -18,6 +18,10 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   asked to stop (`cancel_requested_at`): {state}; 409 for a finished job.
 - `resolve` {dependency, state, result?}: a job a blocked job waits for has
   finished: {state, changed} (idempotent).
+- `unclaimable` {worker_id, reason}: a waiting job that no worker can claim
+  as it is stored (its claim refused for the job's own content) fails, with
+  an `Unclaimable` error naming the reason: {state}; 409 if it is not waiting.
+  The answer never echoes the document (it may be what could not be read).
 - `pause` {queue, paused}, called on the design document itself: records
   (or lifts) a queue's pause in it, under PAUSE_FIELD; `claim` and
   validate_doc_update refuse to start a paused queue's jobs.
@@ -43,7 +47,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .couch import Database, NotFound, UpdateResult
+from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResult
 from .jobs import (
     PAUSE_FIELD,
     SCHEDULE_DOC_PREFIX,
@@ -56,6 +60,10 @@ from .jobs import (
 
 DDOC = "queshot"
 DDOC_ID = f"_design/{DDOC}"
+# How validate_doc_update begins every refusal about a job's own content (its
+# schema, its bounds): such a refusal of a claim is the job's problem, any
+# other refusal the writer's.
+INVALID_JOB = "queshot: invalid job: "
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
 WATCH_DDOC = "queshot-watch"  # the views for people (listings, search, chart)
 JOBS_BY_STATE = "jobs_by_state"
@@ -126,6 +134,17 @@ def claim(
     `worker_id`, stored on `w` copies before a 201."""
     body = {"worker_id": worker_id, "lease_seconds": lease_seconds, "queue": queue}
     return db.update(DDOC, "claim", job_id, body, w=w)
+
+
+def unclaimable(db: Database, job_id: str, *, worker_id: str, reason: str) -> UpdateResult:
+    """Fail a waiting job that no worker can claim as it is stored, saying
+    why (an `Unclaimable` error). Conflict if the job is not waiting."""
+    return db.update(DDOC, "unclaimable", job_id, {"worker_id": worker_id, "reason": reason})
+
+
+def is_invalid_job(exc: CouchError) -> bool:
+    """Whether a refusal is about the job's own content (see INVALID_JOB)."""
+    return exc.status == 403 and exc.reason.startswith(INVALID_JOB)
 
 
 def call(db: Database, handler: str, job_id: str, body: dict[str, Any]) -> UpdateResult:
@@ -289,12 +308,41 @@ def status_id(worker_id: str) -> str:
 
 
 def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(id, document) of every worker status document."""
-    rows = db.all_docs(
-        startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0", include_docs=True
-    )["rows"]
-    for row in rows:
-        yield row["id"], row.get("doc") or {}
+    """(id, document) of every worker status document that can be read."""
+    found = read_docs(db, startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0")
+    for doc_id, doc in found.items():
+        if doc is not None:
+            yield doc_id, doc
+
+
+def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
+    """The documents `_all_docs` finds with `params` (keys, or a range), by
+    id, in its order; None for one that is missing, deleted, or that cannot be
+    read here (nested too deep for Python); keys that are not strings are left
+    out. One request, unless the answer cannot be read as a whole: then one
+    per document, so that one such document does not hide the others."""
+    try:
+        rows = db.all_docs(include_docs=True, **params)["rows"]
+        return {row["key"]: _doc_of(row) for row in rows if isinstance(row.get("key"), str)}
+    except UnreadableAnswer:
+        pass
+    found: dict[str, dict[str, Any] | None] = {}
+    for row in db.all_docs(**params)["rows"]:
+        if not isinstance(row.get("key"), str):
+            continue  # a key that is no id (one a job's waiting_for held) finds nothing
+        doc = None
+        if "error" not in row and not row.get("value", {}).get("deleted"):
+            try:
+                doc = db.get_or_none(row["id"])
+            except UnreadableAnswer:
+                doc = None
+        found[row["key"]] = doc
+    return found
+
+
+def _doc_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    doc = row.get("doc")
+    return doc if isinstance(doc, dict) else None
 
 
 # -- schedules ------------------------------------------------------------------------------

@@ -113,8 +113,6 @@ class Queue:
             raise JobExists(
                 f"a job with id {doc['_id']!r} already exists in {self.db.name}"
             ) from None
-        if waits:
-            dependencies.settle_new(self.db, [job_id], waits)
         return job_id
 
     def enqueue(self, task: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> JobHandle:
@@ -161,11 +159,6 @@ class Queue:
         for start in range(0, len(docs), BULK_CHUNK):
             results = self.db.bulk_docs(docs[start : start + BULK_CHUNK])
             refused += [r for r in results if "error" in r]
-        if waits:
-            stored = {r["id"] for r in refused}
-            dependencies.settle_new(
-                self.db, [d["_id"] for d in docs if d["_id"] not in stored], waits
-            )
         if refused:
             reasons = "; ".join(f"{r['id']}: {r.get('reason', r['error'])}" for r in refused[:5])
             raise QueueError(f"{len(refused)} of {len(docs)} jobs were refused: {reasons}")

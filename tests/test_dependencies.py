@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from conftest import running, wait_until
+from conftest import REAL_COUCHDB, running, wait_until
 
 from queshot import Database, JobFailed, Queue, QueueError, Tasks, current_job, protocol
-from queshot.couch import Conflict, Forbidden
+from queshot.couch import Conflict, Couch, Forbidden
 from queshot.jobs import now_ms
 from queshot.workflow import chain, fan_in, previous_result
 
@@ -117,12 +120,62 @@ def test_cancelling_a_dependency_fails_what_waits_for_it(queue: Queue) -> None:
 
 
 def test_a_dependency_already_finished_does_not_block(queue: Queue) -> None:
+    """The producer may not resolve (a worker's move): the worker whose feed
+    shows the job created blocked tells it (not its reconciliation, which
+    only runs at start here, before the job exists)."""
     first = queue.enqueue(number, 5)
-    with running(queue.create_worker(tasks, poll_interval=0.2)):
+    worker = queue.create_worker(tasks, poll_interval=0.2, reap_interval=600)
+    with running(worker):
         first.wait(timeout=30)
         later = queue.enqueue(total, depends_on=[first])
         assert later.wait(timeout=30) == 5
     assert later.doc["dependency_results"] == {first.id: 5}
+    assert worker.unblocker.resolved >= 1
+
+
+def test_a_producer_leaves_a_finished_dependency_to_the_workers(queue: Queue) -> None:
+    """Enqueued after its dependency completed: stored blocked, untouched by
+    the producer, and told by a worker as it starts (its reconciliation)."""
+    first = queue.enqueue(number, 5)
+    with running(queue.create_worker(tasks, poll_interval=0.2)):
+        first.wait(timeout=30)
+    later = queue.enqueue(total, depends_on=[first])
+    doc = later.doc
+    assert (doc["state"], doc["_rev"][:2]) == ("blocked", "1-")
+    with running(queue.create_worker(tasks, poll_interval=0.2, reap_interval=600)):
+        assert later.wait(timeout=30) == 5
+
+
+@pytest.mark.skipif(not REAL_COUCHDB, reason="acts as a producer account: Apache CouchDB only")
+def test_a_producer_account_enqueues_on_a_finished_dependency(
+    queue: Queue, couch: Couch, server_url: str
+) -> None:
+    """As a queshot_producer, `queshot enqueue --depends-on` a complete job
+    used to store the job, then be refused its own resolve: "refused", exit 1
+    (a retry made a duplicate)."""
+    first = queue.enqueue(number, 5)
+    with running(queue.create_worker(tasks, poll_interval=0.2)):
+        first.wait(timeout=30)
+    users = couch.database("_users")
+    name, password = f"queshot_test_producer_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    user = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user"}
+    users.save({**user, "roles": ["queshot_producer"], "password": password})
+    parts = urlsplit(server_url)
+    url = urlunsplit(
+        (parts.scheme, f"{name}:{password}@{parts.hostname}:{parts.port}", "/", "", "")
+    )
+    try:
+        enqueued = subprocess.run(
+            [sys.executable, "-m", "queshot.cli", "enqueue", "flows", "--task", "total",
+             "--depends-on", first.id, "--url", url, "--db", queue.db.name],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        users.delete(user["_id"], users.get(user["_id"])["_rev"])
+    assert (enqueued.returncode, enqueued.stderr) == (0, "")
+    later = queue.job(enqueued.stdout.strip())
+    with running(queue.create_worker(tasks, poll_interval=0.2)):
+        assert later.wait(timeout=30) == 5
 
 
 def test_depending_on_a_job_that_does_not_exist_is_refused(queue: Queue) -> None:

@@ -21,12 +21,16 @@ its own, with its own loop where it has a thread:
   finished, and reconciles what a dead worker left untold.
 
 Connection faults are never fatal: every part retries through one `Outage`
-(`connection.Retrier`), so an outage is one log line per worker.
+(`connection.Retrier`), so an outage is one log line per worker. Nor is one
+job: what cannot be claimed or written for its own content is that job's
+failure (`refusals.Unclaimables`). A part whose thread dies of anything
+else stops the worker (`parts.PartDied`), rather than leave it alive and deaf.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -49,6 +53,8 @@ from .hooks import Hook, Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
 from .ordering import QueueOrder
+from .parts import PartDied, start_part
+from .refusals import Unclaimables
 from .running import JobRunner
 from .settling import Settler
 from .signals import StopSignals
@@ -58,7 +64,7 @@ from .unblocking import Unblocker
 if TYPE_CHECKING:
     from ..queue import Queue
 
-__all__ = ["Hook", "Job", "Outcome", "Worker", "WorkerStats"]
+__all__ = ["Hook", "Job", "Outcome", "PartDied", "Worker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +114,10 @@ class Worker:
         self.id = f"{self.name}:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds or queue.lease_seconds
+        if not (isinstance(self.lease_seconds, int | float) and 0 < self.lease_seconds < math.inf):
+            # A claim carrying an unusable lease would be refused as a bad request,
+            # which the worker takes to be the job's problem.
+            raise QueueError(f"lease_seconds must be a number > 0 (got {self.lease_seconds})")
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval or max(1.0, self.lease_seconds / 2)
         self.shutdown_grace = shutdown_grace
@@ -125,12 +135,21 @@ class Worker:
         self._retrying = Retrier(self._outage, self._halt)
         self.running = RunningJobs(concurrency)
         self.writer = JobWriter(self.db, self.id, self._retrying)
+        self.unclaimables = Unclaimables(
+            self.db, worker_id=self.id, retrying=self._retrying, stats=self.stats
+        )
         self.unblocker = Unblocker(
             self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
         )
         paths = [q.path for q in self.queues]
         self.control = QueueControl(paths, on_change=self._queue_paused_or_resumed)
-        self.picker = QueueOrder(self.db, self.queues, self.id, held=self.control.holds)
+        self.picker = QueueOrder(
+            self.db,
+            self.queues,
+            self.id,
+            held=self.control.holds,
+            skipped=self.unclaimables.skipped,
+        )
         self.peers = self.picker.peers[0]  # the first queue's rivals (each queue has its own)
         self.runner = JobRunner(
             self.db,
@@ -155,6 +174,8 @@ class Worker:
             retrying=self._retrying,
             stats=self.stats,
             start=self.runner.start,
+            unclaimables=self.unclaimables,
+            control=self.control,
         )
         self.dispatcher = Dispatcher(
             picker=self.picker,
@@ -264,11 +285,13 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.settler.replicas = self.db.replicas()
         self.control.heard(self.db.get_or_none(DDOC_ID))  # before the first claim; then the feed
+        self._status.user = self.db.couch.session_user()
         self._status.write()
         self.handlers.start()
+        self.hooks.call("on_start", self)  # before the first claim, as Hook promises
         # The feed is not joined on stop: it ends at its next heartbeat.
         self._threads = [
-            _start_thread(part.run, name)
+            start_part(part.run, name, self._fail_fatally)
             for part, name in (
                 (self.dispatcher, "dispatch"),
                 (self._heartbeats, "heartbeat"),
@@ -278,8 +301,7 @@ class Worker:
                 (self.unblocker, "unblock"),
             )
         ]
-        _start_thread(self._feed.run, "changes")
-        self.hooks.call("on_start", self)
+        start_part(self._feed.run, "changes", self._fail_fatally)
         log.info(
             "worker %s on %s %s (concurrency %d, lease %ss, n=%d)",
             self.id,
@@ -360,9 +382,3 @@ def _worker_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
             raise QueueError(f"queue {'/'.join(q.path)!r} given twice")
         seen.append(q.path)
     return queues
-
-
-def _start_thread(target: Callable[[], None], name: str) -> threading.Thread:
-    thread = threading.Thread(target=target, name=f"queshot-{name}", daemon=True)
-    thread.start()
-    return thread

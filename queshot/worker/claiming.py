@@ -1,7 +1,9 @@
 """One claim, start to finish: the `claim` update handler with `w` = the
 database's `n`; any 409 is "not yours"; only a 201 is ownership; a 202, or a
 claim whose answer was lost, is settled from every copy (`settling.py`)
-before the job may run."""
+before the job may run. A claim refused for the job's own content, or whose
+answer cannot be read here, fails that job (`refusals.py`); a refusal about
+this worker (credentials, roles) is raised: it is fatal."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from ..couch import (
     NotFound,
     ServerError,
     ServerUnreachable,
+    UnreadableAnswer,
 )
 from ..retrying import Retrier
+from .control import QueueControl
 from .job import Job, JobWriter, WorkerStats
+from .refusals import Unclaimables, about_content, refusal
 from .settling import Settler, Undecided
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,8 @@ class Claimer:
         retrying: Retrier,
         stats: WorkerStats,
         start: Callable[[Job], None],
+        unclaimables: Unclaimables,
+        control: QueueControl,
     ) -> None:
         self.db = db
         self.writer = writer
@@ -52,6 +59,8 @@ class Claimer:
         self.settler = settler
         self.retrying = retrying
         self.stats = stats
+        self.unclaimables = unclaimables
+        self.control = control
         self._start = start
 
     def claim(self, job_id: str, path: list[str]) -> Job | None:
@@ -71,23 +80,16 @@ class Claimer:
         except (Conflict, NotFound):
             self.stats.add("claim_conflicts")
             return None
-        except Forbidden:
-            # pouchdb-server runs validate_doc_update against the newest revision
-            # rather than the one the handler read, so a claim that lost the race
-            # to a claim *and* a completion is refused as "complete -> active"
-            # (403) where CouchDB answers 409. Refused either way; fatal only if
-            # the job is still waiting (then the refusal is about us).
-            current = self.db.get_or_none(job_id)
-            if current is not None and current.get("state") == "inactive":
-                raise
-            self.stats.add("claim_conflicts")
-            return None
         except (ServerUnreachable, ServerError) as exc:
             # The answer is lost, not necessarily the claim. Left unsettled, a
             # stored claim would keep the job held by this worker, unrun, until
             # its lease ran out.
             self.retrying.outage.failed(exc)
             result = None
+        except CouchError as exc:
+            return self._refused(job_id, exc)
+        if result is not None and result.unreadable:
+            return self._unreadable(job_id, result.new_rev, result.unreadable)
         if result is None:
             log.info("claim of %s: answer lost; settling once CouchDB answers", job_id)
         elif result.status == 201 and isinstance(result.body, dict) and "job" in result.body:
@@ -99,6 +101,8 @@ class Claimer:
         my_rev = result.new_rev if result else None
         try:
             doc = self.retrying(lambda: self.settler.resolve(job_id, my_rev, sent_at=sent_at))
+        except UnreadableAnswer as exc:
+            return self._unreadable(job_id, my_rev, exc.reason)
         except Undecided as exc:
             # Claims sent from now on can be decided: let them go on, and
             # decide this one once its copies answer (or give it up).
@@ -108,6 +112,43 @@ class Claimer:
             ).start()
             return None
         return self._settled(doc)
+
+    def _refused(self, job_id: str, exc: CouchError) -> None:
+        """A claim CouchDB refused. For the job's own content: the job is
+        failed as unclaimable. Other 403s: pouchdb-server runs
+        validate_doc_update against the newest revision rather than the one
+        the handler read, so a claim that lost the race to a claim *and* a
+        completion is refused as "complete -> active" (403) where CouchDB
+        answers 409; and a pause that reached the server before this worker
+        heard of it is refused too (then the pause is heard now, and the job
+        left for later). Fatal only if the job is still waiting and not
+        paused: then the refusal is about this worker."""
+        if about_content(exc):
+            self.unclaimables.mark(job_id, f"its claim was refused: {refusal(exc)}")
+            return None
+        if not isinstance(exc, Forbidden):
+            raise exc
+        try:
+            current = self.db.get_or_none(job_id)
+        except UnreadableAnswer as unreadable:
+            return self._unreadable(job_id, None, unreadable.reason)
+        if current is not None and current.get("state") == "inactive":
+            self.control.heard(self.db.get_or_none(protocol.DDOC_ID))
+            if not self.control.holds(current.get("queues")):
+                raise exc
+            log.info("claim of %s refused: its queue is paused", job_id)
+        self.stats.add("claim_conflicts")
+        return None
+
+    def _unreadable(self, job_id: str, rev: str | None, why: str) -> None:
+        """A claim whose answer cannot be read here: the job cannot be run by
+        any worker, so it is failed (held at `rev` if the claim was stored)."""
+        reason = f"its document cannot be read by a worker ({why}): nested too deep?"
+        if rev:
+            self.unclaimables.fail_held(job_id, rev, reason)
+        else:
+            self.unclaimables.mark(job_id, reason)
+        return None
 
     def _settled(self, doc: dict[str, Any] | None) -> Job | None:
         if doc is None:
@@ -131,7 +172,7 @@ class Claimer:
                 "claim of %s undecided (%s): not run, its lease brings it back", job_id, exc
             )
             return
-        except CouchError as exc:
+        except Exception as exc:  # a thread of its own: nothing above it to tell
             log.warning("claim of %s not settled (%s): its lease brings it back", job_id, exc)
             return
         if job is not None:

@@ -146,6 +146,11 @@ class Dispatcher:
             except NotFound as exc:
                 self._on_fatal(CouchError(f"{exc} - are the design docs pushed? (`queshot push`)"))
                 return
+            except CouchError as exc:  # refused, not for a job (each job's own are handled)
+                log.warning("claim round: %s; trying again in %.1f s", exc, backoff)
+                self._halt.wait(backoff)
+                backoff = min(backoff * 2, MAX_RETRY_DELAY)
+                continue
             if not claimed and (not candidates or (not from_view and self.picker.drained)):
                 # Nothing to claim, or only hints that rivals won since a read
                 # found nothing (the feed would have named anything newer).

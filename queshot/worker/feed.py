@@ -2,7 +2,11 @@
 wakes the dispatcher when a job of its queues becomes claimable (handing
 that queue's picker the id when the job is due), tells the pickers which
 jobs rivals take, tells the runner which of its own jobs were asked to
-cancel, and keeps the lists of live peers from their status documents."""
+cancel, and keeps the lists of live peers from their status documents.
+
+A row it cannot read or make sense of (a document nested too deep for
+Python, a field of an odd type) is that document's problem: logged and
+passed over, never the end of the feed."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import CouchError, Database, Forbidden, Unauthorized
-from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms
+from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms, revision_number
 from ..retrying import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
 from .ordering import QueueOrder
@@ -35,7 +39,7 @@ class FeedListener:
         control: QueueControl,
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
-        blocked_seen: Callable[[], None],
+        blocked_seen: Callable[[str, list[str] | None], None],
         heartbeat: float,
         poll_interval: float,
         retrying: Retrier,
@@ -70,7 +74,7 @@ class FeedListener:
             # Both retried through an outage, as the feed itself is.
             since = self._retrying(lambda: self.db.info()["update_seq"])
             for doc_id, doc in self._retrying(lambda: list(protocol.status_docs(self.db))):
-                self.queues.heard(doc_id, doc)
+                self._heard_safely({"id": doc_id, "doc": doc})
             self.control.heard(self._retrying(lambda: self.db.get_or_none(protocol.DDOC_ID)))
             for row in self.db.changes(
                 since=since,
@@ -81,11 +85,31 @@ class FeedListener:
                 max_backoff=MAX_RETRY_DELAY,
                 outage=self._outage,
             ):
-                self._heard(row)
+                self._heard_safely(row)
         except (Unauthorized, Forbidden) as exc:
             self._on_fatal(exc)
         except CouchError as exc:
             log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
+
+    def _heard_safely(self, row: dict[str, Any]) -> None:
+        """One row; what goes wrong with it is logged, and the feed goes on."""
+        if "unreadable" in row:
+            log.warning(
+                "changes feed: %s passed over: its document cannot be read here (%s)",
+                _name(row.get("id")),
+                row["unreadable"],
+            )
+            self._wake()  # if it is a job of ours, the pending view names it
+            return
+        try:
+            self._heard(row)
+        except Exception as exc:
+            log.warning(
+                "changes feed: %s passed over: %s: %s",
+                _name(row.get("id")),
+                type(exc).__name__,
+                exc,
+            )
 
     def _heard(self, row: dict[str, Any]) -> None:
         doc = row.get("doc") or {}
@@ -100,7 +124,11 @@ class FeedListener:
             self._cancel_requested(row["id"], doc["_rev"])
             return
         if doc.get("state") == "blocked":
-            self._blocked_seen()
+            created = revision_number(doc.get("_rev", "0-")) == 1
+            waiting_for = doc.get("waiting_for")
+            if not (created and isinstance(waiting_for, list)):
+                waiting_for = None
+            self._blocked_seen(row["id"], [w for w in waiting_for or [] if isinstance(w, str)])
             return
         if doc.get("state") != "inactive":
             if picker is not None or row.get("deleted"):
@@ -124,3 +152,9 @@ class FeedListener:
             outage=self._outage,
         )
         return protocol.FEED_SELECTOR if filtered else None
+
+
+def _name(doc_id: Any) -> str:
+    """A row's id for a log line: quoted, and cut short if long."""
+    text = repr(doc_id) if doc_id else "a row without an id"
+    return text if len(text) <= 200 else text[:200] + "..."

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import protocol
-from ..couch import Conflict, CouchError, Database, NotFound
+from ..couch import Conflict, CouchError, Database, NotFound, ServerError, ServerUnreachable
 from ..jobs import JobCancelled, is_cancel_request_of, revision_number
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class WorkerStats:
     abandoned: int = 0
     released: int = 0
     reaped: int = 0
+    unclaimable: int = 0
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -133,12 +134,14 @@ class Job:
         return f"Job({self.id!r}, attempts={self.attempts})"
 
     def log(self, message: str) -> None:
-        """Append a line to the job's log (server-stamped)."""
-        self._writer.write(self, "log", {"msg": str(message)})
+        """Append a line to the job's log (server-stamped). A line the
+        database refuses is dropped, with a warning in the worker's log."""
+        self._writer.note(self, "log", {"msg": str(message)})
 
     def progress(self, percent: float) -> None:
-        """Report progress, 0-100."""
-        self._writer.write(self, "progress", {"progress": percent})
+        """Report progress, 0-100 (a value the database refuses is dropped,
+        with a warning)."""
+        self._writer.note(self, "progress", {"progress": percent})
 
 
 class JobWriter:
@@ -191,6 +194,18 @@ class JobWriter:
             job.rev = response.new_rev or job.rev
             job.finished = handler in protocol.FINAL_HANDLERS
             return response
+
+    def note(self, job: Job, handler: str, body: dict[str, Any]) -> None:
+        """A write that only informs (log, progress): one the database refuses
+        (too long, not a number...) is dropped with a warning, rather than
+        fail the handler that made it."""
+        try:
+            self.write(job, handler, body)
+        except (ServerUnreachable, ServerError):
+            raise  # still no answer as the worker stops
+        except CouchError as exc:
+            reason = exc.reason or exc.error or str(exc)
+            log.warning("job %s: %s not written, dropped: %s", job.id, handler, reason[:500])
 
     def after_conflict(
         self, job: Job, body: dict[str, Any], *, completing: bool

@@ -14,17 +14,32 @@ from .. import protocol
 from ..couch import Conflict, CouchError, Database, NotFound, Outage, ServerError, ServerUnreachable
 from ..jobs import timeout_seconds
 from .job import Job, JobWriter, RunningJobs, WorkerStats
+from .refusals import SkipSet, refusal
 from .settling import Settler, Undecided
 
 log = logging.getLogger(__name__)
 
 REAP_BATCH = 50
+HEARTBEAT_TICK = 0.1  # seconds between looks at which running job is due a heartbeat
+MIN_BEAT_EVERY = 0.1  # seconds between two heartbeats of one job, at least
+
+
+def lease_of(job: Job, lease_seconds: float) -> float:
+    """The lease (s) the server gave the job when it was claimed: a job's own
+    `lease_seconds` wins over the worker's there (the `claim` handler), so a
+    job may hold a shorter lease than the worker asked for."""
+    doc = job.claimed_doc
+    try:
+        granted = (doc["lease_expires_at"] - doc["claimed_at"]) / 1000
+    except (KeyError, TypeError):
+        return lease_seconds
+    return min(lease_seconds, granted) if granted > 0 else lease_seconds
 
 
 def beat_every(job: Job, lease_seconds: float) -> float:
-    """Heartbeat well before the lease ends, and right after a timeout, so
-    that the server fails a job over its timeout promptly."""
-    every = max(0.5, lease_seconds / 3)
+    """Heartbeat well before the job's lease ends (a third of it), and right
+    after a timeout, so that the server fails a job over its timeout promptly."""
+    every = max(MIN_BEAT_EVERY, lease_of(job, lease_seconds) / 3)
     timeout = timeout_seconds(job.doc)
     if timeout is not None:
         until_timeout = job.started + timeout + 0.2 - time.monotonic()
@@ -56,7 +71,7 @@ class Heartbeats:
         self._halt = halt
 
     def run(self) -> None:
-        while not self._halt.wait(0.2):
+        while not self._halt.wait(HEARTBEAT_TICK):
             now = time.monotonic()
             for job in self.running.jobs():
                 if job.next_beat is None:
@@ -97,7 +112,10 @@ class Reaper:
     """Takes back running jobs whose lease or timeout has run out, every
     `interval` seconds (jittered). Waits one lease after it starts, and again
     after an outage: leases run on the server's clock even while no worker can
-    renew them, so live workers get a lease to renew first."""
+    renew them, so live workers get a lease to renew first. A job whose take
+    back is refused (for its content) is logged once and passed over from
+    then on (`skipped`), so that it neither stops the others nor costs a
+    refused write every pass."""
 
     def __init__(
         self,
@@ -113,6 +131,7 @@ class Reaper:
         self.interval = interval
         self.lease_seconds = lease_seconds
         self.stats = stats
+        self.skipped = SkipSet()
         self._outage = outage
         self._halt = halt
 
@@ -134,10 +153,23 @@ class Reaper:
         """Take back running jobs whose lease or timeout has run out; how many.
         The `expire` handler decides by the server's clock; this only nominates."""
         reaped = 0
-        for row in protocol.expired_leases(self.db, REAP_BATCH):
+        for row in protocol.expired_leases(self.db, REAP_BATCH + len(self.skipped)):
+            if row["id"] in self.skipped:
+                continue
             try:
                 answer = protocol.expire(self.db, row["id"])
             except (Conflict, NotFound):
+                continue
+            except (ServerUnreachable, ServerError):
+                raise
+            except CouchError as exc:
+                if self.skipped.add(row["id"]):
+                    log.warning(
+                        "job %s: its expired lease cannot be taken back (%s); "
+                        "this worker's reaper passes over it from now on",
+                        row["id"],
+                        refusal(exc),
+                    )
                 continue
             reaped += 1
             log.warning("job %s: %s", row["id"], _taken_back(row["value"], answer))

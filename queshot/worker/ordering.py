@@ -24,6 +24,7 @@ from ..couch import Database
 from ..jobs import in_queue
 from .peers import Peers
 from .picking import PendingQueue, Picker
+from .refusals import SkipSet
 
 
 class QueueOrder:
@@ -31,7 +32,8 @@ class QueueOrder:
     dispatcher calls it as it would one picker; the feed asks `picker_for`
     which picker a waiting job goes to, and tells it of rivals' claims and
     status documents. `held(path)` says whether a queue is paused: a round
-    passes over it as if it had no due jobs."""
+    passes over it as if it had no due jobs; jobs in `skipped` are never
+    candidates."""
 
     def __init__(
         self,
@@ -40,12 +42,14 @@ class QueueOrder:
         worker_id: str,
         *,
         held: Callable[[list[str]], bool] = lambda path: False,
+        skipped: SkipSet | None = None,
     ) -> None:
         self.paths = [queue.path for queue in queues]
         self._held = held
         self.peers = [Peers(worker_id, path) for path in self.paths]
         self.pickers = [
-            Picker(db, queue, peers) for queue, peers in zip(queues, self.peers, strict=True)
+            Picker(db, queue, peers, skipped)
+            for queue, peers in zip(queues, self.peers, strict=True)
         ]
         self._round: dict[str, int] = {}  # the last round's candidates -> index of their queue
         self._asked: dict[int, bool] = {}  # queues asked in the last round -> from their view?

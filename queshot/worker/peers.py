@@ -8,6 +8,12 @@ moment later otherwise (when the first choice, if free, has taken it); from a
 page it tries its first-choice jobs first. Rivals then rarely collide, and a
 collision costs a claim the server pays for (and, on a cluster, a 202 to
 settle). It only orders attempts: every claim is still decided by the server.
+
+Status documents are written by other accounts, so none may cost a worker
+much: one whose `last_seen` lies further ahead of this clock than the rules
+allow (MAX_LAST_SEEN_AHEAD_MS: a phantom stored before them) is not a live
+peer, a worker ranks itself among at most MAX_PEERS rivals, and however
+many there are, a rank holds a job back by at most `picking.MAX_HINT_DEFER`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import threading
 from typing import Any
 
 from ..jobs import (
+    MAX_LAST_SEEN_AHEAD_MS,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
     QueueError,
@@ -24,6 +31,8 @@ from ..jobs import (
     worker_gone,
     worker_queue_paths,
 )
+
+MAX_PEERS = 64  # rivals a worker ranks itself among: those first by id
 
 
 class Peers:
@@ -57,16 +66,25 @@ class Peers:
             self._seen[worker_id] = doc
 
     def live(self) -> list[str]:
+        """This worker and its live rivals (at most MAX_PEERS of them, by id)."""
         now = now_ms()
         with self._lock:
-            alive = [w for w, status in self._seen.items() if not worker_gone(status, now)]
-        return [self.worker_id, *alive]
+            alive = sorted(w for w, status in self._seen.items() if _alive(status, now))
+        return [self.worker_id, *alive[:MAX_PEERS]]
 
     def place(self, job_id: str, workers: list[str] | None = None) -> int:
         """This worker's place in the job's order of preference (0: first)."""
         workers = workers or self.live()
         mine = _score(job_id, self.worker_id)
         return sum(1 for other in workers if _score(job_id, other) > mine)
+
+
+def _alive(status: dict[str, Any], now: int) -> bool:
+    """Whether a status document says its worker is alive: seen lately, and
+    not at a time this clock has not reached (give or take a skew)."""
+    last_seen = status.get("last_seen")
+    ahead = isinstance(last_seen, int | float) and last_seen - now > MAX_LAST_SEEN_AHEAD_MS
+    return not ahead and not worker_gone(status, now)
 
 
 def _score(job_id: str, worker_id: str) -> int:

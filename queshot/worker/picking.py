@@ -30,12 +30,14 @@ from .. import protocol
 from ..couch import Database
 from ..jobs import now_ms
 from .peers import Peers
+from .refusals import SkipSet
 
 MAX_SKIP_SCANS = 8
 MAX_PAGE = 400  # pending rows read per claim round, at most
 SPARE_TTL = 10.0  # seconds the unused rows of a page are worth trying, at most
 MAX_HINT_DELAY = 0.02  # seconds a worker that keeps losing hint races waits, at most
 HINT_DEFER = 0.05  # seconds a job's second choice lets its first take it (third: twice...)
+MAX_HINT_DEFER = 0.15  # seconds a hint waits for rivals at most, however many there are
 SPREAD_SECONDS = 10.0  # after a lost claim race, spread claims within priorities this long
 MAX_GONE = 10_000  # jobs remembered as taken; beyond, forget them and the spare rows
 
@@ -51,12 +53,20 @@ class PendingQueue(Protocol):
 class Picker:
     """Candidates for one worker's claim rounds on `queue`. The changes feed
     calls `offer` and `strike`; the dispatcher calls `next_round`, `still_open`
-    before each batch of claims, and `round_done` after the round."""
+    before each batch of claims, and `round_done` after the round. Jobs in
+    `skipped` (ones this worker cannot take: `refusals.py`) are never offered."""
 
-    def __init__(self, db: Database, queue: PendingQueue, peers: Peers) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: PendingQueue,
+        peers: Peers,
+        skipped: SkipSet | None = None,
+    ) -> None:
         self.db = db
         self.queue = queue
         self.peers = peers
+        self.skipped = skipped if skipped is not None else SkipSet(0)
         self.page = queue.limit
         self.drained = False  # the last view read found nothing, no hint dropped since
         self.saw_all = False  # the last view read reached the end of the queue's due jobs
@@ -84,10 +94,13 @@ class Picker:
         betters have had their moment. Beyond a page of them it is a burst,
         which the view serves: no need to keep more."""
         self._gone.discard(job_id)  # taken before, waiting again (lease over, requeued)
+        if job_id in self.skipped:
+            return
         place = self.peers.place(job_id)
         if place:
             if len(self._deferred) < MAX_PAGE:
-                self._deferred[job_id] = time.monotonic() + HINT_DEFER * place
+                wait = min(HINT_DEFER * place, MAX_HINT_DEFER)
+                self._deferred[job_id] = time.monotonic() + wait
         elif self._hints.qsize() < MAX_PAGE:
             self._hints.put(job_id)
 
@@ -141,8 +154,13 @@ class Picker:
         return candidates, self.saw_all and len(candidates) == len(found)
 
     def still_open(self, candidates: Sequence[str]) -> list[str]:
-        """The candidates the feed has not seen rivals take meanwhile."""
-        return [job_id for job_id in candidates if job_id not in self._gone]
+        """The candidates the feed has not seen rivals take meanwhile (nor
+        this worker given up on)."""
+        return [
+            job_id
+            for job_id in candidates
+            if job_id not in self._gone and job_id not in self.skipped
+        ]
 
     def round_done(
         self, *, from_view: bool, attempts: int, claimed: int, unused: list[str]
@@ -204,7 +222,8 @@ class Picker:
         self._gone.clear()
         read_at = time.monotonic()
         path = self.queue.path
-        size = min(MAX_PAGE, max(self.page, free))  # never fewer rows than free slots
+        # Never fewer rows than free slots, nor than skipped jobs could hide.
+        size = min(MAX_PAGE, max(self.page, free)) + len(self.skipped)
         startkey: list[Any] = [path]
         now = now_ms()
         due: list[tuple[Any, str]] = []
@@ -213,7 +232,7 @@ class Picker:
         for _ in range(MAX_SKIP_SCANS):
             rows = protocol.pending_rows(self.db, self.queue.view, path, startkey, size)
             page_due, not_due = due_rows(rows, now)
-            due += page_due
+            due += [row for row in page_due if row[1] not in self.skipped]
             # The queue's rows ran out (not merely the page, or a priority's due ones).
             self.saw_all = not_due is None and len(rows) < size
             if not_due is not None:

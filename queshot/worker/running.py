@@ -27,6 +27,7 @@ from .eventloop import EventLoop
 from .handlers import HandlerSource
 from .hooks import Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
+from .refusals import about_content, refusal
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,12 @@ class JobRunner:
         self, job: Job, handler: str, body: dict[str, Any], *, result: Any = None
     ) -> Outcome:
         if handler == "complete":
-            response = self._complete(job, body)
+            try:
+                response = self._complete(job, body)
+            except CouchError as exc:
+                if not about_content(exc):
+                    raise
+                return self._finish(job, "fail", {"error": result_refused(exc)})
         else:
             response = self.writer.write(job, handler, body)
         if response is None:
@@ -218,6 +224,17 @@ class JobRunner:
         deadline = None if within is None else time.monotonic() + within
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
+def result_refused(exc: CouchError) -> dict[str, Any]:
+    """The error of a job whose result the database refused to store (too
+    large, nested too deep): the attempt fails, saying so, instead of being
+    lost; the result itself is not kept."""
+    return {
+        "type": "ResultRefused",
+        "message": f"the handler's result was not stored: the database refused it ({refusal(exc)})",
+        "traceback": None,
+    }
 
 
 def describe(outcome: Outcome, job: Job) -> str:

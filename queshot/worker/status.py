@@ -1,6 +1,8 @@
 """The worker's status document: a small document saying that the worker is
 alive, what it holds and whether it is paused, for `queshot workers` and the
-dashboard, rewritten every third of a lease from a loop of its own."""
+dashboard, rewritten every third of a lease from a loop of its own. It names
+the CouchDB account the worker writes as (`user`): only that account may
+change or remove it."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ log = logging.getLogger(__name__)
 
 class StatusReporter:
     """Writes the status document of the worker `worker_id`; `describe()`
-    gives the fields that change (jobs held, paused)."""
+    gives the fields that change (jobs held, paused). `user` is the account
+    name the worker writes as (None for an admin party), set before the
+    first write."""
 
     def __init__(
         self,
@@ -53,6 +57,7 @@ class StatusReporter:
         self._halt = halt
         self._rev: str | None = None
         self._nudged = threading.Event()
+        self.user: str | None = None
 
     def run(self) -> None:
         while True:
@@ -71,6 +76,7 @@ class StatusReporter:
         doc: dict[str, Any] = {
             "_id": self.id,
             **self._fixed,
+            "user": self.user,
             **self._describe(),
             "last_seen": now_ms(),
         }
@@ -93,7 +99,13 @@ class StatusReporter:
         the rivals' feeds (filtered by type) learn that this worker left."""
         if not self._rev:
             return
-        tombstone = {"_id": self.id, "_rev": self._rev, "_deleted": True, "type": WORKER_TYPE}
+        tombstone = {
+            "_id": self.id,
+            "_rev": self._rev,
+            "_deleted": True,
+            "type": WORKER_TYPE,
+            "user": self.user,
+        }
         try:
             self.db.save(tombstone)
         except CouchError as exc:
