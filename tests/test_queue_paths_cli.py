@@ -4,36 +4,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from legacy import legacy_job
 
 from queshot.cli import main
 from queshot.couch import Database
 from queshot.jobs import now_ms
 
 
-def job(job_id: str, queues: Any) -> dict[str, Any]:
-    return {
-        "_id": job_id,
-        "queues": queues,
-        "state": "inactive",
-        "worker_id": None,
-        "priority": 0,
-        "log": [],
-        "data": {},
-        "created_at": now_ms(),
-        "attempts": 0,
-        "max_attempts": 1,
-        "progress": 0,
-    }
-
-
 def test_a_name_with_a_slash_and_its_path_are_one_queue(
     capsys: pytest.CaptureFixture[str], server_url: str, db: Database
 ) -> None:
-    db.save(job("as-name", "mail/welcome"))
-    db.save(job("as-path", ["mail", "welcome"]))
+    db.save(legacy_job("as-name", "mail/welcome", progress=0))
+    db.save(legacy_job("as-path", ["mail", "welcome"], progress=0))
     for worker, queues in (("by-name", "mail/welcome"), ("slash-in-part", ["mail/welcome"])):
         db.save(
             {
