@@ -403,7 +403,7 @@ class Couch:
                 if response.status_code >= 400:
                     response.read()
                     raise self._error(method, path, response)
-                yield from response.iter_lines()
+                yield from _lines(response.iter_bytes())
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
@@ -430,6 +430,24 @@ _ROW_ID = re.compile(r'\{(?:"seq":(?:"(?:[^"\\]|\\.)*"|\d+),)?"id":("(?:[^"\\]|\
 _ROW_SEQ = re.compile(r'^\{"seq":("(?:[^"\\]|\\.)*"|\d+)|,"seq":("(?:[^"\\]|\\.)*"|\d+)\}\s*$')
 
 
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """The lines of a byte stream, split at "\n" only. httpx's iter_lines
+    splits where str.splitlines does, also at U+2028, U+0085 and the like,
+    which JSON leaves unescaped inside strings: one job with such a character
+    would cut its feed row in two."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        *ends, rest = chunk.split(b"\n")
+        for end in ends:
+            pending.append(end)
+            yield b"".join(pending).decode("utf-8", errors="replace").removesuffix("\r")
+            pending = []
+        if rest:
+            pending.append(rest)
+    if pending:
+        yield b"".join(pending).decode("utf-8", errors="replace")
+
+
 def _feed_row(line: str) -> dict[str, Any]:
     """One line of a continuous feed. A row that cannot be read (its document
     nests too deep for Python) comes as {id, seq, unreadable: why}, its id and
@@ -437,12 +455,12 @@ def _feed_row(line: str) -> dict[str, Any]:
     that the feed goes on past it; "" for an id that cannot be found."""
     try:
         return json.loads(line)
-    except RecursionError as exc:
+    except (RecursionError, ValueError) as exc:
         found_id, found_seq = _ROW_ID.match(line), _ROW_SEQ.search(line)
         row: dict[str, Any] = {"id": json.loads(found_id[1]) if found_id else ""}
         if found_seq:
             row["seq"] = json.loads(found_seq[1] or found_seq[2])
-        row["unreadable"] = f"RecursionError: {exc}"
+        row["unreadable"] = f"{type(exc).__name__}: {exc}"
         return row
 
 

@@ -217,6 +217,23 @@ def test_changes_normal_feed_yields_what_is_there_and_ends(plain: Database) -> N
     assert rows[-1]["doc"]["_id"] in ("a", "b")
 
 
+def test_a_continuous_feed_splits_rows_only_at_newlines(plain: Database) -> None:
+    # JSON leaves U+2028, U+2029 and U+0085 unescaped in strings; split there
+    # (as str.splitlines and httpx's iter_lines do), one such document cut
+    # its row in two and killed every worker's feed thread (found by the fuzzer).
+    texts = ["a\u2028b", "c\u2029d", "e\x85f", "g\x1ch", "i\rj"]
+    plain.bulk_docs([{"_id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+    stop = threading.Event()
+    feed = plain.changes(feed="continuous", since=0, include_docs=True, heartbeat=0.2, stop=stop)
+    got = {}
+    for row in feed:
+        if row.get("doc"):
+            got[row["id"]] = row["doc"]["text"]
+        if len(got) == len(texts):
+            stop.set()
+    assert got == {f"d{i}": t for i, t in enumerate(texts)}
+
+
 @pytest.mark.parametrize("feed", ["normal", "continuous"])
 def test_changes_selector_is_applied_by_couchdb_and_refused_by_pouchdb(
     plain: Database, feed: str
