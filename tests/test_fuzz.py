@@ -412,9 +412,11 @@ def test_no_document_stops_the_queue(
     spawn_worker: Callable[..., subprocess.Popen],
     record_file: Path,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     page: Any,  # noqa: F811 - the fixture imported above
 ) -> None:
     runner_url = accounts["runner:url"][0] if REAL_COUCHDB else server_url
+    logs_of_workers = [(tmp_path / f"worker{i}.log").open("w") for i in range(2)]
     workers = [
         spawn_worker(
             db.name,
@@ -424,7 +426,7 @@ def test_no_document_stops_the_queue(
             "--poll-interval",
             "0.5",
             url=runner_url,
-            stderr=subprocess.DEVNULL,
+            stderr=logs_of_workers[0],
         ),
         spawn_worker(
             db.name,
@@ -433,7 +435,7 @@ def test_no_document_stops_the_queue(
             "2",
             "--poll-interval",
             "0.5",
-            stderr=subprocess.DEVNULL,
+            stderr=logs_of_workers[1],
         ),
     ]
     queue = Queue("work", db)
@@ -468,7 +470,13 @@ def test_no_document_stops_the_queue(
         rows = db.all_docs(keys=sorted(fuzzer.normal), include_docs=True)["rows"]
         return all((r.get("doc") or {}).get("state") == "complete" for r in rows)
 
-    wait_until(normal_done, timeout=180, every=0.5)
+    try:
+        wait_until(normal_done, timeout=180, every=0.5)
+    except BaseException:
+        rows = db.all_docs(keys=sorted(fuzzer.normal), include_docs=True)["rows"]
+        left = [r.get("doc") for r in rows if (r.get("doc") or {}).get("state") != "complete"]
+        logs = [Path(f.name).read_text()[-3000:] for f in logs_of_workers]
+        pytest.fail(f"normal jobs not done: {json.dumps(left[:3])[:3000]}\n" + "\n".join(logs))
     runs = count_events(record_file, "start")
     twice = {i: n for i, n in runs.items() if i in fuzzer.normal and n != 1}
     exited = [w.args for w in workers if w.poll() is not None]
