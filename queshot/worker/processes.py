@@ -185,6 +185,9 @@ class ProcessPool:
                 child.kill()
                 log.warning("job %s: over its timeout; its process %d killed", job.id, child.pid)
                 raise TimeoutError(f"job ran over its timeout of {job.doc.get('timeout')} s")
+            if job.abandoned:  # no longer this worker's (a change by someone else, a release)
+                child.kill()
+                raise ChildProcessDied(f"its process was killed: {job.abandoned}")
             if cancel_at[0] is not None and now >= cancel_at[0]:
                 child.kill()
                 log.warning("job %s: cancel not obeyed; its process %d killed", job.id, child.pid)
