@@ -192,4 +192,18 @@ def test_processes_and_another_concurrency_are_refused(db: Database) -> None:
         Worker(queue, lambda job: None, processes=2)
     with pytest.raises(QueueError, match="max_jobs_per_child must be >= 1"):
         Worker(queue, HANDLER, processes=2, max_jobs_per_child=0)
+    with pytest.raises(QueueError, match="need processes"):
+        Worker(queue, HANDLER, max_memory_per_child=100)
     assert Worker(queue, HANDLER, processes=3).concurrency == 3
+
+
+def test_the_cli_refuses_processes_with_another_concurrency_in_one_line(
+    db: Database, spawn_worker: Any
+) -> None:
+    worker = spawn_worker(db.name, "q", "--processes", "2", "--concurrency", "3", handler=HANDLER)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode != 0
+    assert stderr.strip().splitlines() == [
+        "queshot: error: concurrency 3 with processes 2: each child process runs one job "
+        "at a time, so concurrency is the number of processes"
+    ]

@@ -374,6 +374,8 @@ def execution(
 ) -> Execution:
     """Where a worker runs its handlers: in threads, or in `processes` children."""
     if processes is None:
+        if max_jobs is not None or max_memory_mb is not None:
+            raise QueueError("max_jobs_per_child and max_memory_per_child need processes")
         return InThreads(handlers)
     return ProcessPool(
         _for_children(handler),
