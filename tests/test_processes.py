@@ -195,6 +195,7 @@ def test_processes_and_another_concurrency_are_refused(db: Database) -> None:
     with pytest.raises(QueueError, match="need processes"):
         Worker(queue, HANDLER, max_memory_per_child=100)
     assert Worker(queue, HANDLER, processes=3).concurrency == 3
+    assert queue.create_worker(HANDLER, processes=3).concurrency == 3
 
 
 def test_the_cli_refuses_processes_with_another_concurrency_in_one_line(

@@ -113,32 +113,38 @@ def child_main(conn: Connection, handler: str | Callable[..., Any]) -> None:
     except Exception as exc:
         send((BROKEN, error_of(exc)))
         return
-    inbox: queue.Queue[tuple] = queue.Queue()
+    inbox: queue.Queue[ChildJob | None] = queue.Queue()
     current: list[ChildJob | None] = [None]
-    threading.Thread(target=_read, args=(conn, inbox, current), daemon=True).start()
+    reader = threading.Thread(target=_read, args=(conn, send, inbox, current), daemon=True)
+    reader.start()
     send((READY, os.getpid()))
-    while (message := inbox.get())[0] == JOB:
-        _, seq, doc = message
-        job = ChildJob(seq, doc, send)
-        current[0] = job
+    while (job := inbox.get()) is not None:
         outcome = _run(run, job)
         current[0] = None  # before the outcome: a cancel read after it is for no job
         send((*outcome, _peak_rss_kb()))
 
 
-def _read(conn: Connection, inbox: queue.Queue[tuple], current: list[ChildJob | None]) -> None:
-    """The child's reader thread: cancels go to the running job at once,
-    everything else to the main loop; a closed pipe (the parent died) ends
-    the process."""
+def _read(
+    conn: Connection,
+    send: Callable[[tuple], None],
+    inbox: queue.Queue[ChildJob | None],
+    current: list[ChildJob | None],
+) -> None:
+    """The child's reader thread: a job becomes the current one as it is
+    read (so that a cancel right behind it reaches it), cancels go to it at
+    once; a closed pipe (the parent died) ends the process."""
     try:
         while True:
             message = conn.recv()
-            if message[0] == CANCEL:
+            if message[0] == JOB:
+                current[0] = ChildJob(message[1], message[2], send)
+                inbox.put(current[0])
+            elif message[0] == CANCEL:
                 job = current[0]
                 if job is not None and job.seq == message[1]:
                     job.cancel()
             else:
-                inbox.put(message)
+                inbox.put(None)
     except (EOFError, OSError):
         os._exit(1)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ..jobs import timeout_seconds
+from ..jobs import timed_out, timeout_seconds
 from ..tasks import running_as
 from .handlers import HandlerSource
 from .job import Job
@@ -87,4 +87,4 @@ async def _as_job(job: Job, coroutine: Coroutine[Any, Any, Any], timeout: float 
     except TimeoutError:
         if not scope.expired():  # the job's own TimeoutError
             raise
-        raise TimeoutError(f"job ran over its timeout of {job.doc.get('timeout')} s") from None
+        raise timed_out(job.doc) from None

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..jobs import JobCancelled, QueueError, timeout_seconds
+from ..jobs import JobCancelled, QueueError, timed_out, timeout_seconds
 from .child import BROKEN, CANCEL, DONE, FAILED, JOB, LOG, PROGRESS, READY, STOP, child_main
 from .eventloop import InThreads
 from .handlers import Execution, HandlerSource
@@ -184,7 +184,7 @@ class ProcessPool:
             if timeout_at is not None and now >= timeout_at:
                 child.kill()
                 log.warning("job %s: over its timeout; its process %d killed", job.id, child.pid)
-                raise TimeoutError(f"job ran over its timeout of {job.doc.get('timeout')} s")
+                raise timed_out(job.doc)
             if job.abandoned:  # no longer this worker's (a change by someone else, a release)
                 child.kill()
                 raise ChildProcessDied(f"its process was killed: {job.abandoned}")
