@@ -216,3 +216,36 @@ def test_the_cli_refuses_processes_with_another_concurrency_in_one_line(
         "queshot: error: concurrency 3 with processes 2: each child process runs one job "
         "at a time, so concurrency is the number of processes"
     ]
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_gives_back_a_job_whose_child_hangs_and_exits(
+    db: Database, spawn_worker: Any, record_file: Path
+) -> None:
+    queue = Queue("stopping", db)
+    hung = queue.create_job({"do": "hang"})
+    worker = spawn_worker(db.name, "stopping", "--processes", "1", "--grace", "1", handler=HANDLER)
+    wait_until(lambda: pids(record_file))
+    stop(worker)
+    assert queue.get_job(hung)["state"] == "inactive"  # released: it runs again elsewhere
+    assert not alive(next(iter(pids(record_file))))
+
+
+def test_a_sigkilled_worker_leaves_no_child_running(
+    db: Database, spawn_worker: Any, record_file: Path
+) -> None:
+    queue = Queue("orphans", db)
+    queue.create_job({"do": "hang"})
+    worker = spawn_worker(db.name, "orphans", "--processes", "2", handler=HANDLER)
+    wait_until(lambda: pids(record_file))
+    child = next(iter(pids(record_file)))
+    worker.kill()
+    worker.wait()
+    wait_until(lambda: not alive(child))
