@@ -215,6 +215,12 @@ def timeout_seconds(doc: dict[str, Any]) -> float | None:
     return timeout if _is_number(timeout) and timeout > 0 else None
 
 
+def timed_out(doc: dict[str, Any]) -> TimeoutError:
+    """The error of a run over its `timeout`, worded as the server's
+    (lib/job.js timeoutError), whichever of the two ends the run first."""
+    return TimeoutError(f"job ran over its timeout of {doc.get('timeout')} s")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -276,10 +276,11 @@ class Queue:
         handler: Callable[..., Any] | str,
         *,
         name: str | None = None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         **options: Any,
     ) -> Worker:
-        """A worker that runs `handler(job)` for this queue's jobs (see Worker)."""
+        """A worker that runs `handler(job)` for this queue's jobs (see Worker):
+        `concurrency` jobs at once (default 1), or one per child with `processes`."""
         from .worker import Worker
 
         return Worker(self, handler, name=name, concurrency=concurrency, **options)

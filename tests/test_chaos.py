@@ -10,7 +10,9 @@ chaos for run time. Apache CouchDB ends a feed whose client is gone."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -81,8 +83,19 @@ def reporting(db: Database, pids: set[int]) -> bool:
     return pids <= {row["doc"].get("pid") for row in rows}
 
 
+def children_of(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux: /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("slots", ["--concurrency", "--processes"])
 def test_chaos_nothing_lost_nothing_stuck(
+    slots: str,
     chaos_server: tuple[str, Any],
     db_name: str,
     spawn_worker: Callable[..., subprocess.Popen],
@@ -103,7 +116,7 @@ def test_chaos_nothing_lost_nothing_stuck(
             path = tmp_path / f"worker-{len(logs)}.log"
             with path.open("w") as log:
                 process = spawn_worker(
-                    db_name, QUEUE, "--concurrency", str(CONCURRENCY),
+                    db_name, QUEUE, slots, str(CONCURRENCY),
                     "--lease-seconds", str(LEASE), "--poll-interval", "1", "--limit", "50",
                     url=url, stderr=log,
                 )  # fmt: skip
@@ -112,7 +125,7 @@ def test_chaos_nothing_lost_nothing_stuck(
 
         workers = [spawn() for _ in range(WORKERS)]
         began = time.monotonic()
-        next_kill, kills, restart = began + KILL_EVERY, 0, None
+        next_kill, kills, child_kills, restart = began + KILL_EVERY, 0, 0, None
         while (left := unsettled(db)) != 0:
             elapsed = time.monotonic() - began
             assert elapsed < DEADLINE, f"{left} jobs still unsettled after {DEADLINE} s"
@@ -130,9 +143,14 @@ def test_chaos_nothing_lost_nothing_stuck(
                 restart = time.monotonic() - restart
             if time.monotonic() >= next_kill:
                 victim = rng.choice(workers)
-                victim.kill()
-                victim.wait()
-                workers[workers.index(victim)] = spawn()
+                children = children_of(victim.pid) if slots == "--processes" else []
+                if children and kills % 2:  # every other kill, one child process
+                    os.kill(rng.choice(children), signal.SIGKILL)
+                    child_kills += 1
+                else:
+                    victim.kill()
+                    victim.wait()
+                    workers[workers.index(victim)] = spawn()
                 kills += 1
                 next_kill = time.monotonic() + KILL_EVERY
             time.sleep(1)
@@ -156,7 +174,8 @@ def test_chaos_nothing_lost_nothing_stuck(
             else "server restart skipped: COUCHDB_URL is set (we do not restart your CouchDB)"
         )
         print(
-            f"\nchaos: {len(ids)} jobs in {elapsed:.0f} s, {kills} workers SIGKILLed, {restarted}; "
+            f"\nchaos ({slots}): {len(ids)} jobs in {elapsed:.0f} s, {kills} SIGKILLs "
+            f"({child_kills} of child processes), {restarted}; "
             f"{states['complete']} complete, {states['failed']} failed (all on purpose), "
             f"{len(flaky)} retried by design, {len(rerun)} run again after a kill, "
             f"{len(set(ids) - set(docs))} lost, {states['active'] + states['inactive']} stuck"
@@ -165,7 +184,7 @@ def test_chaos_nothing_lost_nothing_stuck(
     assert states["active"] == states["inactive"] == 0, "jobs stuck"
     assert failed == doomed, "failed jobs other than those failing on purpose"
     # Re-runs come only from runs a kill (or the restart) cut short: a killed
-    # worker held at most CONCURRENCY jobs, and the restart may have cost every
+    # worker held at most CONCURRENCY jobs (a killed child one), and the restart may have cost every
     # worker the outcome of the jobs it held.
     interrupted = CONCURRENCY * (kills + (WORKERS if server else 0))
     extra_runs = sum(starts[job_id] - 1 for job_id in rerun)

@@ -40,6 +40,7 @@ def drain(
     db_name: str,
     *,
     while_running: Callable[[Queue], None] = lambda queue: None,
+    slots: str = "--concurrency",
 ) -> dict[str, int]:
     """Enqueue JOBS no-op jobs, drain them with one worker per node, and check
     the outcome; returns the counts for the test's report."""
@@ -56,7 +57,7 @@ def drain(
                     spawn_worker(
                         db_name,
                         "cluster",
-                        "--concurrency",
+                        slots,
                         str(CONCURRENCY),
                         "--lease-seconds",
                         LEASE,
@@ -122,6 +123,12 @@ def drained(
 
 def test_workers_on_three_nodes_run_every_job_exactly_once(drained: Callable) -> None:
     drained()
+
+
+def test_workers_with_child_processes_on_three_nodes_run_every_job_exactly_once(
+    drained: Callable,
+) -> None:
+    drained(slots="--processes")
 
 
 def test_exactly_once_with_a_node_stopped_part_way(

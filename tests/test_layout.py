@@ -124,3 +124,15 @@ def test_no_class_is_over_the_limit_but_the_ones_architecture_names() -> None:
             if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno >= MAX_CLASS_LINES:
                 long.add(f"{module_name(path)}.{node.name}")
     assert long <= LONGER_CLASSES
+
+
+def test_a_child_process_module_never_talks_to_couchdb() -> None:
+    """What runs in a worker's child process (--processes) reaches the
+    database only through its parent: it imports neither couch nor protocol."""
+    assert not reachable("queshot.worker.child") & {"queshot.couch", "queshot.protocol"}
+    assert reachable("queshot.worker.child") <= {
+        "queshot.jobs",
+        "queshot.tasks",
+        "queshot.reload",
+        "queshot.filewatch",
+    }

@@ -22,13 +22,15 @@ pytestmark = pytest.mark.slow
 SUMMARY = re.compile(r"claims (\d+)/(\d+) won, (\d+) conflicts")
 
 
+@pytest.mark.parametrize("slots", ["--concurrency", "--processes"])
 def test_four_processes_run_every_job_exactly_once(
-    couch: Couch, db, spawn_worker, record_file: Path
+    couch: Couch, db, spawn_worker, record_file: Path, slots: str
 ) -> None:
+    """With --processes, each worker runs its handlers in CONCURRENCY children."""
     queue = Queue("race", db)
     ids = queue.create_jobs([{"n": i} for i in range(JOBS)])
     workers = [
-        spawn_worker(db.name, "race", "--concurrency", str(CONCURRENCY), "--poll-interval", "1")
+        spawn_worker(db.name, "race", slots, str(CONCURRENCY), "--poll-interval", "1")
         for _ in range(PROCESSES)
     ]
 

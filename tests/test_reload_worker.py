@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import wait_until
 
 from queshot import Queue
@@ -29,7 +30,11 @@ def write(module: Path, text: str) -> None:
     os.utime(module)  # a fresh mtime even within the same second
 
 
-def test_a_reloading_worker_picks_up_saved_code(db: Database, spawn_worker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("slots", ["--concurrency", "--processes"])
+def test_a_reloading_worker_picks_up_saved_code(
+    db: Database, spawn_worker, tmp_path: Path, slots: str
+) -> None:
+    """With --processes, the children started after a reload import the new code."""
     package = tmp_path / "src"
     package.mkdir()
     module = package / "reloadable_jobs.py"
@@ -41,7 +46,7 @@ def test_a_reloading_worker_picks_up_saved_code(db: Database, spawn_worker, tmp_
             db.name,
             "dev",
             "--reload",
-            "--concurrency",
+            slots,
             "2",
             "--poll-interval",
             "0.5",

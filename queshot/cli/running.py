@@ -31,7 +31,25 @@ def add_commands(commands: Any) -> None:
         help="queue name, or a path like email/welcome; repeat for several, "
         "taken in the order given (the first while it has due jobs)",
     )
-    worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (default 1)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        help="jobs at once (default 1; with --processes, the number of processes)",
+    )
+    worker.add_argument(
+        "--processes",
+        type=int,
+        help="run handlers in N child processes, one job each at a time (default: threads)",
+    )
+    worker.add_argument(
+        "--max-jobs-per-child", type=int, help="replace a child process after K jobs"
+    )
+    worker.add_argument(
+        "--max-memory-per-child",
+        type=float,
+        metavar="MB",
+        help="replace a child process once its peak memory passes MB",
+    )
     worker.add_argument("--name", help="worker name (default host-pid)")
     worker.add_argument(
         "--lease-seconds",
@@ -98,6 +116,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             reload=args.reload,
             name=args.name,
             concurrency=args.concurrency,
+            processes=args.processes,
+            max_jobs_per_child=args.max_jobs_per_child,
+            max_memory_per_child=args.max_memory_per_child,
             shutdown_grace=args.grace,
             poll_interval=args.poll_interval,
         )

@@ -8,9 +8,9 @@ its own, with its own loop where it has a thread:
   `ordering.QueueOrder`, the first queue's first, each queue's from its
   `picking.Picker`; each claim by `claiming.Claimer`, contested ones settled
   by `settling.Settler`);
-- `running.JobRunner` runs each job in its own thread (async ones as tasks
-  on `eventloop.EventLoop`) and writes its outcome (completions batched by
-  `completions.CompletionWriter`), telling `hooks.Hooks`;
+- `running.JobRunner` runs each job in a thread (async ones on `eventloop`;
+  or in a child process, `processes.py`) and writes its outcome (completions
+  batched by `completions.CompletionWriter`), telling `hooks.Hooks`;
 - `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
   takes back everyone's expired ones;
 - `feed.FeedListener` follows `_changes`, waking the dispatcher, telling
@@ -54,6 +54,7 @@ from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
 from .ordering import QueueOrder
 from .parts import PartDied, start_part
+from .processes import CANCEL_GRACE, execution, slots
 from .refusals import Unclaimables
 from .running import JobRunner
 from .settling import Settler
@@ -86,7 +87,10 @@ class Worker:
     Seed controls: `wake_up()` (look for jobs now), `go_to_sleep()` (stop
     looking until woken or a job arrives), `pause()` / `resume()` (claim
     nothing until resumed; running jobs go on). `run()` blocks and handles
-    SIGTERM/SIGINT; `start()` / `stop()` are the non-blocking pair."""
+    SIGTERM/SIGINT; `start()` / `stop()` are the non-blocking pair.
+
+    `processes=N` runs handlers in N child processes, one job each at a
+    time (see `processes.py`); the handler must then be importable."""
 
     def __init__(
         self,
@@ -95,7 +99,11 @@ class Worker:
         *,
         reload: bool = False,
         name: str | None = None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
+        processes: int | None = None,
+        max_jobs_per_child: int | None = None,
+        max_memory_per_child: float | None = None,
+        cancel_grace: float = CANCEL_GRACE,
         lease_seconds: float | None = None,
         poll_interval: float = 5.0,
         reap_interval: float | None = None,
@@ -104,11 +112,18 @@ class Worker:
         hooks: Iterable[Hook] = (),
     ) -> None:
         self.queues = _worker_queues(queue)
-        if concurrency < 1:
-            raise QueueError(f"concurrency must be >= 1 (got {concurrency})")
+        concurrency = slots(concurrency, processes)
         self.queue = queue = self.queues[0]
         self.db = queue.db
         self.handlers = handler_source(handler, reload)
+        self.execution = execution(
+            handler,
+            self.handlers,
+            processes=processes,
+            max_jobs=max_jobs_per_child,
+            max_memory_mb=max_memory_per_child,
+            cancel_grace=cancel_grace,
+        )
         host = socket.gethostname()
         self.name = name or f"{host}-{os.getpid()}"
         self.id = f"{self.name}:{host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -153,7 +168,7 @@ class Worker:
         self.peers = self.picker.peers[0]  # the first queue's rivals (each queue has its own)
         self.runner = JobRunner(
             self.db,
-            handlers=self.handlers,
+            execution=self.execution,
             writer=self.writer,
             completions=CompletionWriter(
                 self.db, retrying=self._retrying, halt=self._halt, running=self.running.__len__
@@ -288,6 +303,7 @@ class Worker:
         self._status.user = self.db.couch.session_user()
         self._status.write()
         self.handlers.start()
+        self.execution.start()
         self.hooks.call("on_start", self)  # before the first claim, as Hook promises
         # The feed is not joined on stop: it ends at its next heartbeat.
         self._threads = [
@@ -334,7 +350,7 @@ class Worker:
             thread.join(timeout=5)
         self._status.remove()
         self.handlers.close()
-        self.runner.loop.close()
+        self.execution.close()
         self.hooks.call("on_stop", self)
         log.info("worker %s stopped: %s", self.id, self.stats.summary())
 

@@ -7,11 +7,15 @@ of tasks in flight) and how outcomes are written."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any
 
+from ..jobs import timed_out, timeout_seconds
 from ..tasks import running_as
+from .handlers import HandlerSource
 from .job import Job
 
 
@@ -48,6 +52,32 @@ class EventLoop:
                 self._loop = None
 
 
+class InThreads:
+    """Handlers in the job's own thread; coroutines on the worker's event loop."""
+
+    def __init__(self, handlers: HandlerSource) -> None:
+        self.handlers = handlers
+        self.loop = EventLoop()
+
+    def run(self, job: Job) -> Any:
+        result = self.handlers.get()(job)
+        if inspect.iscoroutine(result):
+            result = self.loop.run(job, result, self._time_left(job))
+        return result
+
+    @staticmethod
+    def _time_left(job: Job) -> float | None:
+        """Seconds an async job may still run by its timeout (None: no timeout)."""
+        timeout = timeout_seconds(job.doc)
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - job.started))
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.loop.close()
+
+
 async def _as_job(job: Job, coroutine: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
     running_as(job)  # this task's own context: current_job() inside it
     scope = asyncio.timeout(timeout)
@@ -57,4 +87,4 @@ async def _as_job(job: Job, coroutine: Coroutine[Any, Any, Any], timeout: float 
     except TimeoutError:
         if not scope.expired():  # the job's own TimeoutError
             raise
-        raise TimeoutError(f"job ran over its timeout of {job.doc.get('timeout')} s") from None
+        raise timed_out(job.doc) from None

@@ -4,13 +4,20 @@ good, or (dev mode) the current version of a module re-imported on change."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..reload import ReloadingHandler, load_handler
 
+if TYPE_CHECKING:
+    from .job import Job
+
 
 class HandlerSource(Protocol):
-    """`get()` the handler for the next job; `start()` / `close()` any watching."""
+    """`get()` the handler for the next job; `start()` / `close()` any watching;
+    `reloads` counts the code changes taken (child processes started before
+    the last one are replaced)."""
+
+    reloads: int
 
     def get(self) -> Callable[..., Any]: ...
 
@@ -19,7 +26,20 @@ class HandlerSource(Protocol):
     def close(self) -> None: ...
 
 
+class Execution(Protocol):
+    """Where handlers run: `run(job)` returns the handler's result or raises
+    what it raised; `start()` before the first job, `close()` at the end."""
+
+    def run(self, job: Job) -> Any: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class StaticHandler:
+    reloads = 0
+
     def __init__(self, handler: Callable[..., Any]) -> None:
         self._handler = handler
 

@@ -1,18 +1,18 @@
-"""Running jobs and writing their outcomes: each claimed job runs its handler
-in a thread of its own (daemon, so a handler that never returns cannot keep
-the process alive after shutdown), and its result or failure is written back
-under the design doc's rules. This part does no claiming and no listening."""
+"""Running jobs and writing their outcomes: each claimed job has a thread of
+its own (daemon, so a handler that never returns cannot keep the process
+alive after shutdown), in which its handler runs (`InThreads`, the default)
+or waits for the child process that runs it (`processes.ProcessPool`); its
+result or failure is written back under the design doc's rules. This part
+does no claiming and no listening."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import json
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from datetime import datetime
@@ -20,21 +20,22 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database
-from ..jobs import FINISHED_STATES, JobCancelled, timeout_seconds
+from ..jobs import FINISHED_STATES, JobCancelled
 from ..tasks import running_as
+from .child import error_of
 from .completions import CompletionWriter
-from .eventloop import EventLoop
-from .handlers import HandlerSource
+from .handlers import Execution
 from .hooks import Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
+from .processes import ChildFailed
 from .refusals import about_content, refusal
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    """Runs `handlers.get()(job)` for claimed jobs (a coroutine it returns
-    runs on the worker's event loop) and records each outcome: `complete`
+    """Runs claimed jobs through `execution` (in threads, or in child
+    processes) and records each outcome: `complete`
     (batched through `completions` while the job is untouched since its
     claim), `fail`, or `release` when given back unfinished. `on_done` is
     called as each job's slot frees; `hooks` hear of each run."""
@@ -43,7 +44,7 @@ class JobRunner:
         self,
         db: Database,
         *,
-        handlers: HandlerSource,
+        execution: Execution,
         writer: JobWriter,
         completions: CompletionWriter,
         running: RunningJobs,
@@ -54,14 +55,13 @@ class JobRunner:
         hooks: Hooks | None = None,
     ) -> None:
         self.db = db
-        self.handlers = handlers
+        self.execution = execution
         self.writer = writer
         self.completions = completions
         self.running = running
         self.stats = stats
         self.autoremove = autoremove
         self.hooks = hooks or Hooks()
-        self.loop = EventLoop()
         self._on_done = on_done
         self._on_finished = on_finished
 
@@ -79,11 +79,8 @@ class JobRunner:
         running_as(job)  # this thread is the job's: current_job() inside its task
         try:
             self.hooks.call("before_job", job)
-            handler = self.handlers.get()
             try:
-                result = handler(job)
-                if inspect.iscoroutine(result):
-                    result = self.loop.run(job, result, self._time_left(job))
+                result = self.execution.run(job)
                 job.returned = True
                 json.dumps(result, allow_nan=False)
             except (Exception, JobCancelled, asyncio.CancelledError) as exc:
@@ -110,21 +107,12 @@ class JobRunner:
         """Record a run that raised: a cancel the job was asked for ends it
         cancelled (never retried); anything else is a failed attempt."""
         stopped = isinstance(exc, JobCancelled | asyncio.CancelledError | FutureCancelled)
+        stopped = stopped or (isinstance(exc, ChildFailed) and exc.stopped)
         if job.cancelled and stopped:
             error = {"type": "Cancelled", "message": "stopped on request while running"}
             return self._finish(job, "fail", {"error": error, "retry": False})
-        error = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
-        }
+        error = exc.error if isinstance(exc, ChildFailed) else error_of(exc)
         return self._finish(job, "fail", {"error": error})
-
-    @staticmethod
-    def _time_left(job: Job) -> float | None:
-        """Seconds an async job may still run by its timeout (None: no timeout)."""
-        timeout = timeout_seconds(job.doc)
-        return None if timeout is None else max(0.0, timeout - (time.monotonic() - job.started))
 
     def _finish(
         self, job: Job, handler: str, body: dict[str, Any], *, result: Any = None
