@@ -55,6 +55,7 @@ from .leases import Heartbeats, Reaper
 from .ordering import QueueOrder
 from .parts import PartDied, start_part
 from .refusals import Unclaimables
+from .retention import RetentionDuty
 from .running import JobRunner
 from .settling import Settler
 from .signals import StopSignals
@@ -99,6 +100,7 @@ class Worker:
         lease_seconds: float | None = None,
         poll_interval: float = 5.0,
         reap_interval: float | None = None,
+        retention_interval: float = 60.0,
         shutdown_grace: float = 30.0,
         feed_heartbeat: float = 2.0,
         hooks: Iterable[Hook] = (),
@@ -196,6 +198,9 @@ class Worker:
             stats=self.stats,
             outage=self._outage,
             halt=self._halt,
+        )
+        self.retention = RetentionDuty(
+            self.db, paths, interval=retention_interval, outage=self._outage, halt=self._halt
         )
         self._heartbeats = Heartbeats(
             self.db,
@@ -296,6 +301,7 @@ class Worker:
                 (self.dispatcher, "dispatch"),
                 (self._heartbeats, "heartbeat"),
                 (self.reaper, "reaper"),
+                (self.retention, "retention"),
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),
