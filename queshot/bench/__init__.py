@@ -238,6 +238,7 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
         small_backlog=config.small_backlog,
         large_backlog=config.large_backlog,
         history=config.history,
+        server_pids=server.pids,
     )
     latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
     return {
@@ -338,20 +339,34 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def growth_rows(growth: dict[str, Any]) -> list[tuple[str, str]]:
-    """The growth figures: each ratio against the fresh database's rate."""
+    """The growth figures: each against the fresh database's (its better run)."""
     fresh = max(run_["per_s"] for run_ in growth["fresh"])
     small = growth["fresh"][0]["backlog"]
     large, old = growth["large_backlog"], growth["history"]
+    dry = any(run_["ran_dry"] for run_ in [*growth["fresh"], large, old])
+
+    def versus(run_: dict[str, Any], ratio: float | None, cpu_ratio: float | None) -> str:
+        text = f"{run_['per_s']:,.0f} jobs/s" + (f", ratio {ratio:.2f}" if ratio else "")
+        if cpu_ratio:
+            text += f"; server CPU {run_['server_cpu_ms_per_job']:.1f} ms/job, {cpu_ratio:.2f} x"
+        return text
+
+    fresh_cpu = [r["server_cpu_ms_per_job"] for r in growth["fresh"] if r["server_cpu_ms_per_job"]]
     return [
-        ("fresh, small backlog", f"{fresh:,.0f} jobs/s with {small:,} waiting (better of two)"),
         (
-            "large backlog",
-            f"{large['per_s']:,.0f} jobs/s with {large['backlog']:,} waiting, "
-            f"ratio {growth['backlog_ratio']:.2f}",
+            "fresh, small backlog",
+            f"{fresh:,.0f} jobs/s with {small:,} waiting (runs: "
+            + ", ".join(f"{r['per_s']:,.0f}" for r in growth["fresh"])
+            + ")"
+            + (f"; server CPU {min(fresh_cpu):.1f} ms/job" if fresh_cpu else ""),
         ),
         (
-            "after history",
-            f"{old['per_s']:,.0f} jobs/s with {old['backlog']:,} waiting after "
-            f"{old['removed']:,} removed jobs, ratio {growth['history_ratio']:.2f}",
+            f"backlog {large['backlog']:,}",
+            versus(large, growth["backlog_ratio"], growth["backlog_cpu_ratio"]),
+        ),
+        (
+            f"after {old['removed']:,} removed",
+            versus(old, growth["history_ratio"], growth["history_cpu_ratio"])
+            + (" (a backlog ran dry: raise --small-backlog)" if dry else ""),
         ),
     ]

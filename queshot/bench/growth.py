@@ -80,10 +80,12 @@ def measure_growth(
     small_backlog: int,
     large_backlog: int,
     history: int,
+    server_pids: list[int],
 ) -> dict[str, Any]:
     """Jobs per second over `seconds` with `small_backlog` waiting jobs in a
     fresh database (measured first and last: the better counts, so that the
-    ratios do not flatter), with `large_backlog` waiting jobs, and with
+    ratios do not flatter; of server CPU per job, the lower), with
+    `large_backlog` waiting jobs, and with
     `small_backlog` waiting jobs after `history` removed ones. `phase` gives
     a throwaway database without design docs, `provision` pushes them."""
 
@@ -98,19 +100,40 @@ def measure_growth(
             seeded = time.monotonic() - began
             log.info("seeded %d waiting, %d removed jobs in %.0f s", backlog, removed, seeded)
             result = drain_rate(
-                urls, queue, workers=workers, concurrency=concurrency, seconds=seconds
+                urls,
+                queue,
+                workers=workers,
+                concurrency=concurrency,
+                seconds=seconds,
+                server_pids=server_pids,
             )
-            return result | {"backlog": backlog, "removed": removed, "seed_seconds": seeded}
+            ran_dry = result["completed_total"] >= backlog
+            return result | {
+                "backlog": backlog,
+                "removed": removed,
+                "seed_seconds": seeded,
+                "ran_dry": ran_dry,
+            }
 
     first = run(small_backlog, 0)
     large = run(large_backlog, 0)
     old = run(small_backlog, history)
     last = run(small_backlog, 0)
     fresh = max(first["per_s"], last["per_s"])
+    cpu = [run_["server_cpu_ms_per_job"] for run_ in (first, last)]
+    fresh_cpu = min(cpu) if None not in cpu else None
     return {
         "fresh": [first, last],
         "large_backlog": large,
         "history": old,
-        "backlog_ratio": large["per_s"] / fresh,
-        "history_ratio": old["per_s"] / fresh,
+        "backlog_ratio": large["per_s"] / fresh if fresh else None,
+        "history_ratio": old["per_s"] / fresh if fresh else None,
+        # Server CPU per job: what a busy shared machine disturbs least (its
+        # other processes slow the clock, not the server's own work per job).
+        "backlog_cpu_ratio": _ratio(large["server_cpu_ms_per_job"], fresh_cpu),
+        "history_cpu_ratio": _ratio(old["server_cpu_ms_per_job"], fresh_cpu),
     }
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
