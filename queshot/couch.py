@@ -542,6 +542,11 @@ class Database:
     def delete(self, doc_id: str, rev: str) -> str:
         return self._json("DELETE", "/" + doc_path(doc_id), params={"rev": rev})["rev"]
 
+    def purge(self, revs: dict[str, list[str]]) -> dict[str, Any]:
+        """`_purge` these revisions (CouchDB 3; database admins): the documents
+        leave the by-id and by-seq trees, tombstones included."""
+        return self._json("POST", "/_purge", body=revs)
+
     def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict]:
         """One `_bulk_docs` round trip. Results may come back in another order
         (pouchdb-server), so callers pair them by `id`."""

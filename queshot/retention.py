@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
-from .couch import Database, Forbidden, Unauthorized
+from .couch import BadRequest, Database, Forbidden, NotFound, ServerError, Unauthorized
 from .jobs import (
     FINISHED_STATES,
     RETENTION_DOC_PREFIX,
@@ -34,6 +34,7 @@ from .jobs import (
 log = logging.getLogger(__name__)
 
 BATCH = 500  # deletes per _bulk_docs
+PURGE_BATCH = 100  # CouchDB's default [purge] max_document_id_number
 BUDGET = 2000  # jobs removed per pass at most: a pass stays short, the next goes on
 
 
@@ -152,9 +153,11 @@ def apply(
     under: list[list[str]] | None = None,
     budget: int = BUDGET,
     now: int | None = None,
+    purge: bool = False,
 ) -> Removal:
     """Remove the finished jobs the rules no longer keep, of the queues
-    `under` these paths (or all), at most `budget` of them, oldest first."""
+    `under` these paths (or all), at most `budget` of them, oldest first;
+    with `purge`, their tombstones too (CouchDB 3, a database admin)."""
     by_queue = {tuple(rule.queue): rule for rule in rules(db)}
     done = Removal()
     if not by_queue:
@@ -177,7 +180,9 @@ def apply(
                 )
                 if not rows:
                     break
-                _delete(db, rows, done)
+                removed = _delete(db, rows, done)
+                if purge:
+                    purge_tombstones(db, removed)
                 after = rows[-1]
                 budget -= len(rows)
                 done.more = budget <= 0
@@ -208,15 +213,39 @@ def _boundary(
     return protocol.nth_newest(db, path, state, keep.count)
 
 
-def _delete(db: Database, rows: list[dict[str, Any]], done: Removal) -> None:
+def _delete(db: Database, rows: list[dict[str, Any]], done: Removal) -> dict[str, list[str]]:
+    """Delete the rows' jobs; the tombstones made ({id: [rev]})."""
     docs = [{"_id": row["id"], "_rev": row["value"], "_deleted": True} for row in rows]
+    tombstones = {}
     for result in db.bulk_docs(docs):
         if "error" not in result:
             done.removed += 1
+            tombstones[result["id"]] = [result["rev"]]
         elif result["error"] == "conflict":
             done.conflicts += 1
         else:
             done.refused.append(f"{result.get('id')}: {result.get('reason') or result['error']}")
+    return tombstones
+
+
+def purge_tombstones(db: Database, tombstones: dict[str, list[str]]) -> None:
+    """`_purge` removed jobs' tombstones, so that they leave the database's
+    by-id and by-seq trees for good. pouchdb-server has no `_purge`."""
+    ids = list(tombstones)
+    for start in range(0, len(ids), PURGE_BATCH):
+        try:
+            db.purge({i: tombstones[i] for i in ids[start : start + PURGE_BATCH]})
+        except (NotFound, BadRequest, ServerError) as exc:
+            raise QueueError(
+                f"{db.name}: the server cannot purge ({exc.reason or exc.error}): "
+                "_purge needs Apache CouchDB 3 (pouchdb-server has none); the removed jobs "
+                "stay as tombstones"
+            ) from None
+        except (Forbidden, Unauthorized) as exc:
+            raise QueueError(
+                f"{db.name}: purging needs a database admin ({exc.reason or exc.error}); "
+                "the removed jobs stay as tombstones"
+            ) from None
 
 
 __all__ = ["Keep", "Removal", "Rule", "apply", "remove_rule", "rule_for", "rules", "set_rule"]

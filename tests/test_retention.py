@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import running, wait_until
+from conftest import REAL_COUCHDB, running, wait_until
 
 from queshot import Queue, cli, retention
 from queshot.couch import Database, Forbidden
-from queshot.jobs import now_ms
+from queshot.jobs import QueueError, now_ms
 from queshot.retention import Keep
 
 HOUR_MS = 3_600_000
@@ -155,3 +155,19 @@ def test_the_cli_sets_shows_applies_and_removes_a_rule(
     assert retention.rules(db) == []
     assert cli.main(["retention", "set", "mail", *where]) == 1
     assert "say what to keep" in capsys.readouterr().err
+
+
+def test_purge_takes_the_removed_jobs_tombstones_away_on_couchdb(db: Database) -> None:
+    ids = finished(db, "q", "complete", [1000 + i for i in range(150)])
+    retention.set_rule(db, "q", complete=Keep(count=0))
+    if not REAL_COUCHDB:
+        with pytest.raises(QueueError, match="pouchdb-server has none"):
+            retention.apply(db, purge=True)
+        pytest.skip("pouchdb-server has no _purge: the removed jobs stay as tombstones")
+
+    done = retention.apply(db, purge=True)
+
+    assert done.removed == 150
+    rows = db.all_docs(keys=ids)["rows"]
+    assert all(row.get("error") == "not_found" for row in rows)  # no tombstone left
+    assert db.info()["doc_del_count"] == 0

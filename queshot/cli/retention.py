@@ -56,7 +56,7 @@ def cmd_retention_remove(args: argparse.Namespace) -> int:
 
 def cmd_retention_apply(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
-        done = retention.apply(common.database(args, couch), budget=args.budget)
+        done = retention.apply(common.database(args, couch), budget=args.budget, purge=args.purge)
     print(
         f"removed {done.removed} finished jobs" + (" (more left: run again)" if done.more else "")
     )
@@ -105,4 +105,9 @@ def add_commands(commands: Any) -> None:
     apply = actions.add_parser("apply", help="remove now what the rules no longer keep")
     common.connection_options(apply)
     apply.add_argument("--budget", type=int, default=retention.BUDGET, help="jobs at most")
+    apply.add_argument(
+        "--purge",
+        action="store_true",
+        help="also _purge their tombstones (Apache CouchDB 3, a database admin)",
+    )
     apply.set_defaults(func=cmd_retention_apply)
