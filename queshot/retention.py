@@ -28,7 +28,9 @@ from .couch import (
     NotFound,
     ServerError,
     Unauthorized,
-    purge,
+)
+from .couch import (
+    purge as purge_revisions,
 )
 from .jobs import (
     FINISHED_STATES,
@@ -242,7 +244,7 @@ def purge_tombstones(db: Database, tombstones: dict[str, list[str]]) -> None:
     ids = list(tombstones)
     for start in range(0, len(ids), PURGE_BATCH):
         try:
-            purge(db, {i: tombstones[i] for i in ids[start : start + PURGE_BATCH]})
+            purge_revisions(db, {i: tombstones[i] for i in ids[start : start + PURGE_BATCH]})
         except (NotFound, BadRequest, ServerError) as exc:
             raise QueueError(
                 f"{db.name}: the server cannot purge ({exc.reason or exc.error}): "
