@@ -314,9 +314,10 @@ def oldest_in_state(
     span: dict[str, Any] = {"startkey": [path, state], "endkey": end["key"], "limit": limit}
     if end.get("id") is not None:
         span.update(endkey_docid=end["id"], inclusive_end=False)
-    if after is not None:
-        span.update(startkey=after["key"], startkey_docid=after["id"], skip=1)
-    return db.view(DDOC, "stats", reduce=False, **span)["rows"]
+    if after is not None:  # from it on: once deleted, it is no longer there to skip
+        span.update(startkey=after["key"], startkey_docid=after["id"])
+    rows = db.view(DDOC, "stats", reduce=False, **span)["rows"]
+    return rows[1:] if rows and after is not None and rows[0]["id"] == after["id"] else rows
 
 
 def listing_range(

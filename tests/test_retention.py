@@ -76,6 +76,16 @@ def test_the_budget_bounds_a_pass_and_the_next_goes_on(db: Database) -> None:
     assert alive(db, ids) == set()
 
 
+def test_a_pass_pages_through_more_jobs_than_one_batch(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "BATCH", 7)
+    ids = finished(db, "q", "complete", [1000 + i for i in range(30)])
+    retention.set_rule(db, "q", complete=Keep(count=3))
+    assert retention.apply(db).removed == 27
+    assert alive(db, ids) == set(ids[:3])
+
+
 def test_passes_at_once_remove_each_job_once_without_errors(db: Database) -> None:
     ids = finished(db, "q", "complete", [1000 + i for i in range(600)])
     retention.set_rule(db, "q", complete=Keep(count=100))
