@@ -39,6 +39,10 @@ WORKER_GONE_AFTER_LEASES: int = DEFAULTS["worker_gone_after_leases"]
 PAUSE_FIELD: str = DEFAULTS["pause_field"]
 SCHEDULE_TYPE: str = DEFAULTS["schedule_type"]
 SCHEDULE_DOC_PREFIX: str = DEFAULTS["schedule_doc_prefix"]
+RETENTION_TYPE: str = DEFAULTS["retention_type"]
+RETENTION_DOC_PREFIX: str = DEFAULTS["retention_doc_prefix"]
+MAX_RETENTION_AGE_SECONDS: float = DEFAULTS["max_retention_age_seconds"]
+MAX_RETENTION_COUNT: int = DEFAULTS["max_retention_count"]
 
 # The bounds validate_doc_update holds every queshot document to (and the
 # handlers their own writes to): the README lists them for people.

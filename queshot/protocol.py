@@ -29,8 +29,9 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
 Views of `_design/queshot`, the ones workers read or that answer at a glance:
 `pending` [path, -priority, due] -> run_at (claimable jobs, one row per
 queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
-[path, state] -> _count; `dependents` dependency id -> null (blocked jobs, a
-row per job they still wait for; `_count` reduce).
+[path, state, since] -> revision, _count (the counts; what retention removes);
+`dependents` dependency id -> null (blocked jobs, a row per job they still
+wait for; `_count` reduce).
 
 Views of `_design/queshot-watch`, for people looking at jobs (listings,
 search, the chart): `jobs_by_state` [state, since] and `jobs_by_queue` [path,
@@ -50,6 +51,7 @@ from typing import Any
 from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResult
 from .jobs import (
     PAUSE_FIELD,
+    RETENTION_DOC_PREFIX,
     SCHEDULE_DOC_PREFIX,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
@@ -283,6 +285,41 @@ def counts(db: Database, path: list[str] | None = None) -> list[dict[str, Any]]:
     return db.view(DDOC, "stats", startkey=[path], endkey=[path, {}], group_level=2)["rows"]
 
 
+def queue_paths(db: Database, under: list[str] | None = None) -> list[Any]:
+    """The queue paths that hold jobs (`under` a path and its subqueues, or all)."""
+    span = {} if under is None else {"startkey": [under], "endkey": [[*under, {}]]}
+    return [row["key"][0] for row in db.view(DDOC, "stats", group_level=1, **span)["rows"]]
+
+
+def state_count(db: Database, path: list[str], state: str, until: float | None = None) -> int:
+    """Jobs of exactly `path` in `state` (only those in it since `until`, epoch ms, or earlier)."""
+    end = {} if until is None else until
+    rows = db.view(DDOC, "stats", startkey=[path, state], endkey=[path, state, end])["rows"]
+    return rows[0]["value"] if rows else 0
+
+
+def nth_newest(db: Database, path: list[str], state: str, n: int) -> dict | None:
+    """The `n`-th newest job of `path` in `state` (1 = the newest), or None."""
+    span = {"startkey": [path, state, {}], "endkey": [path, state], "skip": n - 1}
+    rows = db.view(DDOC, "stats", reduce=False, descending=True, limit=1, **span)["rows"]
+    return rows[0] if rows else None
+
+
+def oldest_in_state(
+    db: Database, path: list[str], state: str, limit: int, *, end: dict, after: dict | None
+) -> list[dict]:
+    """Up to `limit` jobs of `path` longest in `state`, oldest first, after
+    the row `after` and before the row `end` ({key, id}; `id` None: up to and
+    with its key): {id, key: [path, state, since], value: the revision}."""
+    span: dict[str, Any] = {"startkey": [path, state], "endkey": end["key"], "limit": limit}
+    if end.get("id") is not None:
+        span.update(endkey_docid=end["id"], inclusive_end=False)
+    if after is not None:  # from it on: once deleted, it is no longer there to skip
+        span.update(startkey=after["key"], startkey_docid=after["id"])
+    rows = db.view(DDOC, "stats", reduce=False, **span)["rows"]
+    return rows[1:] if rows and after is not None and rows[0]["id"] == after["id"] else rows
+
+
 def listing_range(
     state: str | None, queue: list[str] | None, until: int | None = None
 ) -> tuple[str, list[Any], list[Any]]:
@@ -343,6 +380,13 @@ def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
 def _doc_of(row: dict[str, Any]) -> dict[str, Any] | None:
     doc = row.get("doc")
     return doc if isinstance(doc, dict) else None
+
+
+def retention_docs(db: Database) -> list[dict[str, Any]]:
+    """Every queue's retention rule document, by id."""
+    end = RETENTION_DOC_PREFIX + "\ufff0"
+    rows = db.all_docs(startkey=RETENTION_DOC_PREFIX, endkey=end, include_docs=True)["rows"]
+    return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]
 
 
 # -- schedules ------------------------------------------------------------------------------

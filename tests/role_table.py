@@ -105,6 +105,15 @@ def schedule() -> Doc:
     }
 
 
+def retention_rule() -> Doc:
+    return {
+        "_id": "queshot-retention:email",
+        "type": "queshot_retention",
+        "queue": "email",
+        "complete": {"age": 86400, "count": 1000},
+    }
+
+
 def changed(doc: Doc, **fields: Any) -> Doc:
     return {**doc, **fields}
 
@@ -326,7 +335,14 @@ WRITES: tuple[Write, ...] = (
         "every role, admins too",
     ),
     Write(
-        "delete a complete job", WORKERS, (deleting(lambda n: finished("complete")),), "autoremove"
+        "delete a finished (complete, failed or cancelled) job",
+        WORKERS,
+        (
+            deleting(lambda n: finished("complete")),
+            deleting(lambda n: finished("failed")),
+            deleting(lambda n: finished("cancelled")),
+        ),
+        "autoremove, retention rules",
     ),
     Write(
         "delete a claim branch its own account made",
@@ -335,12 +351,12 @@ WRITES: tuple[Write, ...] = (
         "the loser of a contested claim",
     ),
     Write(
-        "delete a job another account holds, or a waiting, blocked, failed or cancelled job",
+        "delete a job another account holds, or a waiting or blocked job",
         ADMINS,
         (
             deleting(theirs),
             deleting(lambda n: job()),
-            deleting(lambda n: finished("failed")),
+            deleting(lambda n: blocked()),
         ),
     ),
     Write(
@@ -373,6 +389,14 @@ WRITES: tuple[Write, ...] = (
         (
             put(nothing, lambda n: schedule()),
             deleting(lambda n: schedule()),
+        ),
+    ),
+    Write(
+        "write or remove a queue's retention rule",
+        ADMINS,
+        (
+            put(nothing, lambda n: retention_rule()),
+            deleting(lambda n: retention_rule()),
         ),
     ),
     Write(

@@ -11,6 +11,7 @@ import pytest
 from conftest import COUCHDB_BIN, NEEDS_COUCHDB_BIN
 
 from queshot import bench, cli
+from queshot.bench.growth import REMOVED_JOB_REVISIONS, seed_removed
 from queshot.couch import Couch
 
 
@@ -19,6 +20,7 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     argv = ["bench", "--url", server_url, "--jobs", "1500", "--workers", "2"]
     argv += ["--concurrency", "2", "--seconds", "1", "--contention", "1,2"]
     argv += ["--contention-jobs", "20", "--latency-jobs", "5", "--json", str(out)]
+    argv += ["--small-backlog", "300", "--large-backlog", "600", "--history", "500"]
 
     assert cli.main(argv) == 0
 
@@ -44,9 +46,26 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     assert 0 < feed["p50"] <= feed["max"] and 0 < claim["p50"] <= claim["max"]
     assert results["latency_limit_ms"] == 1.5 * feed["p50"] + claim["p50"]
     assert results["latency_ratio"] == latency["p50"] / results["latency_limit_ms"]
+    growth = results["growth"]
+    fresh = max(run["per_s"] for run in growth["fresh"])
+    assert [run["backlog"] for run in growth["fresh"]] == [300, 300]
+    assert (growth["large_backlog"]["backlog"], growth["large_backlog"]["removed"]) == (600, 0)
+    assert (growth["history"]["backlog"], growth["history"]["removed"]) == (300, 500)
+    assert growth["backlog_ratio"] == growth["large_backlog"]["per_s"] / fresh > 0
+    assert growth["history_ratio"] == growth["history"]["per_s"] / fresh > 0
     table = capsys.readouterr().out
     for row in ("ceiling", "enqueue-to-start", "server's own latency", "_bulk_docs"):
         assert row in table
+    for row in ("backlog 600", "after 500 removed"):
+        assert row in table
+
+
+def test_removed_jobs_are_seeded_as_tombstones_with_a_jobs_history(db) -> None:
+    seed_removed(db, 3)
+    rows = db.all_docs(keys=["history-000000002"])["rows"]
+    assert rows[0]["value"]["deleted"] is True
+    assert rows[0]["value"]["rev"].startswith(f"{REMOVED_JOB_REVISIONS}-")
+    assert all(row["id"].startswith("_design/") for row in db.all_docs()["rows"])
 
 
 def test_bench_drops_its_databases(server_url: str) -> None:
@@ -59,6 +78,9 @@ def test_bench_drops_its_databases(server_url: str) -> None:
         latency_jobs=2,
         single_jobs=2,
         idle_seconds=0.5,
+        small_backlog=10,
+        large_backlog=20,
+        history=20,
     )
     with Couch(server_url) as couch:
         before = set(couch.all_dbs())
@@ -87,6 +109,9 @@ def test_bench_on_a_cluster_spreads_workers_over_its_nodes(tmp_path: Path) -> No
         latency_jobs=3,
         single_jobs=3,
         idle_seconds=0.5,
+        small_backlog=20,
+        large_backlog=40,
+        history=40,
         cluster=True,
     )
     results = bench.run(config)

@@ -132,13 +132,14 @@ def test_bulk_docs_results_pair_by_id(db: Database) -> None:
 
 
 def test_view_with_keys(db: Database) -> None:
-    db.bulk_docs([job(queues="a"), job(queues="a"), job(queues="b"), job(queues="c")])
+    def blocked(*ids: str) -> dict[str, Any]:
+        return job(state="blocked", depends_on=list(ids), waiting_for=list(ids))
 
-    result = db.view(
-        "queshot", "stats", keys=[[["c"], "inactive"], [["a"], "inactive"]], group=True
-    )
+    db.bulk_docs([blocked("a"), blocked("a", "c"), blocked("b")])
 
-    assert [(row["key"][0], row["value"]) for row in result["rows"]] == [(["c"], 1), (["a"], 2)]
+    result = db.view("queshot", "dependents", keys=["c", "a"], group=True)
+
+    assert [(row["key"], row["value"]) for row in result["rows"]] == [("c", 1), ("a", 2)]
 
 
 def test_open_revs_returns_every_leaf(plain: Database) -> None:

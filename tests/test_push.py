@@ -144,7 +144,9 @@ def test_a_changed_attachment_is_pushed(couch: Couch, db: Database, source: Path
 
 
 def test_view_change_goes_through_staged_copy(couch: Couch, db: Database, source: Path) -> None:
-    edit(source / "queshot/views/stats/map.js", "doc.state], null)", "doc.state], 1)")
+    edit(
+        source / "queshot/views/stats/map.js", "stateSince(doc)], doc._rev)", "stateSince(doc)], 1)"
+    )
     bundle = designdocs.load(source)
 
     results = sync.push(couch, [db.name], bundle)
@@ -192,15 +194,23 @@ def test_dry_run_shows_the_diff_and_writes_nothing(
     couch: Couch, db: Database, source: Path
 ) -> None:
     rev = db.get("_design/queshot")["_rev"]
-    edit(source / "queshot/views/stats/map.js", "doc.state], null)", "doc.state], 1)")
+    edit(
+        source / "queshot/views/stats/map.js", "stateSince(doc)], doc._rev)", "stateSince(doc)], 1)"
+    )
 
     results = sync.push(couch, [db.name], designdocs.load(source), dry_run=True)
 
     (ddoc_result,) = [r for r in results if r.target == "_design/queshot"]
     assert ddoc_result.action == "would update via staged copy"
     assert "server _design/queshot views.stats.map" in ddoc_result.diff
-    assert "-  emit([queuePath(doc.queues) || doc.queues, doc.state], null);" in ddoc_result.diff
-    assert "+  emit([queuePath(doc.queues) || doc.queues, doc.state], 1);" in ddoc_result.diff
+    assert (
+        "-  emit([queuePath(doc.queues) || doc.queues, doc.state, stateSince(doc)], doc._rev);"
+        in ddoc_result.diff
+    )
+    assert (
+        "+  emit([queuePath(doc.queues) || doc.queues, doc.state, stateSince(doc)], 1);"
+        in ddoc_result.diff
+    )
     assert db.get("_design/queshot")["_rev"] == rev
     assert db.get_or_none(STAGED_ID) is None
 

@@ -5,6 +5,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
   // refused a claim for that reason marks the job unclaimable).
   var job = require('lib/job');
   var schedule = require('lib/schedule');
+  var retention = require('lib/retention');
   var roles = (userCtx && Array.isArray(userCtx.roles)) ? userCtx.roles : [];
   var name = (userCtx && typeof userCtx.name === 'string') ? userCtx.name : null;
   function has(role) { return roles.indexOf(role) >= 0; }
@@ -32,6 +33,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
         return;
       }
       if (schedule.isSchedule(old)) deny('queshot: only a queue admin may remove a schedule');
+      if (retention.isRetention(old)) deny('queshot: only a queue admin may remove a retention rule');
       var undeletable = job.workerDeleteProblem(old, name);
       if (undeletable) deny('queshot: ' + undeletable);
       return;
@@ -65,6 +67,14 @@ function (newDoc, oldDoc, userCtx, secObj) {
       return;
     }
     if (old && schedule.isSchedule(old)) deny('queshot: a schedule cannot become another kind of document');
+    if (retention.isRetention(newDoc)) {
+      if (!isAdmin) deny('queshot: only a queue admin may write retention rules');
+      if (old && !retention.isRetention(old)) deny('queshot: a document that is not a retention rule cannot become one');
+      var badRule = job.sizeProblem(newDoc, old, false, false) || retention.problem(newDoc);
+      if (badRule) deny('queshot: invalid retention rule: ' + badRule);
+      return;
+    }
+    if (old && retention.isRetention(old)) deny('queshot: a retention rule cannot become another kind of document');
 
     if (!job.isJob(newDoc)) {
       deny("queshot: this database holds jobs: a document needs 'queues' and 'state' " +

@@ -10,6 +10,7 @@ import random
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .. import protocol
@@ -208,6 +209,33 @@ def measure_throughput(
     began = time.monotonic()
     protocol.warm_up(queue.db, queue.view)
     index_seconds = time.monotonic() - began
+    window = drain_rate(
+        urls,
+        queue,
+        workers=workers,
+        concurrency=concurrency,
+        seconds=seconds,
+        server_pids=server_pids,
+    )
+    return window | {
+        "ran_dry": window["completed_total"] >= jobs,
+        "index_per_s": jobs / index_seconds,
+    }
+
+
+def drain_rate(
+    urls: list[str],
+    queue: Queue,
+    *,
+    workers: int,
+    concurrency: int,
+    seconds: float,
+    server_pids: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Completed jobs per second over `seconds` of the waiting jobs already
+    in `queue` (indexed), after a one-second warm-up; claims per job in the
+    window, the workers' peak memory and CPU per job, the server's CPU per
+    job (when its processes are this machine's)."""
     with WorkerPool(urls, queue.db.name, queue.name, workers, concurrency) as pool:
         time.sleep(1.0)
         first, began = pool.counters(), time.monotonic()
@@ -223,9 +251,8 @@ def measure_throughput(
     completed = last["completed"] - first["completed"]
     return {
         "per_s": completed / elapsed,
+        "completed_total": last["completed"],
         "claims_per_job": (last["claim_attempts"] - first["claim_attempts"]) / max(1, completed),
-        "ran_dry": last["completed"] >= jobs,
-        "index_per_s": jobs / index_seconds,
         "peak_rss_mb": peak_rss,
         "server_cpu_ms_per_job": 1000 * server_cpu / completed
         if server_pids and completed

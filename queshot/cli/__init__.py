@@ -18,7 +18,7 @@ from typing import Any
 from .. import config, dashboard, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import QueueError
-from . import common, enqueue, output, running, schedules, steering
+from . import common, enqueue, output, retention, running, schedules, steering
 
 log = logging.getLogger("queshot")
 
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.set_defaults(func=cmd_demo)
     steering.add_commands(commands)
     schedules.add_commands(commands)
+    retention.add_commands(commands)
 
     bench = commands.add_parser(
         "bench", help="measure throughput, latency and contention on a throwaway database"
@@ -144,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--contention-jobs", type=int, default=500, help="jobs per such run")
     bench.add_argument("--latency-jobs", type=int, default=100, help="jobs sent one at a time")
+    bench.add_argument(
+        "--small-backlog", type=int, default=2_000, help="waiting jobs of the fresh database"
+    )
+    bench.add_argument(
+        "--large-backlog", type=int, default=20_000, help="waiting jobs set against it"
+    )
+    bench.add_argument(
+        "--history", type=int, default=40_000, help="removed jobs of the database that ran them"
+    )
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(func=cmd_bench)
     for command in commands.choices.values():
@@ -170,6 +180,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         contention_jobs=args.contention_jobs,
         latency_jobs=args.latency_jobs,
         cluster=args.cluster,
+        small_backlog=args.small_backlog,
+        large_backlog=args.large_backlog,
+        history=args.history,
     )
     results = bench.run(settings, args.url or os.environ.get("COUCHDB_URL"))
     print(bench.format_table(results))

@@ -56,6 +56,7 @@ from .ordering import QueueOrder
 from .parts import PartDied, start_part
 from .processes import CANCEL_GRACE, execution, slots
 from .refusals import Unclaimables
+from .retention import RetentionDuty
 from .running import JobRunner
 from .settling import Settler
 from .signals import StopSignals
@@ -107,6 +108,7 @@ class Worker:
         lease_seconds: float | None = None,
         poll_interval: float = 5.0,
         reap_interval: float | None = None,
+        retention_interval: float = 60.0,
         shutdown_grace: float = 30.0,
         feed_heartbeat: float = 2.0,
         hooks: Iterable[Hook] = (),
@@ -212,6 +214,9 @@ class Worker:
             outage=self._outage,
             halt=self._halt,
         )
+        self.retention = RetentionDuty(
+            self.db, paths, interval=retention_interval, outage=self._outage, halt=self._halt
+        )
         self._heartbeats = Heartbeats(
             self.db,
             running=self.running,
@@ -312,6 +317,7 @@ class Worker:
                 (self.dispatcher, "dispatch"),
                 (self._heartbeats, "heartbeat"),
                 (self.reaper, "reaper"),
+                (self.retention, "retention"),
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),

@@ -353,10 +353,11 @@ function workerWriteProblem(old, doc, name, at) {
   return why || null;
 }
 
-// Whether a worker account may delete a job: a complete one (autoremove), or
-// a claim branch its own account made (the loser of a contested claim).
+// Whether a worker account may delete a job: a finished one (autoremove, a
+// queue's retention rule), or a claim branch its own account made (the loser
+// of a contested claim).
 function workerDeleteProblem(old, name) {
-  if (old.state === 'complete') return null;
+  if (isFinished(old)) return null;
   if (old.state === 'active' && typeof name === 'string' && old.worker_user === name) return null;
   if (old.state === 'active') return 'a worker account deletes only its own claims, not a job held by another';
   return "only a queue admin may delete a job that is '" + old.state + "'";
