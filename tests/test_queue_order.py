@@ -16,7 +16,7 @@ from recording import read_records
 
 from queshot import admin
 from queshot.cli import main
-from queshot.cli.output import queue_text
+from queshot.cli.output import queue_text, worker_queues_text
 from queshot.couch import Database
 from queshot.jobs import WORKER_DOC_PREFIX, QueueError, now_ms, worker_queue_paths, worker_queues
 from queshot.queue import Queue
@@ -176,7 +176,7 @@ def test_status_queues_keep_the_one_queue_shape_and_list_paths_for_several() -> 
         assert worker_queues(worker_queue_paths(shape)) == shape  # old and new shapes read back
     with pytest.raises(QueueError):
         worker_queue_paths(None)
-    assert queue_text([["high"], ["email", "welcome"]]) == "high, email/welcome"
+    assert worker_queues_text([["high"], ["email", "welcome"]]) == "high, email/welcome"
     assert queue_text(["email", "welcome"]) == "email/welcome"
     assert queue_text("email") == "email"
 

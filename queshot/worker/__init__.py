@@ -52,7 +52,7 @@ from .handlers import handler_source
 from .hooks import Hook, Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
-from .ordering import QueueOrder
+from .ordering import QueueOrder, checked_queues
 from .parts import PartDied, start_part
 from .processes import CANCEL_GRACE, execution, slots
 from .refusals import Unclaimables
@@ -113,7 +113,7 @@ class Worker:
         feed_heartbeat: float = 2.0,
         hooks: Iterable[Hook] = (),
     ) -> None:
-        self.queues = _worker_queues(queue)
+        self.queues = checked_queues(queue)
         concurrency = slots(concurrency, processes)
         self.queue = queue = self.queues[0]
         self.db = queue.db
@@ -383,24 +383,3 @@ class Worker:
         self.fatal = exc
         self._stopping.set()
         self._signals.request()
-
-
-def _worker_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
-    """The queues a worker takes, in order: one, or several of one database
-    (one feed and one claim pool serve them), none writeonly, none twice."""
-    queues = [queue] if not isinstance(queue, Sequence) else list(queue)
-    if not queues:
-        raise QueueError("a worker needs at least one queue")
-    seen: list[list[str]] = []
-    for q in queues:
-        if q.writeonly:
-            raise QueueError(f"queue {q.name!r} is writeonly: it cannot create workers")
-        if q.db.url != queues[0].db.url:
-            raise QueueError(
-                f"queue {q.name!r} is in {q.db.url}, not {queues[0].db.url}: "
-                "one worker takes the queues of one database"
-            )
-        if q.path in seen:
-            raise QueueError(f"queue {'/'.join(q.path)!r} given twice")
-        seen.append(q.path)
-    return queues

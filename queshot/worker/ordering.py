@@ -18,13 +18,16 @@ With one queue it adds nothing: the picker's rounds are passed on as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..couch import Database
-from ..jobs import in_queue
+from ..jobs import QueueError, in_queue
 from .peers import Peers
 from .picking import PendingQueue, Picker
 from .refusals import SkipSet
+
+if TYPE_CHECKING:
+    from ..queue import Queue
 
 
 class QueueOrder:
@@ -144,3 +147,24 @@ class QueueOrder:
 
     def _picker_of(self, job_id: str) -> Picker:
         return self.pickers[self._round.get(job_id, 0)]
+
+
+def checked_queues(queue: Queue | Sequence[Queue]) -> list[Queue]:
+    """The queues a worker takes, in order: one, or several of one database
+    (one feed and one claim pool serve them), none writeonly, none twice."""
+    queues = [queue] if not isinstance(queue, Sequence) else list(queue)
+    if not queues:
+        raise QueueError("a worker needs at least one queue")
+    seen: list[list[str]] = []
+    for q in queues:
+        if q.writeonly:
+            raise QueueError(f"queue {q.name!r} is writeonly: it cannot create workers")
+        if q.db.url != queues[0].db.url:
+            raise QueueError(
+                f"queue {q.name!r} is in {q.db.url}, not {queues[0].db.url}: "
+                "one worker takes the queues of one database"
+            )
+        if q.path in seen:
+            raise QueueError(f"queue {'/'.join(q.path)!r} given twice")
+        seen.append(q.path)
+    return queues
