@@ -17,7 +17,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import dependencies, protocol
-from .couch import Conflict, Database, Forbidden, NotFound, Unauthorized, get_to_show
+from .couch import (
+    Conflict,
+    Database,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    get_to_show,
+    rows_between,
+)
 from .jobs import (
     STATES,
     WORKER_DOC_PREFIX,
@@ -227,7 +235,7 @@ def _drain(
         if last is not None:
             page.update(startkey=last["key"], startkey_docid=last["id"])
         rows = protocol.listing(db, view, **page)
-        fresh = rows[1:] if rows and last is not None and rows[0]["id"] == last["id"] else rows
+        fresh = rows_between(rows, last, None)
         if fresh:
             outcomes += act(fresh)
             last = fresh[-1]

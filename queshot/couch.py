@@ -716,6 +716,19 @@ class Database:
 # -- what readers need beyond plain requests ---------------------------------------
 
 
+def rows_between(
+    rows: list[dict[str, Any]], after: dict[str, Any] | None, before: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The rows of a view page after the row `after` and before the row
+    `before`, where they are among them: CouchDB starts and ends a page at a
+    row (startkey_docid, endkey_docid), pouchdb-server ignores *_docid and
+    gives every row of their keys."""
+    ids = [row["id"] for row in rows]
+    first = ids.index(after["id"]) + 1 if after is not None and after["id"] in ids else 0
+    end = ids.index(before["id"]) if before is not None and before.get("id") in ids else None
+    return rows[first:end]
+
+
 def _query_request(params: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
     """How to send a view or _all_docs query: GET with it in the URL; `keys`
     in a POST body; the whole query in a POST body when it is too long for a

@@ -48,7 +48,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResult
+from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResult, rows_between
 from .jobs import (
     PAUSE_FIELD,
     RETENTION_DOC_PREFIX,
@@ -311,13 +311,12 @@ def oldest_in_state(
     """Up to `limit` jobs of `path` longest in `state`, oldest first, after
     the row `after` and before the row `end` ({key, id}; `id` None: up to and
     with its key): {id, key: [path, state, since], value: the revision}."""
-    span: dict[str, Any] = {"startkey": [path, state], "endkey": end["key"], "limit": limit}
-    if end.get("id") is not None:
-        span.update(endkey_docid=end["id"], inclusive_end=False)
+    span: dict[str, Any] = {"startkey": [path, state], "endkey": end["key"], "limit": limit + 1}
+    if end.get("id") is not None:  # with it, then cut off: pouchdb-server ignores *_docid
+        span.update(endkey_docid=end["id"])
     if after is not None:  # from it on: once deleted, it is no longer there to skip
         span.update(startkey=after["key"], startkey_docid=after["id"])
-    rows = db.view(DDOC, "stats", reduce=False, **span)["rows"]
-    return rows[1:] if rows and after is not None and rows[0]["id"] == after["id"] else rows
+    return rows_between(db.view(DDOC, "stats", reduce=False, **span)["rows"], after, end)[:limit]
 
 
 def listing_range(

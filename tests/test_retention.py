@@ -86,6 +86,20 @@ def test_a_pass_pages_through_more_jobs_than_one_batch(
     assert alive(db, ids) == set(ids[:3])
 
 
+@pytest.mark.parametrize("batch", [500, 2])
+def test_a_count_keeps_exactly_that_many_of_jobs_finished_in_the_same_millisecond(
+    db: Database, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """Jobs that share a finish time are told apart by id, on both servers
+    (pouchdb-server ignores startkey_docid/endkey_docid)."""
+    monkeypatch.setattr(retention, "BATCH", batch)
+    ids = finished(db, "q", "complete", [1000] * 9)
+    retention.set_rule(db, "q", complete=Keep(count=3))
+    assert retention.apply(db).removed == 6
+    assert len(alive(db, ids)) == 3
+    assert retention.apply(db).removed == 0
+
+
 def test_passes_at_once_remove_each_job_once_without_errors(db: Database) -> None:
     ids = finished(db, "q", "complete", [1000 + i for i in range(600)])
     retention.set_rule(db, "q", complete=Keep(count=100))
