@@ -22,11 +22,20 @@ import pytest
 from conftest import queue_database, running, wait_until
 from recording import read_records
 
-from queshot import Queue, admin
-from queshot.couch import Couch, Database
-from queshot.jobs import WORKER_DOC_PREFIX, QueueError
+from queshot import Queue, admin, protocol
+from queshot.couch import Couch, Database, Outage
+from queshot.jobs import PAUSE_FIELD, WORKER_DOC_PREFIX, QueueError
 from queshot.worker import Job, Worker
-from queshot.worker.hostfeed import Lines, Outbox, Relay, decode_row, encode_row, runtime_dir
+from queshot.worker.feed import OwnFeed
+from queshot.worker.hostfeed import (
+    HostFeed,
+    Lines,
+    Outbox,
+    Relay,
+    decode_row,
+    encode_row,
+    runtime_dir,
+)
 
 LONG_POLL = "300"  # s: longer than any test here, so a worker wakes only for its feed
 
@@ -125,6 +134,64 @@ def test_a_sigkilled_leader_is_replaced_and_no_job_falls_between(
     assert sum(starts[job_id] - 1 for job_id in before) <= 2
 
 
+class Listening:
+    """A HostFeed read in a thread of its own until `stop()`: the rows it gave."""
+
+    def __init__(self, db: Database, since: str | int) -> None:
+        self.halt = threading.Event()
+        self.woken = threading.Event()
+        own = OwnFeed(db, heartbeat=0.5, outage=Outage("test feed"), halt=self.halt)
+        self.feed = HostFeed(own, wake=self.woken.set)
+        self.ids: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(since,), daemon=True)
+        self._thread.start()
+
+    def _read(self, since: str | int) -> None:
+        for row in self.feed.changes(since, None):
+            self.ids.append(row["id"])
+
+    def stop(self) -> None:
+        self.halt.set()
+        self._thread.join(timeout=30)
+
+
+def test_a_follower_reads_what_it_missed_first_and_takes_over_from_a_leader_that_left(
+    db: Database, meeting_place: Path
+) -> None:
+    queue = Queue("shared", db)
+    since = db.info()["update_seq"]
+    leader = Listening(db, since)
+    wait_until(lambda: leader.feed.describe()["role"] == "leader")
+    missed = queue.create_job({})
+    wait_until(lambda: missed in leader.ids)  # relayed before the follower came
+
+    follower = Listening(db, since)
+    try:
+        wait_until(lambda: follower.feed.describe() == {"role": "follower"})
+        relayed = queue.create_job({})
+        wait_until(lambda: relayed in follower.ids)
+        assert missed in follower.ids  # its catch-up read
+        assert follower.woken.is_set()
+
+        leader.stop()
+        wait_until(lambda: follower.feed.describe()["role"] == "leader")
+        own = queue.create_job({})
+        wait_until(lambda: own in follower.ids)
+    finally:
+        leader.stop()
+        follower.stop()
+
+
+def test_a_design_doc_older_than_the_one_heard_is_passed_over(db: Database) -> None:
+    """A shared feed's catch-up and relay overlap: a pause lifted must not come back."""
+    worker = Worker(Queue("shared", db), lambda job: None)
+    newer = {"_id": protocol.DDOC_ID, "_rev": "5-b", PAUSE_FIELD: []}
+    older = {**newer, "_rev": "4-a", PAUSE_FIELD: [{"queue": ["shared"], "at": 1, "by": None}]}
+    worker._feed._heard_safely({"id": protocol.DDOC_ID, "seq": 9, "doc": newer})
+    worker._feed._heard_safely({"id": protocol.DDOC_ID, "seq": 8, "doc": older})
+    assert not worker.control.paused
+
+
 def test_cancel_and_pause_reach_a_follower_through_the_shared_feed(
     db: Database, meeting_place: Path
 ) -> None:
@@ -191,9 +258,10 @@ def test_a_follower_that_falls_behind_is_dropped_and_the_leader_never_waits(
         wait_until(lambda: relay.followers == 1)
         row = {"id": "job", "seq": 1, "doc": {"data": "x" * 100_000}}
         sent = 0
-        while relay.followers:  # the kernel's buffer, then the outbox fill up
+        while relay.followers and sent < 1000:  # the kernel's buffer, then the outbox fill up
             relay.send(row)
             sent += 1
+        assert relay.followers == 0
         assert sent * 100_000 > Outbox().budget
         slow.close()
 
