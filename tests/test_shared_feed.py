@@ -8,13 +8,11 @@ account do not share."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +36,6 @@ from queshot.worker.hostfeed import (
 )
 
 LONG_POLL = "300"  # s: longer than any test here, so a worker wakes only for its feed
-
-
-@pytest.fixture
-def meeting_place(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private runtime directory of the test's own, short enough for a socket path."""
-    path = Path(tempfile.mkdtemp(prefix="qs-"))
-    monkeypatch.setenv("QUESHOT_RUNTIME_DIR", str(path))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def feeds(db: Database, pids: set[int]) -> dict[int, dict[str, Any]]:
