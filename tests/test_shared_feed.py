@@ -7,6 +7,7 @@ account do not share."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -169,6 +170,24 @@ def test_a_follower_reads_what_it_missed_first_and_takes_over_from_a_leader_that
     finally:
         leader.stop()
         follower.stop()
+
+
+def test_a_lock_held_without_a_leader_answering_is_said_and_taken_when_freed(
+    db: Database, meeting_place: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = OwnFeed(db, heartbeat=0.5, outage=Outage("test feed"), halt=threading.Event())
+    held = os.open(HostFeed(own, wake=lambda: None).lock_path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as a leader would, before the worker starts
+    waiting = Listening(db, db.info()["update_seq"])
+    try:
+        try:
+            wait_until(lambda: "does not answer" in caplog.text)
+            assert waiting.feed.describe() == {"role": "electing"}
+        finally:
+            os.close(held)
+        wait_until(lambda: waiting.feed.describe()["role"] == "leader")
+    finally:
+        waiting.stop()
 
 
 def test_a_design_doc_older_than_the_one_heard_is_passed_over(db: Database) -> None:

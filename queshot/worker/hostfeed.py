@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_BEHIND_BYTES = 16 * 1024 * 1024  # a follower further behind is dropped (it catches up)
 FIRST_RETRY, MAX_RETRY = 0.05, 1.0  # reconnecting to a leader being elected (s)
+UNREACHED_WARNING = 10  # failed connections in a row before the log says so
 MAX_SOCKET_PATH = 100  # bytes: AF_UNIX paths end at 108 on Linux, 104 on macOS
 
 
@@ -102,7 +103,7 @@ class HostFeed:
 
     def changes(self, since: str | int, selector: dict[str, Any] | None) -> Iterator[dict]:
         self.seq = since
-        halt, delay = self.own.halt, FIRST_RETRY
+        halt, delay, failed = self.own.halt, FIRST_RETRY, 0
         while not halt.is_set():
             lock = _take_lock(self.lock_path)
             if lock is not None:
@@ -114,12 +115,21 @@ class HostFeed:
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 connection.connect(str(self.socket_path))
-            except OSError:  # no leader yet: one is being elected, or binding
+            except OSError as exc:  # no leader yet: one is being elected, or binding
                 connection.close()
+                failed += 1
+                if failed == UNREACHED_WARNING:
+                    log.warning(
+                        "shared feed: another worker holds %s but %s does not answer (%s); "
+                        "still trying, and polling for jobs meanwhile",
+                        self.lock_path,
+                        self.socket_path,
+                        exc,
+                    )
                 halt.wait(delay)
                 delay = min(delay * 2, MAX_RETRY)
                 continue
-            delay = FIRST_RETRY
+            delay, failed = FIRST_RETRY, 0
             with connection:
                 yield from self._follow(Lines(connection, halt, self.own.heartbeat), selector)
 
@@ -139,7 +149,7 @@ class HostFeed:
         if greeting is None:
             return
         self._following = True
-        log.info("shared feed: following the leader, pid %s", json.loads(greeting).get("leader"))
+        log.info("shared feed: following the leader, pid %s", decode_row(greeting).get("leader"))
         try:
             for row in self.own.changes(self.seq, selector, feed="normal"):
                 yield self._handled(row)
@@ -153,7 +163,8 @@ class HostFeed:
 
     def _handled(self, row: dict[str, Any]) -> dict[str, Any]:
         """A row about to be handled: a feed of its own, or a catch-up, goes on from its seq."""
-        self.seq = row.get("seq", self.seq)
+        if row.get("seq") is not None:
+            self.seq = row["seq"]
         return row
 
 
