@@ -254,6 +254,20 @@ def test_workers_of_another_database_or_account_do_not_share(
         other.drop()
 
 
+def test_a_meeting_place_open_to_others_is_one_line_and_no_worker(
+    db: Database, spawn_worker: Callable[..., subprocess.Popen], tmp_path: Path, monkeypatch
+) -> None:
+    open_to_all = tmp_path / "run"
+    open_to_all.mkdir()
+    os.chmod(open_to_all, 0o777)
+    monkeypatch.setenv("QUESHOT_RUNTIME_DIR", str(open_to_all))
+    process = spawn_worker(db.name, "shared", "--share-feed")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert stderr.strip().count("\n") == 0, stderr
+    assert f"{open_to_all} must be a directory of this user's with mode 0700" in stderr
+
+
 # -- the pieces, without a server --------------------------------------------------
 
 
