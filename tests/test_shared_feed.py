@@ -24,6 +24,7 @@ from recording import read_records
 from queshot import Queue, admin, protocol
 from queshot.couch import Couch, Database, Outage
 from queshot.jobs import PAUSE_FIELD, WORKER_DOC_PREFIX, QueueError
+from queshot.localcouch import LocalCluster
 from queshot.worker import Job, Worker
 from queshot.worker.feed import OwnFeed
 from queshot.worker.hostfeed import (
@@ -61,7 +62,9 @@ def one_leader(db: Database, pids: set[int]) -> int | None:
     return leaders[0] if len(leaders) == 1 and len(followers) == len(pids) - 1 else None
 
 
-def spawn_sharing(spawn_worker: Callable[..., subprocess.Popen], db: Database, n: int) -> list:
+def spawn_sharing(
+    spawn_worker: Callable[..., subprocess.Popen], db: Database, n: int, url: str | None = None
+) -> list:
     return [
         spawn_worker(
             db.name,
@@ -73,6 +76,7 @@ def spawn_sharing(spawn_worker: Callable[..., subprocess.Popen], db: Database, n
             "3",
             "--poll-interval",
             LONG_POLL,
+            url=url,
         )  # fmt: skip
         for _ in range(n)
     ]
@@ -100,8 +104,33 @@ def test_three_workers_share_one_feed_and_each_job_runs_once(
 def test_a_sigkilled_leader_is_replaced_and_no_job_falls_between(
     db: Database, spawn_worker: Callable[..., subprocess.Popen], record_file: Path, meeting_place
 ) -> None:
+    kill_the_leader_mid_stream(db, spawn_worker, record_file)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_sigkilled_leader_on_a_cluster(
+    couch_cluster: LocalCluster,
+    db_name: str,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    meeting_place: Path,
+) -> None:
+    """Sequence numbers of a cluster's feed, opaque strings, resumed from."""
+    with Couch(couch_cluster.url) as couch:
+        db = queue_database(couch, db_name)
+        kill_the_leader_mid_stream(db, spawn_worker, record_file, url=couch_cluster.url)
+
+
+def kill_the_leader_mid_stream(
+    db: Database,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    url: str | None = None,
+) -> None:
+    """Jobs before, during and after the leader's SIGKILL and the election."""
     queue = Queue("shared", db)
-    workers = spawn_sharing(spawn_worker, db, 3)
+    workers = spawn_sharing(spawn_worker, db, 3, url)
     pids = {w.pid for w in workers}
     leader = wait_until(lambda: one_leader(db, pids), timeout=60)
 
