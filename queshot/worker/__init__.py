@@ -14,9 +14,9 @@ its own, with its own loop where it has a thread:
 - `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
   takes back everyone's expired ones;
 - `feed.FeedListener` follows `_changes` (its own, `feed.OwnFeed`, or one
-  shared by the host's workers, `hostfeed.HostFeed`), waking the dispatcher, telling
-  the picker what rivals took and the runner which jobs were asked to cancel,
-  and `control.QueueControl` which queues are paused;
+  shared by the host's workers, `hostfeed.HostFeed`), waking the dispatcher,
+  telling the picker what rivals took and the runner which jobs were asked
+  to cancel, and `control.QueueControl` which queues are paused;
 - `status.StatusReporter` keeps the worker's status document;
 - `unblocking.Unblocker` tells the jobs that wait for the ones this worker
   finished, and reconciles what a dead worker left untold.

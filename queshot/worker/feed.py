@@ -157,9 +157,10 @@ class FeedListener:
         """Every step is harmless twice, and with an older revision after a
         newer one (a shared feed's catch-up and relay overlap): a hint for a
         job already taken costs one refused claim, a strike lasts until the
-        next page read, peers and cancels keep the newest they know, an
-        unblocking looks jobs up again; only the design doc, whose pauses
-        would stick, is taken by revision (`_design_heard`)."""
+        next page read, an older status document ages out by its
+        `last_seen`, a cancel keeps the highest revision, an unblocking looks
+        jobs up again; only the design doc, whose pauses would stick, is
+        taken by revision (`_design_heard`)."""
         doc = row.get("doc") or {}
         if row["id"].startswith(WORKER_DOC_PREFIX):
             self.queues.heard(row["id"], doc)
