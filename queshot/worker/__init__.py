@@ -52,6 +52,7 @@ from .handlers import handler_source
 from .hooks import Hook, Hooks, Outcome
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
+from .limiting import Limiter
 from .ordering import QueueOrder, checked_queues
 from .parts import PartDied, start_part
 from .processes import CANCEL_GRACE, execution, slots
@@ -158,6 +159,16 @@ class Worker:
         self.unblocker = Unblocker(
             self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
         )
+        self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
+        self.limiter = Limiter(
+            self.db,
+            worker_id=self.id,
+            settler=self.settler,
+            lease_seconds=self.lease_seconds,
+            halt=self._halt,
+            wake=lambda: self.dispatcher.wake_up(),
+        )
+        self.hooks.add(self.limiter)  # gives a job's tokens back when its run ends
         paths = [q.path for q in self.queues]
         self.control = QueueControl(paths, on_change=self._queue_paused_or_resumed)
         self.picker = QueueOrder(
@@ -165,7 +176,7 @@ class Worker:
             self.queues,
             self.id,
             held=self.control.holds,
-            skipped=self.unclaimables.skipped,
+            skipped=self.limiter.skipping(self.unclaimables.skipped),
         )
         self.peers = self.picker.peers[0]  # the first queue's rivals (each queue has its own)
         self.runner = JobRunner(
@@ -182,7 +193,6 @@ class Worker:
             on_finished=self.unblocker.finished,
             hooks=self.hooks,
         )
-        self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
         self.claimer = Claimer(
             self.db,
             writer=self.writer,
@@ -193,6 +203,7 @@ class Worker:
             start=self.runner.start,
             unclaimables=self.unclaimables,
             control=self.control,
+            limiter=self.limiter,
         )
         self.dispatcher = Dispatcher(
             picker=self.picker,
@@ -234,6 +245,7 @@ class Worker:
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
             blocked_seen=self.unblocker.blocked_seen,
+            limits_heard=self.limiter.heard,
             heartbeat=feed_heartbeat,
             poll_interval=poll_interval,
             retrying=self._retrying,
@@ -305,6 +317,7 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.settler.replicas = self.db.replicas()
         self.control.heard(self.db.get_or_none(DDOC_ID))  # before the first claim; then the feed
+        self.limiter.load()  # likewise
         self._status.user = self.db.couch.session_user()
         self._status.write()
         self.handlers.start()
@@ -321,6 +334,7 @@ class Worker:
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),
+                (self.limiter, "limits"),
             )
         ]
         start_part(self._feed.run, "changes", self._fail_fatally)

@@ -1,0 +1,166 @@
+"""Limits that hold across every worker (queshot/limits.py,
+worker/limiting.py, designdocs/queshot/lib/limits.js): the rules in QuickJS,
+then workers in this process; test_limits_race.py races worker processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from conftest import running, wait_until
+from designdoc_js import DesignDocJS
+
+from queshot import Queue, Worker
+from queshot.jobs import QueueError, now_ms
+from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
+
+ADMIN = {"name": None, "roles": ["_admin"]}
+WORKER = {"name": "w1", "roles": ["queshot_worker"]}
+PRODUCER = {"name": "p1", "roles": ["queshot_producer"]}
+SEC: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def js() -> DesignDocJS:
+    return DesignDocJS()
+
+
+def token(slot: int = 0, **fields: Any) -> dict[str, Any]:
+    doc = {
+        "_id": token_id("api", "concurrency", None, slot),
+        "type": "queshot_token",
+        "limit": "api",
+        "kind": "concurrency",
+        "key": None,
+        "slot": slot,
+        "state": "active",
+        "worker_id": "worker-a",
+        "user": "w1",
+        "job": "job-1",
+        "taken_at": now_ms(),
+        "lease_expires_at": now_ms() + 60_000,
+    }
+    return doc | fields
+
+
+def test_a_limit_is_a_queue_admins_and_its_schema_is_checked(js: DesignDocJS) -> None:
+    limit = Limit(["api"], concurrency=3, key_rate=Rate(30, 10)).as_doc()
+    assert js.validate(limit, None, ADMIN, SEC) is None
+    assert "only a queue admin" in js.validate(limit, None, WORKER, SEC)[1]
+    assert "only a queue admin" in js.validate({**limit, "_deleted": True}, limit, WORKER, SEC)[1]
+    for wrong, reason in [
+        ({"concurrency": 0}, "'concurrency' must be a whole number from 1"),
+        ({"concurrency": 2.5}, "'concurrency' must be a whole number from 1"),
+        ({"rate": {"count": 3}}, "'rate' is {\"count\": jobs"),
+        ({"rate": {"count": 3, "seconds": 0}}, "'rate.seconds' must be a number above 0"),
+        ({"burst": 3}, "not 'burst'"),
+        ({"_id": "queshot-limit:other"}, "a limit's id is"),
+    ]:
+        assert reason in js.validate({**limit, **wrong}, None, ADMIN, SEC)[1], wrong
+    bare = {"_id": "queshot-limit:api", "type": "queshot_limit", "queue": "api"}
+    assert "at least one of" in js.validate(bare, None, ADMIN, SEC)[1]
+
+
+def test_a_held_token_is_its_holders_until_its_lease_ends(js: DesignDocJS) -> None:
+    held = token()
+    assert js.validate(held, None, WORKER, SEC) is None
+    assert "only workers" in js.validate(held, None, PRODUCER, SEC)[1]
+    assert "names the account" in js.validate({**held, "user": "w2"}, None, WORKER, SEC)[1]
+    rival = {**held, "worker_id": "worker-b", "job": "job-2"}
+    assert "held by worker-a" in js.validate(rival, held, WORKER, SEC)[1]
+    expired = {**held, "lease_expires_at": now_ms() - 1}
+    assert js.validate(rival, expired, WORKER, SEC) is None  # a dead holder's lease ran out
+    renewed = {**held, "lease_expires_at": now_ms() + 90_000}
+    assert js.validate(renewed, held, WORKER, SEC) is None
+    given_back = {**held, "state": "free", "free_at": now_ms() + 10_000}  # a rate's window
+    assert js.validate(given_back, held, WORKER, SEC) is None
+    assert "free again only at" in js.validate(rival, given_back, WORKER, SEC)[1]
+    assert js.validate(rival, {**given_back, "free_at": now_ms() - 1}, WORKER, SEC) is None
+    forever = {**held, "lease_expires_at": now_ms() + 2 * 86_400_000}
+    assert "lease ends at most" in js.validate(forever, None, WORKER, SEC)[1]
+    assert "a token's id is" in js.validate({**held, "slot": 1}, None, WORKER, SEC)[1]
+    keyed = {**held, "kind": "key_concurrency"}
+    assert "'key' must be the job's limit_key" in js.validate(keyed, None, WORKER, SEC)[1]
+
+
+def test_a_jobs_limit_key_is_bounded_and_set_on_create_only(js: DesignDocJS, db) -> None:
+    queue = Queue("api", db)
+    doc = queue.new_job_doc({}, limit_key="customer-7")
+    assert doc["limit_key"] == "customer-7"
+    assert js.validate(doc, None, PRODUCER, SEC) is None
+    assert "'limit_key' must be" in js.validate({**doc, "limit_key": ""}, None, ADMIN, SEC)[1]
+    assert "'limit_key' must be" in js.validate({**doc, "limit_key": 5}, None, ADMIN, SEC)[1]
+    with pytest.raises(QueueError, match="limit_key"):
+        queue.new_job_doc({}, limit_key="x" * 201)
+    claimed = {**doc, "_rev": "1-a", "limit_key": "customer-8"}
+    assert "only a queue admin" in js.validate(claimed, doc, WORKER, SEC)[1]
+
+
+def test_limits_are_set_shown_and_removed(db) -> None:
+    set_limit(db, Limit(["api", "v1"], concurrency=2, rate=Rate(5, 1.5)))
+    assert limits(db) == [Limit(["api", "v1"], concurrency=2, rate=Rate(5, 1.5))]
+    with pytest.raises(QueueError, match="at least one of"):
+        set_limit(db, Limit(["api"]))
+    remove_limit(db, "api/v1")
+    assert limits(db) == []
+    with pytest.raises(QueueError, match="no limit"):
+        remove_limit(db, "api/v1")
+
+
+class Intervals:
+    """What handlers say of themselves: each run's start and end (monotonic)."""
+
+    def __init__(self, sleep: float) -> None:
+        self.sleep = sleep
+        self.runs: list[tuple[float, float, str, Any]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, job) -> None:
+        start = time.monotonic()
+        time.sleep(self.sleep)
+        with self.lock:
+            self.runs.append((start, time.monotonic(), job.id, job.doc.get("limit_key")))
+
+    def most_at_once(self, key: Any = ...) -> int:
+        events = sorted(
+            (at, step)
+            for start, end, _, k in self.runs
+            if key is ... or k == key
+            for at, step in ((start, 1), (end, -1))
+        )
+        most = now = 0
+        for _, step in events:
+            now += step
+            most = max(most, now)
+        return most
+
+
+def test_a_queue_limit_holds_across_workers_and_a_change_needs_no_restart(db) -> None:
+    queue = Queue("api", db)
+    set_limit(db, Limit(["api"], concurrency=2))
+    handler = Intervals(0.05)
+    ids = queue.create_jobs([{"n": n} for n in range(40)])
+    workers = [Worker(queue, handler, concurrency=4, poll_interval=1) for _ in range(2)]
+    with running(*workers):
+        wait_until(lambda: len(handler.runs) >= 20, timeout=60)
+        assert handler.most_at_once() <= 2
+        set_limit(db, Limit(["api"], concurrency=3))
+        wait_until(lambda: len(handler.runs) == 40, timeout=60)
+    assert sorted(run[2] for run in handler.runs) == sorted(ids)
+    assert handler.most_at_once() <= 3
+    assert sum(w.stats.as_dict()["limited"] for w in workers) > 0
+    assert all(t["state"] == "free" for t in tokens(db))
+
+
+def test_an_unlimited_queue_pays_no_token(db) -> None:
+    set_limit(db, Limit(["other"], concurrency=1))
+    queue = Queue("api", db)
+    handler = Intervals(0)
+    queue.create_jobs([{"n": n} for n in range(10)])
+    worker = Worker(queue, handler, concurrency=4, poll_interval=1)
+    with running(worker):
+        wait_until(lambda: len(handler.runs) == 10, timeout=60)
+    assert tokens(db) == []
+    assert not worker.limiter.applies(["api"])
