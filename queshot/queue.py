@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import dependencies, jobdoc, protocol
+from . import dependencies, jobdoc, limits, protocol
 from .couch import Conflict, Database, NotFound
 from .jobs import (
     LEASE_SECONDS,
@@ -268,6 +268,24 @@ class Queue:
     def _handler(self, job_id: str, name: str, body: dict[str, Any]) -> None:
         with _about(self.db, job_id):
             protocol.call(self.db, name, job_id, body)
+
+    def set_limit(
+        self,
+        *,
+        concurrency: int | None = None,
+        key_concurrency: int | None = None,
+        rate: limits.Rate | tuple[int, float] | None = None,
+        key_rate: limits.Rate | tuple[int, float] | None = None,
+    ) -> limits.Limit:
+        """Limit this queue (and those under it) across every worker: jobs
+        running at once, the same per job `limit_key`, starts per window
+        (`rate=(30, 10)`: 30 in any 10 s). Replaces its limit; queue admins only."""
+        rates = [limits.Rate(*r) if isinstance(r, tuple) else r for r in (rate, key_rate)]
+        limit = limits.Limit(self.path, concurrency, key_concurrency, *rates)
+        return limits.set_limit(self.db, limit)
+
+    def remove_limit(self) -> None:
+        limits.remove_limit(self.db, self.path)
 
     # -- consuming ---------------------------------------------------------------------
 

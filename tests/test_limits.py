@@ -4,6 +4,7 @@ then workers in this process; test_limits_race.py races worker processes."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -13,6 +14,7 @@ from conftest import running, wait_until
 from designdoc_js import DesignDocJS
 
 from queshot import Queue, Worker
+from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
 
@@ -164,3 +166,40 @@ def test_an_unlimited_queue_pays_no_token(db) -> None:
         wait_until(lambda: len(handler.runs) == 10, timeout=60)
     assert tokens(db) == []
     assert not worker.limiter.applies(["api"])
+
+
+def test_limit_set_show_remove_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], server_url: str, db
+) -> None:
+    def cli(*args: str) -> tuple[int, str]:
+        status = main([*args, "--url", server_url, "--db", db.name])
+        captured = capsys.readouterr()
+        return status, captured.out + captured.err
+
+    assert cli("limit", "set", "api", "--concurrency", "3", "--key-rate", "30/10s") == (
+        0,
+        "queue api: 3 at once, 30 starts per 10 s per key\n",
+    )
+    status, out = cli("limit", "show", "--json")
+    assert status == 0
+    assert json.loads(out)[0]["in_use"] == {"concurrency": 0, "key_rate": 0}
+    assert cli("limit", "show")[1] == (
+        "api: 3 at once, 30 starts per 10 s per key; tokens held: concurrency 0, key_rate 0\n"
+    )
+    status, out = cli("limit", "set", "api", "--rate", "30 per minute")
+    assert status != 0 and "not a rate" in out and "Traceback" not in out
+    status, out = cli("limit", "set", "api", "--concurrency", "0")
+    assert status != 0 and "from 1 to" in out
+    assert cli("enqueue", "api", "{}", "--limit-key", "customer-1")[0] == 0
+    rows = db.all_docs(include_docs=True)["rows"]
+    assert [row["doc"]["limit_key"] for row in rows if "queues" in row["doc"]] == ["customer-1"]
+    assert cli("limit", "remove", "api")[0] == 0
+    assert cli("limit", "show")[1] == "no limits\n"
+
+
+def test_a_queue_sets_its_own_limit(db) -> None:
+    queue = Queue("api/partner", db)
+    queue.set_limit(concurrency=5, rate=(100, 60))
+    assert limits(db) == [Limit(["api", "partner"], concurrency=5, rate=Rate(100, 60))]
+    queue.remove_limit()
+    assert limits(db) == []
