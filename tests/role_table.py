@@ -115,7 +115,12 @@ def retention_rule() -> Doc:
 
 
 def limit_rule() -> Doc:
-    return {"_id": "queshot-limit:email", "type": "queshot_limit", "queue": "email", "concurrency": 3}
+    return {
+        "_id": "queshot-limit:email",
+        "type": "queshot_limit",
+        "queue": "email",
+        "concurrency": 3,
+    }
 
 
 def token(by: str, **fields: Any) -> Doc:
