@@ -231,6 +231,33 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     return counts
 
 
+def held_count(group_tokens: list[dict[str, Any]], size: int, now: float) -> int:
+    """How many of a group's `size` slots are held or not yet free again at `now`."""
+    slots = {t.get("slot") for t in group_tokens if not is_free(t, now)}
+    return sum(1 for slot in slots if isinstance(slot, int) and 0 <= slot < size)
+
+
+def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
+    """For a waiting job, each limit whose tokens are all taken now, in words
+    ("api: concurrency 3, 3 taken"); empty for any other job."""
+    try:
+        path = queue_path(doc.get("queues"))
+    except QueueError:
+        return []
+    if doc.get("state") != "inactive":
+        return []
+    key = doc.get("limit_key") if isinstance(doc.get("limit_key"), str) else None
+    by_path = {tuple(limit.queue): limit for limit in limits(db)}
+    full = []
+    for limit in covering(by_path, path):
+        for group in limit.groups(key):
+            taken = held_count(tokens(db, group.prefix), group.size, now)
+            if taken >= group.size:
+                of_key = f" of key {group.key}" if group.key is not None else ""
+                full.append(f"{group.limit}: {group.kind} {group.size}{of_key}, {taken} taken")
+    return full
+
+
 def _docs(db: Database, prefix: str) -> list[dict[str, Any]]:
     rows = db.all_docs(startkey=prefix, endkey=prefix + "\ufff0", include_docs=True)["rows"]
     return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from conftest import running, wait_until
 from designdoc_js import DesignDocJS
+from prometheus_client import CollectorRegistry, generate_latest
 
 from queshot import Queue, Worker
 from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
+from queshot.metrics import ClaimCollector, database_registry
 
 ADMIN = {"name": None, "roles": ["_admin"]}
 WORKER = {"name": "w1", "roles": ["queshot_worker"]}
@@ -203,3 +205,31 @@ def test_a_queue_sets_its_own_limit(db) -> None:
     assert limits(db) == [Limit(["api", "partner"], concurrency=5, rate=Rate(100, 60))]
     queue.remove_limit()
     assert limits(db) == []
+
+
+def test_show_and_metrics_tell_of_a_job_held_back_by_a_full_limit(
+    capsys: pytest.CaptureFixture[str], server_url: str, db
+) -> None:
+    queue = Queue("api", db)
+    queue.set_limit(concurrency=1)
+    release = threading.Event()
+    first = queue.create_job({"n": 1})
+    second = queue.create_job({"n": 2})
+    worker = Worker(queue, lambda job: release.wait(30), concurrency=2, poll_interval=1)
+    with running(worker):
+        wait_until(lambda: worker.limiter.describe() == {"tokens_held": 1, "jobs_held_back": 1})
+        held = first if worker.running_jobs == [first] else second
+        waiting = second if held == first else first
+        assert main(["show", waiting, "--url", server_url, "--db", db.name]) == 0
+        assert "waits on the limit api: concurrency 1, 1 taken" in capsys.readouterr().out
+        assert main(["show", held, "--url", server_url, "--db", db.name]) == 0
+        assert "waits on the limit" not in capsys.readouterr().out
+        scraped = generate_latest(database_registry(db)).decode()
+        assert 'queshot_limit_tokens_in_use{key="",kind="concurrency",limit="api"} 1.0' in scraped
+        assert 'queshot_limit_waiting_jobs{limit="api"} 1.0' in scraped
+        registry = CollectorRegistry()
+        registry.register(ClaimCollector(worker))
+        mine = generate_latest(registry).decode()
+        assert 'queshot_jobs_held_back{queue="api"} 1.0' in mine
+        release.set()
+        wait_until(lambda: queue.stats()["complete"] == 2)

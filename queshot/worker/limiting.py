@@ -156,6 +156,7 @@ class Limiter(Hook):
             raise
         with self._lock:
             self._held[job_id] = taken
+            self._known.pop(job_id, None)  # it is claimed now, not waiting
         return True
 
     def give_back(self, job_id: str) -> None:
