@@ -19,6 +19,7 @@ from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
 from queshot.metrics import ClaimCollector, database_registry
+from queshot.worker.limiting import SLOT_TRIES, slots_to_try
 
 ADMIN = {"name": None, "roles": ["_admin"]}
 WORKER = {"name": "w1", "roles": ["queshot_worker"]}
@@ -233,3 +234,15 @@ def test_show_and_metrics_tell_of_a_job_held_back_by_a_full_limit(
         assert 'queshot_jobs_held_back{queue="api"} 1.0' in mine
         release.set()
         wait_until(lambda: queue.stats()["complete"] == 2)
+
+
+def test_a_take_tries_free_stored_tokens_first_and_few_slots_of_a_large_limit() -> None:
+    now = now_ms()
+    held, free = (
+        {"state": "active", "lease_expires_at": now + 1000},
+        {"state": "free", "free_at": 0},
+    )
+    tried = slots_to_try(10_000, {0: held, 1: free, 2: held}, now)
+    assert tried[0] == 1 and len(tried) == 1 + SLOT_TRIES and not {0, 2} & set(tried)
+    assert slots_to_try(3, {0: held, 1: held, 2: held}, now) == []
+    assert slots_to_try(3, {0: held, 2: held, 7: free}, now) == [1]

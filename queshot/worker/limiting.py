@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (as a claim's)
 KNOWN_JOBS = 1000  # jobs whose queue path and key are remembered (creation fields)
+SLOT_TRIES = 4  # slots one take writes at most (each a rival's already: the next round)
+FRESH_TRIES = 32  # random picks among slots never used, before looking at every one
 LOOP_WAIT = 0.5  # seconds the loop waits at most, so that it sees the worker halt
 GroupKey = tuple[str, str, "str | None"]
 
@@ -203,15 +205,14 @@ class Limiter(Hook):
             if isinstance(doc.get("slot"), int)
         }
         now = now_ms()
-        free = [
-            slot for slot in range(group.size) if slot not in stored or is_free(stored[slot], now)
-        ]
-        random.shuffle(free)  # rivals reading the same tokens rarely race for one slot
-        for slot in free:
+        free = slots_to_try(group.size, stored, now)
+        for slot in free[:SLOT_TRIES]:
             doc = self._token(group, slot, job_id, stored.get(slot))
             held = self._write_taken(doc)
             if held is not None:
                 return Held(group, held)
+        if free:  # rivals took those first: not full, tried again next round
+            return None
         times = [free_again_at(doc) for slot, doc in stored.items() if slot < group.size]
         until = min(times, default=now + self.lease_ms)
         with self._lock:
@@ -370,6 +371,25 @@ class HeldBack:
 
     def __len__(self) -> int:
         return len(self.skipped) + self.limiter.held_back_count()
+
+
+def slots_to_try(size: int, stored: dict[int, dict[str, Any]], now: float) -> list[int]:
+    """Free slots, stored ones first (so a group's documents stay as many as
+    it ever ran at once, whatever its size), each lot in random order, so
+    that rivals reading the same tokens rarely race for one."""
+    used = {n for n in stored if 0 <= n < size}
+    reused = [n for n in used if is_free(stored[n], now)]
+    random.shuffle(reused)
+    fresh: set[int] = set()
+    for _ in range(FRESH_TRIES):
+        if len(fresh) >= SLOT_TRIES or len(used) + len(fresh) >= size:
+            break
+        slot = random.randrange(size)
+        if slot not in used:
+            fresh.add(slot)
+    if not fresh and len(used) < size:  # nearly all stored: look at every slot
+        fresh = {n for n in range(size) if n not in used}
+    return reused + random.sample(sorted(fresh), len(fresh))
 
 
 def _key(group: Group) -> GroupKey:
