@@ -269,23 +269,10 @@ class Queue:
         with _about(self.db, job_id):
             protocol.call(self.db, name, job_id, body)
 
-    def set_limit(
-        self,
-        *,
-        concurrency: int | None = None,
-        key_concurrency: int | None = None,
-        rate: limits.Rate | tuple[int, float] | None = None,
-        key_rate: limits.Rate | tuple[int, float] | None = None,
-    ) -> limits.Limit:
-        """Limit this queue (and those under it) across every worker: jobs
-        running at once, the same per job `limit_key`, starts per window
-        (`rate=(30, 10)`: 30 in any 10 s). Replaces its limit; queue admins only."""
-        rates = [limits.Rate(*r) if isinstance(r, tuple) else r for r in (rate, key_rate)]
-        limit = limits.Limit(self.path, concurrency, key_concurrency, *rates)
-        return limits.set_limit(self.db, limit)
-
-    def remove_limit(self) -> None:
-        limits.remove_limit(self.db, self.path)
+    def set_limit(self, **limit: Any) -> limits.Limit:
+        """Limit it and queues under it across every worker (`limits.Limit`'s
+        fields); `queshot.limits.remove_limit` lifts it."""
+        return limits.set_limit(self.db, limits.Limit(self.path, **limit))
 
     # -- consuming ---------------------------------------------------------------------
 

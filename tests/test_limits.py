@@ -19,7 +19,7 @@ from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
 from queshot.metrics import ClaimCollector, database_registry
-from queshot.worker.limiting import SLOT_TRIES, slots_to_try
+from queshot.worker.tokens import SLOT_TRIES, slots_to_try
 
 ADMIN = {"name": None, "roles": ["_admin"]}
 WORKER = {"name": "w1", "roles": ["queshot_worker"]}
@@ -202,9 +202,9 @@ def test_limit_set_show_remove_from_the_command_line(
 
 def test_a_queue_sets_its_own_limit(db) -> None:
     queue = Queue("api/partner", db)
-    queue.set_limit(concurrency=5, rate=(100, 60))
+    queue.set_limit(concurrency=5, rate=Rate(100, 60))
     assert limits(db) == [Limit(["api", "partner"], concurrency=5, rate=Rate(100, 60))]
-    queue.remove_limit()
+    remove_limit(db, queue.path)
     assert limits(db) == []
 
 

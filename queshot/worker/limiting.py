@@ -15,46 +15,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ..couch import (
-    Conflict,
-    CouchError,
-    Database,
-    Forbidden,
-    NotFound,
-    ServerError,
-    ServerUnreachable,
-)
-from ..jobs import LIMIT_DOC_PREFIX, TOKEN_DOC_PREFIX, TOKEN_TYPE, QueueError, now_ms, queue_path
-from ..limits import Group, Limit, covering, free_again_at, is_free, limits, tokens, touches
+from ..couch import CouchError, Database, ServerError, ServerUnreachable
+from ..jobs import LIMIT_DOC_PREFIX, TOKEN_DOC_PREFIX, QueueError, now_ms, queue_path
+from ..limits import Group, Limit, covering, limits, touches
 from .hooks import Hook, Outcome
 from .job import Job
 from .refusals import SkipSet
-from .settling import Settler, Undecided
+from .settling import Settler
+from .tokens import Held, TokenWriter
 
 log = logging.getLogger(__name__)
 
-SETTLE_DELAY = 0.25  # seconds to let copies sync before judging a 202 (as a claim's)
 KNOWN_JOBS = 1000  # jobs whose queue path and key are remembered (creation fields)
-SLOT_TRIES = 4  # slots one take writes at most (each a rival's already: the next round)
-FRESH_TRIES = 32  # random picks among slots never used, before looking at every one
 LOOP_WAIT = 0.5  # seconds the loop waits at most, so that it sees the worker halt
 GroupKey = tuple[str, str, "str | None"]
-
-
-@dataclass
-class Held:
-    """A token this worker holds for a job, as last written (with `_rev`)."""
-
-    group: Group
-    doc: dict[str, Any]
 
 
 class Limiter(Hook):
@@ -73,10 +53,8 @@ class Limiter(Hook):
         wake: Callable[[], None],
     ) -> None:
         self.db = db
-        self.worker_id = worker_id
-        self.settler = settler
         self.lease_ms = int(lease_seconds * 1000)
-        self.user: str | None = None
+        self.tokens = TokenWriter(db, worker_id=worker_id, settler=settler, lease_ms=self.lease_ms)
         self._halt = halt
         self._wake = wake
         self._limits: dict[tuple[str, ...], Limit] = {}
@@ -90,7 +68,7 @@ class Limiter(Hook):
 
     def load(self) -> None:
         """Read the limits and this worker's account (tokens name it)."""
-        self.user = self.db.couch.session_user()
+        self.tokens.user = self.db.couch.session_user()
         found = {tuple(limit.queue): limit for limit in limits(self.db)}
         with self._lock:
             self._limits = found
@@ -148,7 +126,11 @@ class Limiter(Hook):
         taken: list[Held] = []
         try:
             for group in groups:
-                held = self._take_one(group, job_id)
+                held, full_until = self.tokens.take(group, job_id)
+                if full_until is not None:
+                    with self._lock:
+                        self._full[_key(group)] = full_until
+                    self._nudge.set()
                 if held is None:
                     self._give_back(taken, hold=False)
                     return False
@@ -196,97 +178,14 @@ class Limiter(Hook):
     def _groups(self, path: list[str], key: str | None) -> list[Group]:
         return [group for limit in covering(self._limits, path) for group in limit.groups(key)]
 
-    def _take_one(self, group: Group, job_id: str) -> Held | None:
-        """A token of `group`, written for `job_id`; None if none is free
-        (then the group is full until its earliest token may come free)."""
-        stored = {
-            doc.get("slot"): doc
-            for doc in tokens(self.db, group.prefix)
-            if isinstance(doc.get("slot"), int)
-        }
-        now = now_ms()
-        free = slots_to_try(group.size, stored, now)
-        for slot in free[:SLOT_TRIES]:
-            doc = self._token(group, slot, job_id, stored.get(slot))
-            held = self._write_taken(doc)
-            if held is not None:
-                return Held(group, held)
-        if free:  # rivals took those first: not full, tried again next round
-            return None
-        times = [free_again_at(doc) for slot, doc in stored.items() if slot < group.size]
-        until = min(times, default=now + self.lease_ms)
-        with self._lock:
-            self._full[_key(group)] = max(until, now + 1)
-        self._nudge.set()
-        return None
-
-    def _token(
-        self, group: Group, slot: int, job_id: str, stored: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        now = now_ms()
-        doc = {
-            "_id": group.token_id(slot),
-            "type": TOKEN_TYPE,
-            "limit": group.limit,
-            "kind": group.kind,
-            "key": group.key,
-            "slot": slot,
-            "state": "active",
-            "worker_id": self.worker_id,
-            "user": self.user,
-            "job": job_id,
-            "taken_at": now,
-            "lease_expires_at": now + self.lease_ms,
-        }
-        if stored is not None:
-            doc["_rev"] = stored["_rev"]
-        return doc
-
-    def _write_taken(self, doc: dict[str, Any]) -> dict[str, Any] | None:
-        """Take a token by writing it: the stored token if it is now ours."""
-        sent_at = time.monotonic()
-        try:
-            status = self.db.save_new(doc, w=self.settler.replicas)
-        except (Conflict, Forbidden):  # a rival's, or not free by the server's clock
-            return None
-        if status == 201:
-            return doc
-        time.sleep(SETTLE_DELAY)  # 202: decided from every copy, as a claim is
-        try:
-            return self.settler.resolve(doc["_id"], doc["_rev"], sent_at=sent_at)
-        except Undecided as exc:
-            log.info("token %s undecided (%s): not used, its lease frees it", doc["_id"], exc)
-            return None
-
     def _give_back(self, taken: list[Held], *, hold: bool) -> None:
         for held in taken:
             free_at = now_ms() + (held.group.hold_ms if hold else 0)
-            self._rewrite(held, state="free", free_at=free_at)
+            self.tokens.rewrite(held, state="free", free_at=free_at)
             with self._lock:
                 self._full.pop(_key(held.group), None)
         if taken:
             self._wake()
-
-    def _rewrite(self, held: Held, **fields: Any) -> bool:
-        """Write the held token again (renewed, or given back); False if it is
-        no longer this worker's (its lease ran out and a rival took it)."""
-        for _ in range(3):
-            doc = {**held.doc, **fields}
-            try:
-                self.db.save_new(doc, w=self.settler.replicas)
-            except Conflict:
-                current = self.db.get_or_none(held.doc["_id"])
-                if not _still_mine(current, held.doc):
-                    log.warning("token %s was taken over: its lease had run out", held.doc["_id"])
-                    return False
-                held.doc = current
-                continue
-            except (NotFound, Forbidden) as exc:
-                log.warning("token %s not written (%s)", held.doc["_id"], exc)
-                return False
-            held.doc = doc
-            return True
-        return False
 
     # -- the part's loop: leases, and full groups that may have come free --------------------
 
@@ -330,7 +229,7 @@ class Limiter(Hook):
         for token in held:
             if token.doc.get("state") == "active" and token.doc["lease_expires_at"] < renew_before:
                 with contextlib.suppress(CouchError):
-                    self._rewrite(token, lease_expires_at=now_ms() + self.lease_ms)
+                    self.tokens.rewrite(token, lease_expires_at=now_ms() + self.lease_ms)
 
     # -- jobs passed over ---------------------------------------------------------------------
 
@@ -373,33 +272,5 @@ class HeldBack:
         return len(self.skipped) + self.limiter.held_back_count()
 
 
-def slots_to_try(size: int, stored: dict[int, dict[str, Any]], now: float) -> list[int]:
-    """Free slots, stored ones first (so a group's documents stay as many as
-    it ever ran at once, whatever its size), each lot in random order, so
-    that rivals reading the same tokens rarely race for one."""
-    used = {n for n in stored if 0 <= n < size}
-    reused = [n for n in used if is_free(stored[n], now)]
-    random.shuffle(reused)
-    fresh: set[int] = set()
-    for _ in range(FRESH_TRIES):
-        if len(fresh) >= SLOT_TRIES or len(used) + len(fresh) >= size:
-            break
-        slot = random.randrange(size)
-        if slot not in used:
-            fresh.add(slot)
-    if not fresh and len(used) < size:  # nearly all stored: look at every slot
-        fresh = {n for n in range(size) if n not in used}
-    return reused + random.sample(sorted(fresh), len(fresh))
-
-
 def _key(group: Group) -> GroupKey:
     return (group.limit, group.kind, group.key)
-
-
-def _still_mine(current: dict[str, Any] | None, held: dict[str, Any]) -> bool:
-    return (
-        current is not None
-        and current.get("state") == "active"
-        and current.get("worker_id") == held.get("worker_id")
-        and current.get("job") == held.get("job")
-    )
