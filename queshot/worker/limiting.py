@@ -67,8 +67,11 @@ class Limiter(Hook):
     # -- what the worker knows ------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the limits and this worker's account (tokens name it)."""
+        """Read this worker's account (tokens name it) and the limits."""
         self.tokens.user = self.db.couch.session_user()
+        self._read_limits()
+
+    def _read_limits(self) -> None:
         found = {tuple(limit.queue): limit for limit in limits(self.db)}
         with self._lock:
             self._limits = found
@@ -199,7 +202,7 @@ class Limiter(Hook):
                 self._renew()
                 if time.monotonic() - reloaded > self.lease_ms / 1000:
                     reloaded = time.monotonic()
-                    self.load()  # a limit the feed brought before it started, say
+                    self._read_limits()  # one the feed missed as it started, say
             except (ServerUnreachable, ServerError) as exc:
                 log.info("limits: %s; trying again", exc)
             except CouchError as exc:
