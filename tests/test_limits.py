@@ -19,7 +19,7 @@ from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
 from queshot.metrics import ClaimCollector, database_registry
-from queshot.worker.tokens import SLOT_TRIES, slots_to_try
+from queshot.worker.tokens import SLOT_TRIES, own_slot, slots_to_try
 
 ADMIN = {"name": None, "roles": ["_admin"]}
 WORKER = {"name": "w1", "roles": ["queshot_worker"]}
@@ -246,3 +246,10 @@ def test_a_take_tries_free_stored_tokens_first_and_few_slots_of_a_large_limit() 
     assert tried[0] == 1 and len(tried) == 1 + SLOT_TRIES and not {0, 2} & set(tried)
     assert slots_to_try(3, {0: held, 1: held, 2: held}, now) == []
     assert slots_to_try(3, {0: held, 2: held, 7: free}, now) == [1]
+
+
+def test_a_job_tries_its_own_slot_first_the_same_on_every_worker() -> None:
+    slots = [own_slot(10_000, f"job-{n}") for n in range(1000)]
+    assert slots == [own_slot(10_000, f"job-{n}") for n in range(1000)]
+    assert len(set(slots)) > 900  # spread: racing takers of different jobs rarely meet
+    assert all(0 <= own_slot(3, f"job-{n}") < 3 for n in range(100))
