@@ -14,7 +14,7 @@ from conftest import running, wait_until
 from designdoc_js import DesignDocJS
 from prometheus_client import CollectorRegistry, generate_latest
 
-from queshot import Queue, Worker
+from queshot import Queue, Worker, protocol
 from queshot.cli import main
 from queshot.jobs import QueueError, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
@@ -232,6 +232,9 @@ def test_show_and_metrics_tell_of_a_job_held_back_by_a_full_limit(
         registry.register(ClaimCollector(worker))
         mine = generate_latest(registry).decode()
         assert 'queshot_jobs_held_back{queue="api"} 1.0' in mine
+        worker._status.write()  # as its loop does, once a lease
+        status = db.get(protocol.status_id(worker.id))
+        assert status["limits"] == {"tokens_held": 1, "jobs_held_back": 1}  # for the dashboard
         release.set()
         wait_until(lambda: queue.stats()["complete"] == 2)
 

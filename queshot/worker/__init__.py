@@ -262,6 +262,7 @@ class Worker:
             describe=lambda: {
                 "jobs": self.running_jobs,
                 "paused": self.paused or self.control.paused,
+                "limits": self.limiter.describe(),  # tokens held, jobs held back
             },
             outage=self._outage,
             halt=self._halt,
