@@ -101,7 +101,7 @@ class Queue:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
         unique: enqueuing it again raises JobExists. Options: id, priority,
         delay (seconds), run_at (epoch seconds), max_attempts, timeout,
-        max_stalls. A database without queshot's design docs raises
+        max_stalls, limit_key. A database without queshot's design docs raises
         NotProvisioned (checked once per process and database)."""
         doc = self.new_job_doc(data, **options)
         waits = doc.get("depends_on") or []
