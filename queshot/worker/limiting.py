@@ -89,15 +89,33 @@ class Limiter(Hook):
                     self._limits[path] = Limit.from_doc(doc)
                 self._full.clear()
         elif row["id"].startswith(TOKEN_DOC_PREFIX):
-            if not (row.get("deleted") or doc.get("state") == "free"):
-                return
-            with self._lock:
-                self._full.pop((doc.get("limit"), doc.get("kind"), doc.get("key")), None)
-                if row.get("deleted"):
+            if row.get("deleted"):
+                with self._lock:
                     self._full.clear()
+            elif doc.get("state") == "free":
+                key = (str(doc.get("limit")), str(doc.get("kind")), doc.get("key"))
+                self._freed(key, doc.get("free_at"))
+            return
         else:
             return
         self._wake()
+
+    def _freed(self, group: GroupKey, free_at: Any) -> None:
+        """A token of `group` was given back, free from `free_at`: a full
+        group is tried again then (at once: the dispatcher is woken)."""
+        now = now_ms()
+        later = isinstance(free_at, int | float) and free_at > now
+        with self._lock:
+            if group not in self._full:
+                return
+            if later:
+                self._full[group] = min(self._full[group], free_at)
+            else:
+                del self._full[group]
+        if later:
+            self._nudge.set()  # the loop wakes the dispatcher at `free_at`
+        else:
+            self._wake()
 
     def applies(self, path: list[str]) -> bool:
         """Whether jobs a worker takes from queue `path` may be limited."""
@@ -185,10 +203,9 @@ class Limiter(Hook):
         for held in taken:
             free_at = now_ms() + (held.group.hold_ms if hold else 0)
             self.tokens.rewrite(held, state="free", free_at=free_at)
-            with self._lock:
-                self._full.pop(_key(held.group), None)
+            self._freed(_key(held.group), free_at)
         if taken:
-            self._wake()
+            self._wake()  # its slot is free: a job of another group may go
 
     # -- the part's loop: leases, and full groups that may have come free --------------------
 
