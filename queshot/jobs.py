@@ -147,13 +147,13 @@ new_job_id = _JobIds().new
 
 
 def is_job(doc: Any) -> bool:
-    """Whether a document is a job rather than a design or worker status
-    document. The same rule as the design docs' isJob."""
+    """Whether a document is a job rather than a design, worker status or
+    limit token document. The same rule as the design docs' isJob."""
     return (
         isinstance(doc, dict)
         and isinstance(doc.get("_id"), str)
         and not doc["_id"].startswith("_design/")
-        and doc.get("type") != WORKER_TYPE
+        and doc.get("type") not in (WORKER_TYPE, TOKEN_TYPE)
         and ("queues" in doc or "state" in doc)
     )
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from queshot import Queue, Worker, protocol
 from queshot.cli import main
-from queshot.jobs import QueueError, now_ms
+from queshot.jobs import QueueError, is_job, now_ms
 from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
 from queshot.metrics import ClaimCollector, database_registry
 from queshot.worker.tokens import SLOT_TRIES, own_slot, slots_to_try
@@ -70,6 +70,8 @@ def test_a_limit_is_a_queue_admins_and_its_schema_is_checked(js: DesignDocJS) ->
 
 def test_a_held_token_is_its_holders_until_its_lease_ends(js: DesignDocJS) -> None:
     held = token()
+    # it has a `state`, yet no view, reaper or reader takes it for a running job
+    assert js.lib("isJob", held) is False and not is_job(held)
     assert js.validate(held, None, WORKER, SEC) is None
     assert "only workers" in js.validate(held, None, PRODUCER, SEC)[1]
     assert "names the account" in js.validate({**held, "user": "w2"}, None, WORKER, SEC)[1]

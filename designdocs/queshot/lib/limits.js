@@ -19,7 +19,6 @@
 
 var LIMIT_TYPE = {{ limit_type|tojson }};
 var LIMIT_PREFIX = {{ limit_doc_prefix|tojson }};
-var TOKEN_TYPE = {{ token_type|tojson }};
 var TOKEN_PREFIX = {{ token_doc_prefix|tojson }};
 var KINDS = {{ limit_kinds|tojson }};
 var MAX_LIMIT = {{ max_limit }};
