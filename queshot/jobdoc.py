@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .jobs import QueueError, new_job_id, now_ms
+from .jobs import MAX_LIMIT_KEY_CHARS, QueueError, new_job_id, now_ms
 from .results import JobHandle
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def new_job_doc(
     max_attempts: int | None = None,
     timeout: float | None = None,
     max_stalls: int | None = None,
+    limit_key: str | None = None,
     created_at: int | None = None,
     fields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -91,6 +92,13 @@ def new_job_doc(
     elif run_at is not None:
         doc["run_at"] = int(run_at * 1000)
     check_max_stalls(max_stalls)
+    if limit_key is not None:
+        if not (isinstance(limit_key, str) and 0 < len(limit_key) <= MAX_LIMIT_KEY_CHARS):
+            raise QueueError(
+                f"limit_key must be a non-empty string of at most {MAX_LIMIT_KEY_CHARS} "
+                f"characters (got {limit_key!r})"
+            )
+        doc["limit_key"] = limit_key
     for field, value in (
         ("timeout", queue.timeout if timeout is None else timeout),
         ("backoff_seconds", queue.backoff_seconds),

@@ -43,6 +43,13 @@ RETENTION_TYPE: str = DEFAULTS["retention_type"]
 RETENTION_DOC_PREFIX: str = DEFAULTS["retention_doc_prefix"]
 MAX_RETENTION_AGE_SECONDS: float = DEFAULTS["max_retention_age_seconds"]
 MAX_RETENTION_COUNT: int = DEFAULTS["max_retention_count"]
+LIMIT_TYPE: str = DEFAULTS["limit_type"]
+LIMIT_DOC_PREFIX: str = DEFAULTS["limit_doc_prefix"]
+TOKEN_TYPE: str = DEFAULTS["token_type"]
+TOKEN_DOC_PREFIX: str = DEFAULTS["token_doc_prefix"]
+LIMIT_KINDS: tuple[str, ...] = tuple(DEFAULTS["limit_kinds"])
+MAX_LIMIT: int = DEFAULTS["max_limit"]
+MAX_LIMIT_KEY_CHARS: int = DEFAULTS["max_limit_key_chars"]
 
 # The bounds validate_doc_update holds every queshot document to (and the
 # handlers their own writes to): the README lists them for people.
@@ -193,13 +200,13 @@ new_job_id = _JobIds().new
 
 
 def is_job(doc: Any) -> bool:
-    """Whether a document is a job rather than a design or worker status
-    document. The same rule as the design docs' isJob."""
+    """Whether a document is a job rather than a design, worker status or
+    limit token document. The same rule as the design docs' isJob."""
     return (
         isinstance(doc, dict)
         and isinstance(doc.get("_id"), str)
         and not doc["_id"].startswith("_design/")
-        and doc.get("type") != WORKER_TYPE
+        and doc.get("type") not in (WORKER_TYPE, TOKEN_TYPE)
         and ("queues" in doc or "state" in doc)
     )
 

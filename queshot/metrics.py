@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from . import admin, readable
+from . import admin, limits, readable
 from .couch import Database
 from .jobs import now_ms
 from .worker.hooks import Hook, Outcome
@@ -115,6 +115,14 @@ class ClaimCollector(Collector):
         in_flight = GaugeMetricFamily("queshot_jobs_in_flight", "Jobs running", labels=["queue"])
         in_flight.add_metric([queue], len(self.worker.running))
         yield in_flight
+        usage = self.worker.limiter.describe()
+        for name, key, help_text in (
+            ("queshot_limit_tokens_held", "tokens_held", "Limit tokens this worker holds"),
+            ("queshot_jobs_held_back", "jobs_held_back", "Jobs it passes over: a limit is full"),
+        ):
+            gauge = GaugeMetricFamily(name, help_text, labels=["queue"])
+            gauge.add_metric([queue], usage[key])
+            yield gauge
 
 
 class DatabaseCollector(Collector):
@@ -125,7 +133,42 @@ class DatabaseCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator[Any]:
-        yield from QueueFamilies(admin.stats(self.db)).collect()
+        stats = admin.stats(self.db)
+        yield from QueueFamilies(stats).collect()
+        yield from limit_families(self.db, stats)
+
+
+def limit_families(db: Database, stats: admin.Stats) -> Iterator[Any]:
+    """Each limit's tokens in use, and the jobs waiting under a limit whose
+    queue-wide tokens are all taken (per-key waits: the workers' gauge)."""
+    labels = ["limit", "kind", "key"]
+    size = GaugeMetricFamily("queshot_limit_tokens", "A limit's tokens (per key)", labels=labels)
+    used = GaugeMetricFamily("queshot_limit_tokens_in_use", "Limit tokens held", labels=labels)
+    waiting = GaugeMetricFamily(
+        "queshot_limit_waiting_jobs", "Jobs waiting on a full limit", labels=["limit"]
+    )
+    in_use = limits.in_use(db, now_ms())
+    for limit in limits.limits(db):
+        full = False
+        for group in limit.groups(key=""):
+            key = "" if group.key is None else "*"
+            size.add_metric([limit.name, group.kind, key], group.size)
+            count = sum(
+                n
+                for (name, kind, _), n in in_use.items()
+                if (name, kind) == (limit.name, group.kind)
+            )
+            used.add_metric([limit.name, group.kind, key], count)
+            full = full or (group.key is None and count >= group.size)
+        under = [
+            e
+            for e in stats.queues
+            if isinstance(e.queue, list) and e.queue[: len(limit.queue)] == limit.queue
+        ]
+        waiting.add_metric(
+            [limit.name], sum(e.counts.get("inactive", 0) for e in under) if full else 0
+        )
+    yield from (size, used, waiting)
 
 
 class QueueFamilies(Collector):

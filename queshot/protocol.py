@@ -1,6 +1,6 @@
 """The design-doc protocol in Python: the one module that names
 `_design/queshot`'s update handlers and views, and says what each call sends
-and gives back. Everything else asks this module.
+and gives back (everything else asks this module).
 
 Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
 
@@ -22,24 +22,21 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   as it is stored (its claim refused for the job's own content) fails, with
   an `Unclaimable` error naming the reason: {state}; 409 if it is not waiting.
   The answer never echoes the document (it may be what could not be read).
-- `pause` {queue, paused}, called on the design document itself: records
-  (or lifts) a queue's pause in it, under PAUSE_FIELD; `claim` and
-  validate_doc_update refuse to start a paused queue's jobs.
+- `pause` {queue, paused}, on the design document itself: records (or lifts) a queue's
+  pause under PAUSE_FIELD; `claim` and validate_doc_update refuse to start its jobs.
 
 Views of `_design/queshot`, the ones workers read or that answer at a glance:
-`pending` [path, -priority, due] -> run_at (claimable jobs, one row per
-queue-path prefix); `leases` deadline -> worker_id (running jobs); `stats`
-[path, state, since] -> revision, _count (the counts; what retention removes);
-`dependents` dependency id -> null (blocked jobs, a row per job they still
-wait for; `_count` reduce).
+`pending` [path, -priority, due] -> run_at (claimable jobs, one row per queue-path
+prefix); `leases` deadline -> worker_id (running jobs); `stats` [path, state, since] ->
+revision, _count (the counts; what retention removes); `dependents` dependency id ->
+null (blocked jobs, a row per job they still wait for; `_count` reduce).
 
-Views of `_design/queshot-watch`, for people looking at jobs (listings,
-search, the chart): `jobs_by_state` [state, since] and `jobs_by_queue` [path,
-state, since] -> a job summary; `jobs_by_data` [field, value] -> a job
-summary; `activity` [bucket, state, path] and [bucket, "wait", path,
-histogram bucket] -> _count. Their index is built when they are read
-(`autoupdate: false`), not on every write: a query of `pending` updates every
-view of its design doc, so these would cost each claim round.
+Views of `_design/queshot-watch`, for people looking at jobs (listings, search, the
+chart): `jobs_by_state` [state, since] and `jobs_by_queue` [path, state, since] -> a
+job summary; `jobs_by_data` [field, value] -> a job summary; `activity` [bucket, state,
+path] and [bucket, "wait", path, histogram bucket] -> _count. Their index is built
+when they are read (`autoupdate: false`), not on every write: a query of `pending`
+updates every view of its design doc, so these would cost each claim round.
 """
 
 from __future__ import annotations
@@ -50,9 +47,11 @@ from typing import Any
 
 from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResult, rows_between
 from .jobs import (
+    LIMIT_DOC_PREFIX,
     PAUSE_FIELD,
     RETENTION_DOC_PREFIX,
     SCHEDULE_DOC_PREFIX,
+    TOKEN_DOC_PREFIX,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
     NotProvisioned,
@@ -75,12 +74,14 @@ DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
 # What a worker's feed needs: jobs becoming claimable, claims (what rivals take),
 # the other workers' status documents (who the rivals are), and the design
-# document (which queues are paused).
+# document (which queues are paused); limits and their tokens, by id (removals come too).
+LIMITS_PREFIXES = (LIMIT_DOC_PREFIX, TOKEN_DOC_PREFIX)
 FEED_SELECTOR = {
     "$or": [
         {"state": {"$in": ["inactive", "active", "blocked"]}},
         {"type": WORKER_TYPE},
         {"_id": DDOC_ID},
+        *({"_id": {"$gt": prefix, "$lt": prefix + "\ufff0"}} for prefix in LIMITS_PREFIXES),
     ]
 }
 # What a scheduler's feed needs: the schedule documents, by id so that their

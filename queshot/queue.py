@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import dependencies, jobdoc, protocol
+from . import dependencies, jobdoc, limits, protocol
 from .couch import Conflict, Database, NotFound
 from .jobs import (
     LEASE_SECONDS,
@@ -101,7 +101,7 @@ class Queue:
         """Enqueue one job; returns its id. A caller-supplied `id` makes the job
         unique: enqueuing it again raises JobExists. Options: id, priority,
         delay (seconds), run_at (epoch seconds), max_attempts, timeout,
-        max_stalls. A database without queshot's design docs raises
+        max_stalls, limit_key. A database without queshot's design docs raises
         NotProvisioned (checked once per process and database)."""
         doc = self.new_job_doc(data, **options)
         waits = doc.get("depends_on") or []
@@ -268,6 +268,11 @@ class Queue:
     def _handler(self, job_id: str, name: str, body: dict[str, Any]) -> None:
         with _about(self.db, job_id):
             protocol.call(self.db, name, job_id, body)
+
+    def set_limit(self, **limit: Any) -> limits.Limit:
+        """Limit it and queues under it across every worker (`limits.Limit`'s
+        fields); `queshot.limits.remove_limit` lifts it."""
+        return limits.set_limit(self.db, limits.Limit(self.path, **limit))
 
     # -- consuming ---------------------------------------------------------------------
 

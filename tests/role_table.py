@@ -114,6 +114,34 @@ def retention_rule() -> Doc:
     }
 
 
+def limit_rule() -> Doc:
+    return {
+        "_id": "queshot-limit:email",
+        "type": "queshot_limit",
+        "queue": "email",
+        "concurrency": 3,
+    }
+
+
+def token(by: str, **fields: Any) -> Doc:
+    """Slot 0 of queue email's concurrency limit, held by account `by` on a running lease."""
+    doc = {
+        "_id": 'queshot-token:["email","concurrency",null,0]',
+        "type": "queshot_token",
+        "limit": "email",
+        "kind": "concurrency",
+        "key": None,
+        "slot": 0,
+        "state": "active",
+        "worker_id": f"w-{by}",
+        "user": by,
+        "job": "j1",
+        "taken_at": NOW,
+        "lease_expires_at": NOW + 3_600_000,
+    }
+    return doc | fields
+
+
 def changed(doc: Doc, **fields: Any) -> Doc:
     return {**doc, **fields}
 
@@ -173,6 +201,7 @@ EDITS: dict[str, Any] = {
     "backoff_seconds": 9,
     "depends_on": ["d9"],
     "on_dependency_failure": "run",
+    "limit_key": "customer-9",
 }
 assert set(EDITS) == set(CREATION_FIELDS) - {"schedule", "slot"}
 HOLDER_MOVES = (
@@ -398,6 +427,32 @@ WRITES: tuple[Write, ...] = (
             put(nothing, lambda n: retention_rule()),
             deleting(lambda n: retention_rule()),
         ),
+    ),
+    Write(
+        "write or remove a queue's limit",
+        ADMINS,
+        (put(nothing, lambda n: limit_rule()), deleting(lambda n: limit_rule())),
+    ),
+    Write(
+        "take a free limit token, renew or give back its own, take one whose lease ran out",
+        WORKERS,
+        (
+            put(nothing, token),
+            put(token, lambda n: token(n, lease_expires_at=NOW + 7_200_000)),
+            put(token, lambda n: token(n, state="free", free_at=NOW)),
+            put(lambda n: token(OTHER, lease_expires_at=NOW - 1), token),
+            put(lambda n: token(OTHER, state="free", free_at=NOW - 1), token),
+        ),
+        "before claiming a limited job",
+    ),
+    Write(
+        "take a limit token another account holds, or before its `free_at`",
+        ADMINS,
+        (
+            put(lambda n: token(OTHER), token),
+            put(lambda n: token(OTHER, state="free", free_at=NOW + 3_600_000), token),
+        ),
+        "exactness rests on it",
     ),
     Write(
         "pause or resume a queue (`pause`), push design docs, set `_security`",

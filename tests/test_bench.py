@@ -56,8 +56,11 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     table = capsys.readouterr().out
     for row in ("ceiling", "enqueue-to-start", "server's own latency", "_bulk_docs"):
         assert row in table
-    for row in ("backlog 600", "after 500 removed"):
+    for row in ("backlog 600", "after 500 removed", "limit never reached"):
         assert row in table
+    cost = results["limit_cost"]
+    unlimited = max(run["per_s"] for run in cost["unlimited"])
+    assert cost["ratio"] == cost["limited"]["per_s"] / unlimited > 0
 
 
 def test_removed_jobs_are_seeded_as_tombstones_with_a_jobs_history(db) -> None:

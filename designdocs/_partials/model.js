@@ -6,6 +6,7 @@
 
 var STATES = {{ states|tojson }};
 var WORKER_TYPE = {{ worker_type|tojson }};
+var TOKEN_TYPE = {{ token_type|tojson }};  // a limit's token (lib/limits.js): it has a `state`, not a job's
 
 function isObject(x) {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
@@ -21,7 +22,7 @@ function isInteger(x) {
 
 function isJob(doc) {
   return isObject(doc) && typeof doc._id === 'string' && doc._id.indexOf('_design/') !== 0 &&
-    doc.type !== WORKER_TYPE && ('queues' in doc || 'state' in doc);
+    doc.type !== WORKER_TYPE && doc.type !== TOKEN_TYPE && ('queues' in doc || 'state' in doc);
 }
 
 var MAX_QUEUE_PARTS = {{ max_queue_parts }};

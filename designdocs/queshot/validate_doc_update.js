@@ -6,6 +6,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
   var job = require('lib/job');
   var schedule = require('lib/schedule');
   var retention = require('lib/retention');
+  var limits = require('lib/limits');
   var roles = (userCtx && Array.isArray(userCtx.roles)) ? userCtx.roles : [];
   var name = (userCtx && typeof userCtx.name === 'string') ? userCtx.name : null;
   function has(role) { return roles.indexOf(role) >= 0; }
@@ -25,6 +26,13 @@ function (newDoc, oldDoc, userCtx, secObj) {
 
   try {
     var old = (oldDoc && !oldDoc._deleted) ? oldDoc : null;
+    var limitRule = limits.check(newDoc, old, name, isAdmin, isWorker, job.now());
+    if (limitRule !== undefined) {  // a limit or a token: lib/limits.js
+      if (limitRule) deny('queshot: ' + limitRule);
+      var tooBig = newDoc._deleted ? null : job.sizeProblem(newDoc, old, false, false);
+      if (tooBig) deny('queshot: ' + tooBig);
+      return;
+    }
     if (newDoc._deleted) {
       if (isAdmin || !old) return;
       if (!isWorker) deny('queshot: only workers and queue admins may delete jobs');

@@ -30,6 +30,7 @@ from .. import designdocs, sync
 from ..couch import Couch, CouchError, Database, safe_url
 from ..queue import Queue
 from .growth import measure_growth
+from .limited import limit_rows, measure_limit_cost
 from .measures import (
     measure_bulk,
     measure_ceiling,
@@ -240,6 +241,16 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
         history=config.history,
         server_pids=server.pids,
     )
+    log.info("limit cost: a limit never reached against none, %d jobs", config.small_backlog)
+    limit_cost = measure_limit_cost(
+        databases.phase,
+        server.urls,
+        workers=config.workers,
+        concurrency=config.concurrency,
+        seconds=config.seconds,
+        backlog=config.small_backlog,
+        server_pids=server.pids,
+    )
     latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
     return {
         "server": server.kind,
@@ -264,6 +275,7 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
         "worker_idle_cpu_percent": idle["cpu_percent"],
         "server_cpu_ms_per_write": 1000 * ceiling_cpu / writes if server.pids else None,
         "growth": growth,
+        "limit_cost": limit_cost,
     }
 
 
@@ -324,6 +336,7 @@ def format_table(results: dict[str, Any]) -> str:
         ("idle worker CPU", f"{results['worker_idle_cpu_percent']:.2f} %"),
     ]
     rows += growth_rows(results["growth"])
+    rows += limit_rows(results["limit_cost"])
     if throughput["worker_cpu_ms_per_job"]:
         rows.append(("worker CPU", f"{throughput['worker_cpu_ms_per_job']:.1f} ms per no-op job"))
     if results["server_cpu_ms_per_write"] and throughput["server_cpu_ms_per_job"]:

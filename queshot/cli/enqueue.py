@@ -32,6 +32,7 @@ def add_commands(commands: Any) -> None:
     enqueue.add_argument(
         "--max-stalls", type=int, help="times it may be taken back from a dead worker, unused"
     )
+    enqueue.add_argument("--limit-key", help="the key its queue's per-key limits count it by")
     enqueue.add_argument(
         "--backoff",
         type=float,
@@ -97,7 +98,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     if args.delay is not None and args.run_at is not None:
         raise ValueError("give --delay or --run-at, not both")
     options: dict[str, Any] = {"priority": args.priority}
-    for name in ("delay", "run_at", "max_attempts", "timeout", "max_stalls"):
+    for name in ("delay", "run_at", "max_attempts", "timeout", "max_stalls", "limit_key"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.depends_on:

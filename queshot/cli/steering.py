@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .. import admin
+from .. import admin, limits
 from ..jobs import STATES, JobFailed, ResultTimeout, now_ms
 from ..results import wait_for_job
 from . import common, output, reports
@@ -42,11 +42,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
-        doc = admin.get_job(common.database(args, couch), args.id)
+        db = common.database(args, couch)
+        doc = admin.get_job(db, args.id)
+        full = [] if args.json else limits.waits_on(db, doc, now_ms())
     if args.json:
         output.print_json(doc)
     else:
-        print("\n".join(reports.job_lines(doc)))
+        lines = reports.job_lines(doc) + [f"waits on the limit {output.escape(f)}" for f in full]
+        print("\n".join(lines))
     return 0
 
 

@@ -1,25 +1,10 @@
 """Workers: claim jobs through the `claim` update handler, run a Python
 handler on each, and write the outcome back under the same rules.
 
-`Worker` only starts, stops and connects its parts; each part is a room of
-its own, with its own loop where it has a thread:
-
-- `dispatch.Dispatcher` claims for free slots (candidates from
-  `ordering.QueueOrder`, the first queue's first, each queue's from its
-  `picking.Picker`; each claim by `claiming.Claimer`, contested ones settled
-  by `settling.Settler`);
-- `running.JobRunner` runs each job in a thread (async ones on `eventloop`;
-  or in a child process, `processes.py`) and writes its outcome (completions
-  batched by `completions.CompletionWriter`), telling `hooks.Hooks`;
-- `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
-  takes back everyone's expired ones;
-- `feed.FeedListener` follows `_changes` (its own, `feed.OwnFeed`, or one
-  shared by the host's workers, `hostfeed.HostFeed`), waking the dispatcher,
-  telling the picker what rivals took and the runner which jobs were asked
-  to cancel, and `control.QueueControl` which queues are paused;
-- `status.StatusReporter` keeps the worker's status document;
-- `unblocking.Unblocker` tells the jobs that wait for the ones this worker
-  finished, and reconciles what a dead worker left untold.
+`Worker` only builds, starts, stops and connects its parts; each part is a
+room of its own (dispatch, claiming, settling, running, leases, feed,
+status, ...), with its own loop where it has a thread: ARCHITECTURE.md's
+table of the worker's parts says which does what.
 
 Connection faults are never fatal: every part retries through one `Outage`
 (`connection.Retrier`), so an outage is one log line per worker. Nor is one
@@ -54,6 +39,7 @@ from .hooks import Hook, Hooks, Outcome
 from .hostfeed import HostFeed
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
+from .limiting import Limiter
 from .ordering import QueueOrder, checked_queues
 from .parts import PartDied, start_part
 from .processes import CANCEL_GRACE, execution, slots
@@ -163,6 +149,16 @@ class Worker:
         self.unblocker = Unblocker(
             self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
         )
+        self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
+        self.limiter = Limiter(
+            self.db,
+            worker_id=self.id,
+            settler=self.settler,
+            lease_seconds=self.lease_seconds,
+            halt=self._halt,
+            wake=lambda: self.dispatcher.wake_up(),
+        )
+        self.hooks.add(self.limiter)  # gives a job's tokens back when its run ends
         paths = [q.path for q in self.queues]
         self.control = QueueControl(paths, on_change=self._queue_paused_or_resumed)
         self.picker = QueueOrder(
@@ -170,7 +166,7 @@ class Worker:
             self.queues,
             self.id,
             held=self.control.holds,
-            skipped=self.unclaimables.skipped,
+            skipped=self.limiter.skipping(self.unclaimables.skipped),
         )
         self.peers = self.picker.peers[0]  # the first queue's rivals (each queue has its own)
         self.runner = JobRunner(
@@ -187,7 +183,6 @@ class Worker:
             on_finished=self.unblocker.finished,
             hooks=self.hooks,
         )
-        self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
         self.claimer = Claimer(
             self.db,
             writer=self.writer,
@@ -198,6 +193,7 @@ class Worker:
             start=self.runner.start,
             unclaimables=self.unclaimables,
             control=self.control,
+            limiter=self.limiter,
         )
         self.dispatcher = Dispatcher(
             picker=self.picker,
@@ -241,6 +237,7 @@ class Worker:
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
             blocked_seen=self.unblocker.blocked_seen,
+            limits_heard=self.limiter.heard,
             poll_interval=poll_interval,
             retrying=self._retrying,
             halt=self._halt,
@@ -257,6 +254,7 @@ class Worker:
                 "jobs": self.running_jobs,
                 "paused": self.paused or self.control.paused,
                 "feed": self._feed.source.describe(),
+                "limits": self.limiter.describe(),  # tokens held, jobs held back
             },
             outage=self._outage,
             halt=self._halt,
@@ -312,6 +310,7 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.settler.replicas = self.db.replicas()
         self.control.heard(self.db.get_or_none(DDOC_ID))  # before the first claim; then the feed
+        self.limiter.load()  # likewise
         self._status.user = self.db.couch.session_user()
         self._status.write()
         self.handlers.start()
@@ -328,6 +327,7 @@ class Worker:
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),
+                (self.limiter, "limits"),
             )
         ]
         start_part(self._feed.run, "changes", self._fail_fatally)

@@ -27,6 +27,7 @@ from ..couch import (
 from ..retrying import Retrier
 from .control import QueueControl
 from .job import Job, JobWriter, WorkerStats
+from .limiting import Limiter
 from .refusals import Unclaimables, about_content, refusal
 from .settling import Settler, Undecided
 
@@ -52,6 +53,7 @@ class Claimer:
         start: Callable[[Job], None],
         unclaimables: Unclaimables,
         control: QueueControl,
+        limiter: Limiter,
     ) -> None:
         self.db = db
         self.writer = writer
@@ -61,11 +63,28 @@ class Claimer:
         self.stats = stats
         self.unclaimables = unclaimables
         self.control = control
+        self.limiter = limiter
         self._start = start
+        self._apart: set[str] = set()  # claims decided apart, which keep their tokens
 
     def claim(self, job_id: str, path: list[str]) -> Job | None:
         """The job of queue `path`, if this worker now holds it; None if not
-        (or not yet)."""
+        (or not yet). A job a limit covers is claimed only once this worker
+        holds its tokens (`limiting.py`): none free, it stays waiting."""
+        if not self.limiter.applies(path):
+            return self._claim(job_id, path)
+        if not self.limiter.take(job_id, path):
+            self.stats.add("limited")
+            return None
+        job = None
+        try:
+            job = self._claim(job_id, path)
+        finally:
+            if job is None and job_id not in self._apart:
+                self.limiter.give_back(job_id)
+        return job
+
+    def _claim(self, job_id: str, path: list[str]) -> Job | None:
         self.stats.add("claim_attempts")
         sent_at = time.monotonic()
         try:
@@ -107,6 +126,7 @@ class Claimer:
             # Claims sent from now on can be decided: let them go on, and
             # decide this one once its copies answer (or give it up).
             log.info("claim of %s cannot be decided yet (%s); deciding it apart", job_id, exc)
+            self._apart.add(job_id)
             threading.Thread(
                 target=self._settle_apart, args=(job_id, my_rev, sent_at), daemon=True
             ).start()
@@ -162,6 +182,7 @@ class Claimer:
         job went away: wait for the node (up to the settler's patience), and
         run the job if the claim won. Meanwhile its slot went to other claims,
         so the worker may run one job more than its concurrency for a while."""
+        job = None
         try:
             job = self._settled(
                 self.retrying(lambda: self.settler.settle(job_id, my_rev, sent_at=sent_at))
@@ -175,5 +196,9 @@ class Claimer:
         except Exception as exc:  # a thread of its own: nothing above it to tell
             log.warning("claim of %s not settled (%s): its lease brings it back", job_id, exc)
             return
+        finally:
+            self._apart.discard(job_id)
+            if job is None:
+                self.limiter.give_back(job_id)
         if job is not None:
             self._start(job)

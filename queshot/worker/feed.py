@@ -90,6 +90,7 @@ class FeedListener:
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
         blocked_seen: Callable[[str, list[str] | None], None],
+        limits_heard: Callable[[dict[str, Any]], None],
         poll_interval: float,
         retrying: Retrier,
         halt: threading.Event,
@@ -104,6 +105,7 @@ class FeedListener:
         self._wake = wake
         self._cancel_requested = cancel_requested
         self._blocked_seen = blocked_seen
+        self._limits_heard = limits_heard
         self._retrying = retrying
         self._outage = retrying.outage
         self._halt = halt
@@ -167,6 +169,9 @@ class FeedListener:
             return
         if row["id"] == protocol.DDOC_ID:
             self._design_heard(doc)
+            return
+        if row["id"].startswith(protocol.LIMITS_PREFIXES):  # limits and their tokens
+            self._limits_heard(row)
             return
         picker = self.queues.picker_for(doc.get("queues"))  # None: not one of this worker's
         if is_cancel_request_of(doc, self.worker_id):

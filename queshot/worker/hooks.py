@@ -67,6 +67,9 @@ class Hooks:
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self._hooks = list(hooks)
 
+    def add(self, hook: Hook) -> None:
+        self._hooks.append(hook)
+
     def call(self, event: str, *args: Any) -> None:
         for hook in self._hooks:
             try:

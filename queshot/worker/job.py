@@ -38,6 +38,7 @@ class WorkerStats:
     released: int = 0
     reaped: int = 0
     unclaimable: int = 0
+    limited: int = 0  # claims not sent: a limit held the job back
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )

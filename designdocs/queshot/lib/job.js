@@ -129,6 +129,8 @@ function problem(doc, old) {
       'a non-empty string (a task name or "package.module:function")') ||
     optional('args', Array.isArray, 'an array') ||
     optional('kwargs', isObject, 'an object') ||
+    optional('limit_key', function (x) { return typeof x === 'string' && x.length > 0 && x.length <= {{ max_limit_key_chars }}; },
+      'a non-empty string of at most {{ max_limit_key_chars }} characters (the key its limits count by)') ||
     optional('depends_on', isIdList, 'an array of job ids') ||
     optional('waiting_for', isIdList, 'an array of job ids') ||
     optional('on_dependency_failure', function (x) { return x === 'fail' || x === 'run'; },
