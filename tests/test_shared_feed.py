@@ -24,6 +24,7 @@ from recording import read_records
 from queshot import Queue, admin, protocol
 from queshot.couch import Couch, Database, Outage
 from queshot.jobs import PAUSE_FIELD, WORKER_DOC_PREFIX, QueueError
+from queshot.limits import Limit
 from queshot.localcouch import LocalCluster
 from queshot.worker import Job, Worker
 from queshot.worker.feed import OwnFeed
@@ -227,6 +228,18 @@ def test_a_design_doc_older_than_the_one_heard_is_passed_over(db: Database) -> N
     worker._feed._heard_safely({"id": protocol.DDOC_ID, "seq": 9, "doc": newer})
     worker._feed._heard_safely({"id": protocol.DDOC_ID, "seq": 8, "doc": older})
     assert not worker.control.paused
+
+
+def test_a_limit_older_than_the_one_heard_is_passed_over(db: Database) -> None:
+    """Likewise a removed limit must not come back until the next re-read."""
+    worker = Worker(Queue("shared", db), lambda job: None)
+    limit = Limit(["shared"], concurrency=2).as_doc()
+    removed = {"_id": limit["_id"], "_rev": "3-c", "_deleted": True}
+    worker._feed._heard_safely({"id": limit["_id"], "seq": 9, "deleted": True, "doc": removed})
+    worker._feed._heard_safely({"id": limit["_id"], "seq": 8, "doc": {**limit, "_rev": "2-b"}})
+    assert not worker.limiter.applies(["shared"])
+    worker._feed._heard_safely({"id": limit["_id"], "seq": 10, "doc": {**limit, "_rev": "4-d"}})
+    assert worker.limiter.applies(["shared"])
 
 
 def test_cancel_and_pause_reach_a_follower_through_the_shared_feed(

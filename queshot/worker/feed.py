@@ -18,7 +18,14 @@ from typing import Any, Literal, Protocol
 
 from .. import protocol
 from ..couch import CouchError, Database, Forbidden, Outage, Unauthorized
-from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms, revision_number
+from ..jobs import (
+    LIMIT_DOC_PREFIX,
+    WORKER_DOC_PREFIX,
+    is_cancel_request_of,
+    is_due,
+    now_ms,
+    revision_number,
+)
 from ..retrying import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
 from .ordering import QueueOrder
@@ -110,7 +117,7 @@ class FeedListener:
         self._outage = retrying.outage
         self._halt = halt
         self._on_fatal = on_fatal
-        self._design_rev = 0  # the newest design doc heard: a shared feed may bring an older one
+        self._newest: dict[str, int] = {}  # revision numbers heard of the design doc and limits
 
     def run(self) -> None:
         """State and queue are checked here; CouchDB pre-filters with a Mango
@@ -161,8 +168,9 @@ class FeedListener:
         job already taken costs one refused claim, a strike lasts until the
         next page read, an older status document ages out by its
         `last_seen`, a cancel keeps the highest revision, an unblocking looks
-        jobs up again; only the design doc, whose pauses would stick, is
-        taken by revision (`_design_heard`)."""
+        jobs up again, a token given back is tried once more; only the design
+        doc and the limits, whose pauses and sizes would stick until read
+        again, are taken by revision (`_newest_yet`)."""
         doc = row.get("doc") or {}
         if row["id"].startswith(WORKER_DOC_PREFIX):
             self.queues.heard(row["id"], doc)
@@ -171,7 +179,9 @@ class FeedListener:
             self._design_heard(doc)
             return
         if row["id"].startswith(protocol.LIMITS_PREFIXES):  # limits and their tokens
-            self._limits_heard(row)
+            token = not row["id"].startswith(LIMIT_DOC_PREFIX)  # a late "freed" costs one try
+            if token or self._newest_yet(row["id"], doc):
+                self._limits_heard(row)
             return
         picker = self.queues.picker_for(doc.get("queues"))  # None: not one of this worker's
         if is_cancel_request_of(doc, self.worker_id):
@@ -195,10 +205,18 @@ class FeedListener:
         self._wake()
 
     def _design_heard(self, doc: dict[str, Any]) -> None:
-        rev = revision_number(doc.get("_rev") or "0-")
-        if rev >= self._design_rev:
-            self._design_rev = rev
+        if self._newest_yet(protocol.DDOC_ID, doc):
             self.control.heard(doc)
+
+    def _newest_yet(self, doc_id: str, doc: dict[str, Any]) -> bool:
+        """Whether `doc` is no older than what was heard of it: a shared feed
+        may bring an older revision after a newer one (a follower's catch-up),
+        which must not bring back a lifted pause or a changed limit."""
+        rev = revision_number(doc.get("_rev") or "0-")
+        if rev < self._newest.get(doc_id, 0):
+            return False
+        self._newest[doc_id] = rev
+        return True
 
     def selector(self) -> dict[str, Any] | None:
         """The protocol's feed selector if the server filters `_changes` by
