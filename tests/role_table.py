@@ -173,6 +173,7 @@ EDITS: dict[str, Any] = {
     "backoff_seconds": 9,
     "depends_on": ["d9"],
     "on_dependency_failure": "run",
+    "origin": "someone",
 }
 assert set(EDITS) == set(CREATION_FIELDS) - {"schedule", "slot"}
 HOLDER_MOVES = (
@@ -206,6 +207,18 @@ WRITES: tuple[Write, ...] = (
             put(nothing, lambda n: job(cancel_requested_at=1)),
             put(nothing, lambda n: job(log=[{"at": 1, "msg": "claimed by w1"}])),
         ),
+    ),
+    Write(
+        "create a job whose `origin` is its own account",
+        EVERYONE,
+        (put(nothing, lambda n: job(origin=n)),),
+        "a producer's pull replication selects its jobs by `origin`",
+    ),
+    Write(
+        "create a job whose `origin` is another account",
+        ADMINS,
+        (put(nothing, lambda n: job(origin=OTHER)),),
+        "enqueuing on a producer's behalf",
     ),
     Write(
         "create a schedule's slot job (`queshot-slot:<schedule>:<slot>`)",
