@@ -70,6 +70,7 @@ PENDING = "pending"  # the seed's `view` option names another view of the same s
 WATCH_DDOC = "queshot-watch"  # the views for people (listings, search, chart)
 JOBS_BY_STATE = "jobs_by_state"
 JOBS_BY_QUEUE = "jobs_by_queue"
+ORIGINS = "origins"
 DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 # The handlers after which a held job is no longer its worker's to write.
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
@@ -283,6 +284,13 @@ def counts(db: Database, path: list[str] | None = None) -> list[dict[str, Any]]:
     if path is None:
         return db.view(DDOC, "stats", group_level=2)["rows"]
     return db.view(DDOC, "stats", startkey=[path], endkey=[path, {}], group_level=2)["rows"]
+
+
+def origin_counts(db: Database) -> list[dict[str, Any]]:
+    """Jobs per producer and state ({key: [origin, state], value: count}), of
+    the jobs that carry an `origin` (made by a producer database's replication
+    or by a producer account that named itself)."""
+    return db.view(WATCH_DDOC, ORIGINS, group_level=2)["rows"]
 
 
 def queue_paths(db: Database, under: list[str] | None = None) -> list[Any]:
