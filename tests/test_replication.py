@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from conftest import REAL_COUCHDB, running, wait_until
 
-from queshot import replication
+from queshot import cli, replication
+from queshot.cli import replicating as cli_replicating
 from queshot.couch import Couch, Database
 from queshot.jobs import now_ms
 from queshot.queue import Queue
@@ -163,3 +164,82 @@ def test_offline_jobs_run_once_and_each_producer_gets_back_only_its_own(
     assert answer["ok"] and answer["history"][0]["docs_written"] == 0
     assert all(db.get(i)["state"] == "complete" for i in ids[early])
     assert set(runs.count.values()) == {1}
+
+
+def push_failures(couch: Couch, db: Database, producer: str) -> int:
+    """The revisions the queue's rules refused to the producer's push."""
+    push_id = replication.replication_id(replication.PUSH, producer, db)
+    lags = [lag for lag in replication.replication_lags(couch, db) if lag.doc_id == push_id]
+    return lags[0].doc_write_failures if lags else 0
+
+
+@real_couchdb
+def test_a_producer_editing_or_deleting_its_copy_of_a_running_job_changes_nothing(
+    couch: Couch, db: Database, producers: Callable[[], str]
+) -> None:
+    """The push may create jobs and nothing else: an edit and a delete of a
+    job the queue already has are refused revision by revision (a job naming
+    another producer is not even pushed: the selector; the rules refuse it
+    too, tests/role_table.py); the queue database gets no branch, each job
+    runs once, and the producer's copies end as the queue's."""
+    name = producers()
+    site = site_db(couch, db, name)
+    edited, deleted = offline_jobs(site, name, 2)
+    go = threading.Event()
+    runs = Runs()
+
+    def held(job: Any) -> Any:
+        assert go.wait(60)
+        return runs(job)
+
+    worker = Queue("offline", db).create_worker(held, concurrency=2, poll_interval=0.2)
+    with running(worker):
+        # started, and the producer has seen it start
+        wait_until(lambda: all(site.get(i)["state"] == "active" for i in (edited, deleted)), 60)
+        copy = site.get(edited)
+        site.save({**copy, "data": {"n": "changed offline"}, "priority": 9})
+        site.delete(deleted, site.get(deleted)["_rev"])
+        wait_until(lambda: push_failures(couch, db, name) >= 2, timeout=120)
+        go.set()
+        wait_until(lambda: finished_here(site, [edited, deleted]), timeout=60)
+    assert runs.count == {edited: 1, deleted: 1}
+    for job_id in (edited, deleted):
+        stored = db.get(job_id, conflicts="true")
+        assert "_conflicts" not in stored and stored["state"] == "complete"
+    assert db.get(edited)["data"] == {"n": 0}
+
+
+@real_couchdb
+def test_replicate_and_stats_from_the_command_line(
+    server_url: str,
+    couch: Couch,
+    db: Database,
+    producers: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = producers()  # its account; the command writes its replications again
+    monkeypatch.setenv(cli_replicating.PASSWORD_ENV, PASSWORDS[name])
+    site = site_db(couch, db, name)
+    argv = ["replicate", "--url", server_url, "--db", db.name, server_url, site.name]
+    assert cli.main([*argv, "--producer", name]) == 0
+    out = capsys.readouterr().out
+    assert PASSWORDS[name] not in out and f"queshot-push:{name}:{db.name}" in out
+    (job_id,) = offline_jobs(site, name, 1)
+    with running(Queue("offline", db).create_worker(Runs(), poll_interval=0.2)):
+        wait_until(lambda: finished_here(site, [job_id]), timeout=60)
+    assert cli.main(["stats", "--url", server_url, "--db", db.name]) == 0
+    out = capsys.readouterr().out
+    origin_row = next(line for line in out.splitlines() if line.startswith(name))
+    assert origin_row.split()[1:] == ["0", "0", "0", "1", "0", "0", "1"]
+    for way in ("push", "pull"):
+        assert f"queshot-{way}:{name}:{db.name}" in out
+    assert PASSWORDS[name] not in out
+
+
+def test_stats_without_producers_prints_no_producer_lines(
+    server_url: str, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Queue("mail", db).create_job({})
+    assert cli.main(["stats", "--url", server_url, "--db", db.name]) == 0
+    assert "ORIGIN" not in capsys.readouterr().out
