@@ -70,7 +70,7 @@ PENDING = "pending"  # the seed's `view` option names another view of the same s
 WATCH_DDOC = "queshot-watch"  # the views for people (listings, search, chart)
 JOBS_BY_STATE = "jobs_by_state"
 JOBS_BY_QUEUE = "jobs_by_queue"
-ORIGINS = "origins"
+ORIGINS = "origins"  # jobs per producer: [origin, state] -> count
 DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 # The handlers after which a held job is no longer its worker's to write.
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
@@ -286,13 +286,6 @@ def counts(db: Database, path: list[str] | None = None) -> list[dict[str, Any]]:
     return db.view(DDOC, "stats", startkey=[path], endkey=[path, {}], group_level=2)["rows"]
 
 
-def origin_counts(db: Database) -> list[dict[str, Any]]:
-    """Jobs per producer and state ({key: [origin, state], value: count}), of
-    the jobs that carry an `origin` (made by a producer database's replication
-    or by a producer account that named itself)."""
-    return db.view(WATCH_DDOC, ORIGINS, group_level=2)["rows"]
-
-
 def queue_paths(db: Database, under: list[str] | None = None) -> list[Any]:
     """The queue paths that hold jobs (`under` a path and its subqueues, or all)."""
     span = {} if under is None else {"startkey": [under], "endkey": [[*under, {}]]}
@@ -340,7 +333,7 @@ def listing_range(
 
 
 def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of a jobs_by_* view: {id, key: [..., since], value: summary}."""
+    """Rows of a watch view (jobs_by_*: {id, key: [..., since], value: summary})."""
     return db.view(WATCH_DDOC, view, **params)["rows"]
 
 

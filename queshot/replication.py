@@ -143,7 +143,7 @@ def _shown_url(endpoint: Any) -> str:
 def origin_counts(db: Database) -> dict[str, dict[str, int]]:
     """Jobs per producer and state."""
     counts: dict[str, dict[str, int]] = {}
-    for row in protocol.origin_counts(db):
+    for row in protocol.listing(db, protocol.ORIGINS, group_level=2):
         origin, state = row["key"]
         counts.setdefault(str(origin), {})[str(state)] = int(row["value"])
     return counts
