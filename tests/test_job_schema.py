@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 from designdoc_js import DesignDocJS
+from fuzzing import base_job
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -164,6 +165,8 @@ def test_the_schema_accepts_what_a_producer_may_create_and_nothing_else(
         {"queues": ["a"] * 10, "state": "inactive", "created_at": 0, "priority": -3, "data": {}},
         {"queues": "a", "state": "blocked", "created_at": 1, "waiting_for": ["j"], "log": []},
         {"queues": "a", "state": "inactive", "created_at": 1, "origin": "producer-a"},
+        base_job(1_700_000_000_000, "email"),  # the seed's createJob
+        base_job(1_700_000_000_000, ["email", "welcome"]),
     ],
 )
 def test_examples_a_producer_may_create_pass_both(
