@@ -49,8 +49,3 @@ def test_the_name_and_account_are_read_from_the_objects_url() -> None:
         "ada",
     )
     assert db.couch._credentials == ("ada", "p@ss:w")
-
-
-def test_anything_else_is_refused_by_its_type() -> None:
-    with pytest.raises(TypeError, match="couchdb.Database"):
-        Queue("mail", "http://localhost:5984/jobs")  # type: ignore[arg-type]
