@@ -252,6 +252,12 @@ class Couch:
     def __repr__(self) -> str:
         return f"Couch({self.url!r}, user={self.user!r})"
 
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """(user, password) this client sends, for what must hand them on to
+        the server itself (a `_replicator` document's endpoint)."""
+        return self._credentials
+
     def __enter__(self) -> Couch:
         return self
 

@@ -61,14 +61,14 @@ from .jobs import (
 
 DDOC = "queshot"
 DDOC_ID = f"_design/{DDOC}"
-# How validate_doc_update begins every refusal about a job's own content (its
-# schema, its bounds): such a refusal of a claim is the job's problem, any
-# other refusal the writer's.
+# How validate_doc_update begins every refusal about a job's own content (schema,
+# bounds): such a refusal of a claim is the job's problem, any other the writer's.
 INVALID_JOB = "queshot: invalid job: "
 PENDING = "pending"  # the seed's `view` option names another view of the same shape
 WATCH_DDOC = "queshot-watch"  # the views for people (listings, search, chart)
 JOBS_BY_STATE = "jobs_by_state"
 JOBS_BY_QUEUE = "jobs_by_queue"
+ORIGINS = "origins"  # jobs per producer: [origin, state] -> count
 DASHBOARD_PATH = f"_design/{DDOC}/index.html"
 # The handlers after which a held job is no longer its worker's to write.
 FINAL_HANDLERS = frozenset({"complete", "fail", "release"})
@@ -333,7 +333,7 @@ def listing_range(
 
 
 def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of a jobs_by_* view: {id, key: [..., since], value: summary}."""
+    """Rows of a watch view (jobs_by_*: {id, key: [..., since], value: summary})."""
     return db.view(WATCH_DDOC, view, **params)["rows"]
 
 

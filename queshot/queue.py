@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import dependencies, jobdoc, limits, protocol
+from .clients import ForeignDatabase, as_database
 from .couch import Conflict, Database, NotFound
 from .jobs import (
     LEASE_SECONDS,
@@ -51,12 +52,13 @@ class Queue:
     default lease of this queue's workers (a job's own `lease_seconds` field
     wins over it). `max_stalls` is how many times a job may be taken back
     from a worker that stopped renewing its lease (died, hung) without using
-    an attempt before it fails; unset, the design docs' default applies."""
+    an attempt before it fails; unset, the design docs' default applies.
+    `db` may also be a CouchDB-Python `couchdb.Database` (`clients`)."""
 
     def __init__(
         self,
         name: str | Sequence[str],
-        db: Database,
+        db: Database | ForeignDatabase,
         *,
         limit: int = 10,
         view: str = protocol.PENDING,
@@ -70,7 +72,7 @@ class Queue:
     ) -> None:
         self.name = name if isinstance(name, str) else list(name)
         self.path = queue_path(name)
-        self.db = db
+        self.db = as_database(db)
         jobdoc.check_queue_defaults(
             limit=limit,
             max_attempts=max_attempts,

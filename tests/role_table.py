@@ -202,6 +202,7 @@ EDITS: dict[str, Any] = {
     "depends_on": ["d9"],
     "on_dependency_failure": "run",
     "limit_key": "customer-9",
+    "origin": "someone",
 }
 assert set(EDITS) == set(CREATION_FIELDS) - {"schedule", "slot"}
 HOLDER_MOVES = (
@@ -235,6 +236,18 @@ WRITES: tuple[Write, ...] = (
             put(nothing, lambda n: job(cancel_requested_at=1)),
             put(nothing, lambda n: job(log=[{"at": 1, "msg": "claimed by w1"}])),
         ),
+    ),
+    Write(
+        "create a job whose `origin` is its own account",
+        EVERYONE,
+        (put(nothing, lambda n: job(origin=n)),),
+        "a producer's pull replication selects its jobs by `origin`",
+    ),
+    Write(
+        "create a job whose `origin` is another account",
+        ADMINS,
+        (put(nothing, lambda n: job(origin=OTHER)),),
+        "enqueuing on a producer's behalf",
     ),
     Write(
         "create a schedule's slot job (`queshot-slot:<schedule>:<slot>`)",

@@ -105,7 +105,8 @@ function (newDoc, oldDoc, userCtx, secObj) {
       if (newDoc.state !== 'inactive' && newDoc.state !== 'blocked' && !isAdmin) {
         deny("queshot: a new job must be 'inactive' (or 'blocked', waiting for other jobs)");
       }
-      var owned = isAdmin ? null : job.serverOwnedProblem(newDoc);
+      var owned = require('lib/origin').problem(newDoc, name, isAdmin) ||
+        (isAdmin ? null : job.serverOwnedProblem(newDoc));
       if (owned) deny('queshot: invalid job: ' + owned);
       if (job.isSlotJob(newDoc) && !isWorker) {
         deny("queshot: only a scheduler (a worker or queue admin account) creates a schedule's slot jobs");

@@ -18,7 +18,7 @@ from typing import Any
 from .. import config, dashboard, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import QueueError
-from . import common, enqueue, limits, output, retention, running, schedules, steering
+from . import common, enqueue, limits, output, replicating, retention, running, schedules, steering
 
 log = logging.getLogger("queshot")
 
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.add_commands(commands)
     retention.add_commands(commands)
     limits.add_commands(commands)
+    replicating.add_commands(commands)
 
     bench = commands.add_parser(
         "bench", help="measure throughput, latency and contention on a throwaway database"

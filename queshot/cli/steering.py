@@ -13,15 +13,17 @@ from typing import Any
 from .. import admin, limits
 from ..jobs import STATES, JobFailed, ResultTimeout, now_ms
 from ..results import wait_for_job
-from . import common, output, reports
+from . import common, output, replicating, reports
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
-        result = admin.stats(common.database(args, couch))
-    if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
-        return 0
-    print("\n".join(reports.stats_lines(result, now_ms())))
+        db = common.database(args, couch)
+        result = admin.stats(db)
+        if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
+            return 0
+        producers = replicating.producer_lines(couch, db)
+    print("\n".join(reports.stats_lines(result, now_ms()) + producers))
     return 0
 
 

@@ -162,8 +162,7 @@ function problem(doc, old) {
 // The fields only the server writes (claims, outcomes, cancels, dependency
 // results): a new job written by anyone but a queue admin has none of them,
 // so that a producer cannot make a job look run, failed or held.
-var SERVER_OWNED = ['result', 'error', 'completed_at', 'failed_at', 'cancelled_at', 'claimed_at',
-  'lease_expires_at', 'worker_id', 'worker_user', 'cancel_requested_at', 'dependency_results'];
+var SERVER_OWNED = {{ server_owned_fields|tojson }};  // context.json: the job schema names them too
 
 function serverOwnedProblem(doc) {
   var owned = [];
