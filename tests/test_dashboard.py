@@ -647,8 +647,10 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     docs = [job_doc("failed", i, "email", now - (i + 1) * minute) for i in range(60)]
     docs += [job_doc("failed", i, "sms", now - i * minute) for i in range(3)]
     docs += [job_doc("inactive", i, "email", now - minute) for i in range(2)]
-    docs += [job_doc("inactive", 90 + i, "email", now + 3_600_000, run_at=now + 3_600_000)
-             for i in range(3)]
+    docs += [
+        job_doc("inactive", 90 + i, "email", now + 3_600_000, run_at=now + 3_600_000)
+        for i in range(3)
+    ]
     assert all("error" not in r for r in db.bulk_docs(docs))
     open_dashboard(page, server_url, db)
 
@@ -682,7 +684,9 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     showing(page, "search")
     expect(page.locator("#search-summary")).to_have_text('60 job(s) match "email-failed-0"')
     expect(page.locator("#page-number")).to_have_text("page 1 of 3")
-    expect(page.locator("#jobs .matched").first).to_have_text('matched id starts with "email-failed-0"')
+    expect(page.locator("#jobs .matched").first).to_have_text(
+        'matched id starts with "email-failed-0"'
+    )
     page.select_option("#search-state", "scheduled")
     expect(page.locator("#search-summary")).to_contain_text("0 job(s)", timeout=WAIT_MS)
     page.select_option("#search-state", "")
@@ -739,13 +743,41 @@ def test_busy_view_and_schedules_with_their_next_run(
     from queshot import schedule_admin
 
     now = now_ms()
-    put_job(db, "active", id="long-report", progress=91, worker_id="w-busy", claimed_at=now - 125_000)
+    put_job(
+        db, "active", id="long-report", progress=91, worker_id="w-busy", claimed_at=now - 125_000
+    )
     base = {"type": "queshot_worker", "last_seen": now, "lease_seconds": 60, "concurrency": 3}
-    db.save({**base, "_id": "queshot-worker:busy", "name": "busy", "worker_id": "w-busy",
-             "queues": "email", "jobs": ["long-report"], "version": "1.2.3", "started_at": now - 3_600_000})
-    db.save({**base, "_id": "queshot-worker:quiet", "name": "quiet", "worker_id": "w-quiet", "queues": "sms"})
-    schedule_admin.add_schedule(db, {"_id": "queshot-schedule:nightly", "queue": "reports",
-                                     "cron": "0 3 * * *", "timezone": "Asia/Tokyo", "task": "report"})
+    db.save(
+        {
+            **base,
+            "_id": "queshot-worker:busy",
+            "name": "busy",
+            "worker_id": "w-busy",
+            "queues": "email",
+            "jobs": ["long-report"],
+            "version": "1.2.3",
+            "started_at": now - 3_600_000,
+        }
+    )
+    db.save(
+        {
+            **base,
+            "_id": "queshot-worker:quiet",
+            "name": "quiet",
+            "worker_id": "w-quiet",
+            "queues": "sms",
+        }
+    )
+    schedule_admin.add_schedule(
+        db,
+        {
+            "_id": "queshot-schedule:nightly",
+            "queue": "reports",
+            "cron": "0 3 * * *",
+            "timezone": "Asia/Tokyo",
+            "task": "report",
+        },
+    )
     open_dashboard(page, server_url, db)
 
     busy = page.locator('#workers tr[data-worker="busy"]')
@@ -765,10 +797,14 @@ def test_busy_view_and_schedules_with_their_next_run(
     expect(nightly).to_contain_text("0 3 * * * (Asia/Tokyo)")
     screenshots(page, "busy")
     nightly.locator("button.schedule-toggle").click()
-    expect(page.locator("#schedules-message")).to_have_text("schedule nightly paused", timeout=WAIT_MS)
+    expect(page.locator("#schedules-message")).to_have_text(
+        "schedule nightly paused", timeout=WAIT_MS
+    )
     assert db.get("queshot-schedule:nightly")["enabled"] is False
     expect(nightly.locator("td.next")).to_have_text("-", timeout=WAIT_MS)
     nightly.locator("button.schedule-toggle").click()
-    expect(page.locator("#schedules-message")).to_have_text("schedule nightly resumed", timeout=WAIT_MS)
+    expect(page.locator("#schedules-message")).to_have_text(
+        "schedule nightly resumed", timeout=WAIT_MS
+    )
     resumed = db.get("queshot-schedule:nightly")
     assert resumed["enabled"] is True and resumed["enabled_at"] >= now
