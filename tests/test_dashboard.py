@@ -94,7 +94,10 @@ def page(server_url: str, couch: Couch) -> Iterator[Any]:
         dashboard.dashboard_csp(couch, enable=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        # a zone other than the machine's UTC: times must say which zone they are in
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin"
+        )
         parts = urlsplit(server_url)
         user = unquote(parts.username or "") or os.environ.get("COUCHDB_USER")
         password = unquote(parts.password or "") or os.environ.get("COUCHDB_PASSWORD", "")
@@ -694,6 +697,13 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     page.fill("#search input", "email-inactive-09")
     page.click("#search button")
     expect(page.locator("#search-summary")).to_have_text('3 job(s) match "email-inactive-09"')
+    page.click('#jobs a.open[data-id="email-inactive-090"]')  # scheduled: it can run now
+    expect(page.locator("#job-fields")).to_contain_text("scheduled (stored: inactive)")
+    page.click("#run-now")
+    expect(page.locator("#job-message")).to_have_text("due now", timeout=WAIT_MS)
+    assert db.get("email-inactive-090")["run_at"] <= now_ms()
+    expect(page.locator("#run-now")).to_be_hidden()
+    page.keyboard.press("Escape")
     page.click("#search-clear")
     showing(page, "failed")  # back to the tab it left
 
@@ -702,6 +712,7 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     errors = page.locator("#job-error")
     expect(errors).to_contain_text("SMTPError (attempt 2): refused 1", timeout=WAIT_MS)
     expect(errors).to_contain_text("TimeoutError (attempt 1): timed out")
+    expect(page.locator("#job-fields")).to_contain_text(" CET (")  # the browser's zone
     page.check("#utc")
     expect(page.locator("#job-fields")).to_contain_text(" UTC (", timeout=WAIT_MS)
     screenshots(page, "panel")
