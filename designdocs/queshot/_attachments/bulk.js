@@ -81,7 +81,8 @@ function confirmMany(text, count) {
 
 // The jobs selected, a batch at a time: the ticked ones, or every job of the
 // tab read by key from its start (those acted on leave the range; the next
-// batch starts after the last one read, so a refused job is not met again).
+// batch starts after the last one read, so a refused job is not met again,
+// and none is passed over: see readFrom).
 async function* batches() {
   if (!list.allMatching) {
     yield [...list.selected.values()];
@@ -96,9 +97,7 @@ async function* batches() {
   const { view, forward } = tabRange(list.tab);
   let after = null;
   for (;;) {
-    const params = { ...forward, reduce: false, limit: BULK_BATCH };
-    if (after) Object.assign(params, { startkey: after.key, startkey_docid: after.id, skip: 1 });
-    const rows = (await query(WATCH_PATH + '/_view/' + view, params)).rows;
+    const rows = await readFrom(WATCH_PATH + '/_view/' + view, { ...forward, reduce: false }, after, BULK_BATCH);
     if (!rows.length) return;
     after = rows[rows.length - 1];
     yield rows.map((row) => ({ id: row.id, rev: row.value.rev, state: row.value.state }));

@@ -67,16 +67,25 @@ async function readTabPage() {
   const { view, forward, backward } = tabRange(list.tab);
   const anchor = list.anchor;
   const base = { reduce: false, include_docs: true };
-  const from = anchor.key === undefined ? {} : { startkey: anchor.key, startkey_docid: anchor.id, skip: 1 };
   const path = WATCH_PATH + '/_view/' + view;
   if (anchor.dir === 'first' || anchor.dir === 'after') {
-    const rows = (await query(path, { ...forward, ...base, ...from, limit: PAGE_SIZE + 1 })).rows;
+    const rows = await readFrom(path, { ...forward, ...base }, anchor, PAGE_SIZE + 1);
     return { rows: rows.slice(0, PAGE_SIZE), more: rows.length > PAGE_SIZE };
   }
   const size = anchor.dir === 'last'
     ? tabCount(list.tab) - PAGE_SIZE * (pageCount(tabCount(list.tab)) - 1) : PAGE_SIZE;
-  const rows = (await query(path, { ...backward, ...base, ...from, limit: Math.max(1, size) })).rows;
+  const rows = await readFrom(path, { ...backward, ...base }, anchor, Math.max(1, size));
   return { rows: rows.reverse(), more: anchor.dir === 'before' };
+}
+
+// Up to `limit` rows of a range after the row `from` ({key, id}; none: from
+// its start). The row itself is read too and dropped, rather than skipped:
+// it may have left the view meanwhile (requeued, deleted), and a skip would
+// then pass over the row after it.
+async function readFrom(path, range, from, limit) {
+  if (!from || from.key === undefined) return (await query(path, { ...range, limit })).rows;
+  const rows = (await query(path, { ...range, startkey: from.key, startkey_docid: from.id, limit: limit + 1 })).rows;
+  return rows.filter((row) => row.id !== from.id).slice(0, limit);
 }
 
 // -- searching --------------------------------------------------------------------------
