@@ -50,6 +50,7 @@ async function showJob(id) {
   $('job-log').replaceChildren(...log.map((line) => el('li', {}, line && typeof line === 'object'
     ? (dateOf(line.at) ? clock(line.at) : notA('a time', line.at)) + '  ' + shown(line.msg)
     : shown(line))));
+  if (!log.length) $('job-log').append(el('li', { className: 'status' }, 'no lines yet'));
   const label = stateLabel(doc.state, dueOf(doc));
   $('requeue').hidden = !ACTIONS.requeue.fits(doc.state);
   $('cancel').hidden = !(ACTIONS.cancel.fits(doc.state) && typeof doc.cancel_requested_at !== 'number');
