@@ -48,6 +48,11 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         ("index.html", "text/html"),
         ("couch.js", "javascript"),
         ("jobs.js", "javascript"),
+        ("bulk.js", "javascript"),
+        ("panel.js", "javascript"),
+        ("busy.js", "javascript"),
+        ("cron.js", "javascript"),
+        ("schedules.js", "javascript"),
         ("chart.js", "javascript"),
         ("app.js", "javascript"),
         ("style.css", "text/css"),
@@ -89,7 +94,10 @@ def page(server_url: str, couch: Couch) -> Iterator[Any]:
         dashboard.dashboard_csp(couch, enable=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        # a zone other than the machine's UTC: times must say which zone they are in
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin"
+        )
         parts = urlsplit(server_url)
         user = unquote(parts.username or "") or os.environ.get("COUCHDB_USER")
         password = unquote(parts.password or "") or os.environ.get("COUCHDB_PASSWORD", "")
@@ -177,7 +185,7 @@ def test_dashboard_shows_counts_and_requeues_a_failed_job(
     expect(count("email", "failed")).to_have_text("1")
     expect(count("reports/daily", "inactive")).to_have_text("2")
     expect(count("total", "total")).to_have_text("5")
-    expect(page.locator('#workers tr[data-worker="old"]')).to_have_class("gone")
+    expect(page.locator('#workers tr[data-worker="old"]')).to_have_class(re.compile(r"\bgone\b"))
     both = page.locator('#workers tr[data-worker="both"] td')
     expect(both.nth(2)).to_have_text("high, email/welcome")
     expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
@@ -264,7 +272,7 @@ def test_every_state_is_browsable_with_paging_and_search(
     expect(page.locator("#jobs")).to_contain_text("runs ")
     shows("running", ["busy"])
     expect(page.locator('#jobs tr[data-id="busy"]')).to_contain_text(
-        re.compile(r"w-1 · lease 5\ds left · 40%")
+        re.compile(r"40%.*w-1 · lease 5\ds left")
     )
     shows("failed", ["failed-1"])
     expect(page.locator('#jobs tr[data-id="failed-1"]')).to_contain_text("boom")
@@ -274,10 +282,11 @@ def test_every_state_is_browsable_with_paging_and_search(
 
     # newest first, 25 a page, then the rest, and back
     shows("complete", ["sms-done", *reversed(done[-24:])])
-    expect(page.locator("#page-number")).to_have_text("page 1")
+    expect(page.locator("#page-number")).to_have_text("page 1 of 2")
+    expect(page.locator('#tabs button[data-tab="complete"] .count')).to_have_text("31")
     page.click("#page-older")
     showing(page, "complete", number=1)
-    expect(page.locator("#page-number")).to_have_text("page 2")
+    expect(page.locator("#page-number")).to_have_text("page 2 of 2")
     expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(6)
     assert listed(page) == list(reversed(done[:6]))
     expect(page.locator("#page-older")).to_be_disabled()
@@ -290,9 +299,11 @@ def test_every_state_is_browsable_with_paging_and_search(
     assert listed(page) == ["sms-done"]
     page.select_option("#queue-filter", "")
 
-    # each job links to its document in Fauxton
-    link = page.locator('#jobs tr[data-id="sms-done"] a.fauxton')
-    assert link.get_attribute("href").endswith(f"/_utils/#database/{db.name}/sms-done")
+    # each job's panel links to its document in Fauxton
+    page.click('#jobs a.open[data-id="sms-done"]')
+    link = page.locator("#job-fauxton")
+    expect(link).to_have_attribute("href", re.compile(f"/_utils/#database/{db.name}/sms-done$"))
+    page.click("#job-close")
 
     # search by a field of data, and by id
     page.fill("#search input", "to=ada@example.org")
@@ -325,17 +336,18 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     tab(page, "failed")
     expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(4, timeout=WAIT_MS)
     page.check('#jobs input[data-id="sms-failed"]')
-    expect(page.locator("#bulk-requeue")).to_have_text("Requeue selected (1)")
+    expect(page.locator("#bulk-requeue")).to_have_text("Requeue 1")
     page.click("#bulk-requeue")
     expect(page.locator("#bulk-message")).to_have_text("requeued 1 job(s)", timeout=WAIT_MS)
     assert db.get("sms-failed")["state"] == "inactive"
 
     # every failed job of a queue, counted and confirmed, then run
     page.select_option("#queue-filter", "email")
-    expect(page.locator("#requeue-all")).to_have_text(
-        "Requeue all 3 failed of email", timeout=WAIT_MS
-    )
-    page.click("#requeue-all")
+    showing(page, "failed", queue="email")
+    page.check("#select-page")
+    expect(page.locator("#select-matching")).to_be_hidden()  # the page holds them all
+    expect(page.locator("#bulk-requeue")).to_have_text("Requeue 3")
+    page.click("#bulk-requeue")
     expect(page.locator("#bulk-message")).to_have_text("requeued 3 job(s)", timeout=WAIT_MS)
     assert {db.get(i)["state"] for i in failed} == {"inactive"}
     run_worker_until(email, lambda job: None, lambda: email.stats()["complete"] >= 5)
@@ -353,12 +365,12 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     )
     expect(page.locator('#bulk-refusals li[data-id="done-1"]')).to_contain_text("conflict")
     assert db.get_or_none("done-0") is None and db.get_or_none("done-1") is not None
+    # only what can succeed is offered: a running job cannot be requeued
     tab(page, "running", queue="email")
     page.check('#jobs input[data-id="busy"]')
-    page.click("#bulk-requeue")
-    expect(page.locator('#bulk-refusals li[data-id="busy"]')).to_contain_text(
-        "job is active, not ", timeout=WAIT_MS
-    )
+    expect(page.locator("#bulk-requeue")).to_be_disabled()
+    expect(page.locator("#bulk-cancel")).to_be_enabled()
+    expect(page.locator("#bulk-delete")).to_be_enabled()
     assert done
     page.screenshot(path=str(ARTIFACTS / "dashboard-bulk.png"), full_page=True)
 
@@ -411,7 +423,7 @@ def test_pause_a_queue_from_the_dashboard_and_the_chart_shows_the_jobs(
     expect(summary).to_have_attribute("data-complete", "10", timeout=WAIT_MS)
     expect(summary).to_have_attribute("data-started", "10")
     expect(summary).to_contain_text("10 complete")
-    expect(summary).to_contain_text("depth now: 0 waiting, 0 running")
+    expect(summary).to_contain_text("depth now: 0 waiting, 0 scheduled, 0 running")
     expect(summary).to_contain_text("p50 ≤")
     assert page.locator('#chart rect[data-kind="complete"]').count() >= 1
     page.select_option("#queue-filter", "sms")
@@ -420,9 +432,13 @@ def test_pause_a_queue_from_the_dashboard_and_the_chart_shows_the_jobs(
 
 
 def open_job(page: Any, job_id: str) -> None:
-    """Open a job by searching for its id, as a person would."""
+    """Open a job by searching for its id, as a person would (closing the
+    panel first: it lies over the page's right side, search included at 1024 px)."""
     from playwright.sync_api import expect
 
+    if page.locator("#job").is_visible():
+        page.keyboard.press("Escape")
+        expect(page.locator("#job")).to_be_hidden()
     page.fill("#search input", job_id)
     page.click("#search button")
     expect(page.locator("#job-id")).to_have_text(job_id, timeout=WAIT_MS)
@@ -525,6 +541,7 @@ def odd_db(couch: Couch, db_name: str) -> Database:
     sync.push(couch, [db_name], designdocs.load())
     for view in ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity"):
         db.view("queshot-watch", view, limit=1)  # index them now, not while the page waits
+    db.view("queshot", "stats", limit=1)  # 8 s on a busy machine's pouchdb-server
     return db
 
 
@@ -574,3 +591,236 @@ def test_every_panel_renders_whatever_is_stored(
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "dashboard-odd-1400.png"))
     page.locator("#job").screenshot(path=str(ARTIFACTS / "dashboard-odd-job-1400.png"))
+
+
+# -- the overhaul (issue 22): finding, acting, Busy, schedules, at three widths -----------------
+
+WIDTHS = (1024, 1400, 1920)
+
+
+def job_doc(state: str, number: int, queue: str, at: int, **fields: Any) -> dict[str, Any]:
+    """A job stored directly in `state`, for _bulk_docs (put_job's shape)."""
+    doc: dict[str, Any] = {
+        "_id": f"{queue}-{state}-{number:03}",
+        "queues": queue,
+        "state": state,
+        "worker_id": None,
+        "priority": 0,
+        "log": [],
+        "task": "send",
+        "args": [f"user-{number}@example.org"],
+        "data": None,
+        "created_at": at,
+        "attempts": 1,
+        "max_attempts": 2,
+        "progress": 0,
+    }
+    if state == "failed":
+        doc.update(
+            failed_at=at,
+            attempts=2,
+            error={"message": f"refused {number}", "type": "SMTPError", "attempt": 2},
+            errors=[
+                {"message": "timed out", "type": "TimeoutError", "attempt": 1, "at": at - 1000},
+                {"message": f"refused {number}", "type": "SMTPError", "attempt": 2, "at": at},
+            ],
+        )
+    doc.update(fields)
+    return doc
+
+
+def screenshots(page: Any, name: str) -> None:
+    """The page at each width the issue names, kept as artifacts (and looked at)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Database) -> None:
+    """Counts on the tabs, pages both ways to the last, a search counted and
+    limited by queue and state saying what matched, every failed job of one
+    queue deleted through a typed confirmation, every attempt's error and
+    Delete in the panel, times in UTC on demand."""
+    from playwright.sync_api import expect
+
+    now = now_ms()
+    minute = 60_000
+    docs = [job_doc("failed", i, "email", now - (i + 1) * minute) for i in range(60)]
+    docs += [job_doc("failed", i, "sms", now - i * minute) for i in range(3)]
+    docs += [job_doc("inactive", i, "email", now - minute) for i in range(2)]
+    docs += [
+        job_doc("inactive", 90 + i, "email", now + 3_600_000, run_at=now + 3_600_000)
+        for i in range(3)
+    ]
+    assert all("error" not in r for r in db.bulk_docs(docs))
+    open_dashboard(page, server_url, db)
+
+    def tab_count(name: str) -> Any:
+        return page.locator(f'#tabs button[data-tab="{name}"] .count')
+
+    expect(tab_count("failed")).to_have_text("63", timeout=WAIT_MS)
+    expect(tab_count("waiting")).to_have_text("2")
+    expect(tab_count("scheduled")).to_have_text("3")
+    expect(page.locator('#counts td[data-queue="email"][data-state="scheduled"]')).to_have_text("3")
+    expect(page.locator('#counts td[data-queue="email"][data-state="inactive"]')).to_have_text("2")
+
+    # pages: 3 of them, the last one read from the end, then back
+    tab(page, "failed")
+    expect(page.locator("#page-number")).to_have_text("page 1 of 3")
+    row = page.locator('#jobs tr[data-id="email-failed-000"]')
+    expect(row).to_contain_text('send("user-0@example.org")')
+    expect(row).to_contain_text("SMTPError: refused 0")
+    page.click("#page-last")
+    showing(page, "failed", number=2)
+    expect(page.locator("#page-number")).to_have_text("page 3 of 3")
+    assert listed(page) == [f"email-failed-{i:03}" for i in range(47, 60)]
+    expect(page.locator("#page-older")).to_be_disabled()
+    page.click("#page-newer")
+    showing(page, "failed", number=1)
+    assert listed(page) == [f"email-failed-{i:03}" for i in range(22, 47)]
+    # the row this page was read from leaves the view: the page keeps its own rows
+    db.delete("email-failed-047", db.get("email-failed-047")["_rev"])
+    expect(tab_count("failed")).to_have_text("62", timeout=WAIT_MS)
+    assert listed(page) == [f"email-failed-{i:03}" for i in range(22, 47)]
+
+    # a search, limited by queue and state, counted, paged, saying what matched
+    page.fill("#search input", "email-failed-0")
+    page.click("#search button")
+    showing(page, "search")
+    expect(page.locator("#search-summary")).to_have_text('59 job(s) match "email-failed-0"')
+    expect(page.locator("#page-number")).to_have_text("page 1 of 3")
+    expect(page.locator("#jobs .matched").first).to_have_text(
+        'matched id starts with "email-failed-0"'
+    )
+    page.select_option("#search-state", "scheduled")
+    expect(page.locator("#search-summary")).to_contain_text("0 job(s)", timeout=WAIT_MS)
+    page.select_option("#search-state", "")
+    page.fill("#search input", "email-inactive-09")
+    page.click("#search button")
+    expect(page.locator("#search-summary")).to_have_text('3 job(s) match "email-inactive-09"')
+    page.click('#jobs a.open[data-id="email-inactive-090"]')  # scheduled: it can run now
+    expect(page.locator("#job-fields")).to_contain_text("scheduled (stored: inactive)")
+    page.click("#run-now")
+    expect(page.locator("#job-message")).to_have_text("due now", timeout=WAIT_MS)
+    assert db.get("email-inactive-090")["run_at"] <= now_ms()
+    expect(page.locator("#run-now")).to_be_hidden()
+    page.keyboard.press("Escape")
+    page.click("#search-clear")
+    showing(page, "failed")  # back to the tab it left
+
+    # one failed job: every attempt's error, UTC on demand, Delete
+    page.click('#jobs a.open[data-id="email-failed-001"]')
+    errors = page.locator("#job-error")
+    expect(errors).to_contain_text("SMTPError (attempt 2): refused 1", timeout=WAIT_MS)
+    expect(errors).to_contain_text("TimeoutError (attempt 1): timed out")
+    expect(page.locator("#job-fields")).to_contain_text(" CET (")  # the browser's zone
+    page.check("#utc")
+    expect(page.locator("#job-fields")).to_contain_text(" UTC (", timeout=WAIT_MS)
+    screenshots(page, "panel")
+    page.click("#delete")  # confirmed by the fixture's dialog handler
+    expect(page.locator("#job")).to_be_hidden(timeout=WAIT_MS)
+    assert db.get_or_none("email-failed-001") is None
+
+    # every failed job of email: 58, more than a page, so the count is typed
+    page.select_option("#queue-filter", "email")
+    showing(page, "failed", queue="email")
+    expect(page.locator("#bulk-requeue")).to_be_disabled()  # nothing selected yet
+    page.check("#select-page")
+    expect(page.locator("#bulk-requeue")).to_have_text("Requeue 25")
+    page.click("#select-matching")
+    expect(page.locator("#bulk-selection")).to_have_text("all 58 selected")
+    db.save({**db.get("email-failed-002"), "priority": 5})  # all matching: as read when acting
+    page.click("#bulk-delete")
+    dialog = page.locator("#confirm-many")
+    expect(dialog).to_contain_text("Delete all 58 failed job(s) of email?")
+    expect(page.locator("#confirm-go")).to_be_disabled()
+    page.fill("#confirm-input", "57")
+    expect(page.locator("#confirm-go")).to_be_disabled()
+    page.fill("#confirm-input", "58")
+    page.click("#confirm-go")
+    expect(page.locator("#bulk-message")).to_have_text("deleted 58 job(s)", timeout=WAIT_MS)
+    expect(tab_count("failed")).to_have_text("0", timeout=WAIT_MS)  # of email
+    assert db.get("sms-failed-000")["state"] == "failed"  # other queues untouched
+    screenshots(page, "bulk")
+
+
+def test_busy_view_and_schedules_with_their_next_run(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """Each worker with the jobs it runs (progress, runtime); a status document
+    without a `jobs` list shown calmly; a schedule's next run and last slot in
+    its own zone, labelled; Pause and Resume as `queshot schedule` writes them."""
+    from playwright.sync_api import expect
+    from test_admin_cli import put_job
+
+    from queshot import schedule_admin
+
+    now = now_ms()
+    put_job(
+        db, "active", id="long-report", progress=91, worker_id="w-busy", claimed_at=now - 125_000
+    )
+    base = {"type": "queshot_worker", "last_seen": now, "lease_seconds": 60, "concurrency": 3}
+    db.save(
+        {
+            **base,
+            "_id": "queshot-worker:busy",
+            "name": "busy",
+            "worker_id": "w-busy",
+            "queues": "email",
+            "jobs": ["long-report"],
+            "version": "1.2.3",
+            "started_at": now - 3_600_000,
+        }
+    )
+    db.save(
+        {
+            **base,
+            "_id": "queshot-worker:quiet",
+            "name": "quiet",
+            "worker_id": "w-quiet",
+            "queues": "sms",
+        }
+    )
+    schedule_admin.add_schedule(
+        db,
+        {
+            "_id": "queshot-schedule:nightly",
+            "queue": "reports",
+            "cron": "0 3 * * *",
+            "timezone": "Asia/Tokyo",
+            "task": "report",
+        },
+    )
+    open_dashboard(page, server_url, db)
+
+    busy = page.locator('#workers tr[data-worker="busy"]')
+    expect(busy).to_contain_text("1/3", timeout=WAIT_MS)
+    expect(busy).to_contain_text("1.2.3, started ")
+    expect(busy).to_contain_text("busy")
+    running = page.locator('#workers tr.busy-job[data-job="long-report"]')
+    expect(running).to_contain_text("91%")
+    expect(running).to_contain_text("running for 2m")
+    quiet = page.locator('#workers tr[data-worker="quiet"] td')
+    expect(quiet.nth(3)).to_have_text("-/3")  # no `jobs` list: calmly "-"
+    expect(quiet.nth(6)).to_have_text("idle")
+
+    nightly = page.locator('#schedules tr[data-schedule="queshot-schedule:nightly"]')
+    expect(nightly.locator("td.next")).to_contain_text(" 03:00:00 GMT+9 (in ", timeout=WAIT_MS)
+    expect(nightly.locator("td.last")).to_contain_text(" 03:00:00 GMT+9 (")
+    expect(nightly).to_contain_text("0 3 * * * (Asia/Tokyo)")
+    screenshots(page, "busy")
+    nightly.locator("button.schedule-toggle").click()
+    expect(page.locator("#schedules-message")).to_have_text(
+        "schedule nightly paused", timeout=WAIT_MS
+    )
+    assert db.get("queshot-schedule:nightly")["enabled"] is False
+    expect(nightly.locator("td.next")).to_have_text("-", timeout=WAIT_MS)
+    nightly.locator("button.schedule-toggle").click()
+    expect(page.locator("#schedules-message")).to_have_text(
+        "schedule nightly resumed", timeout=WAIT_MS
+    )
+    resumed = db.get("queshot-schedule:nightly")
+    assert resumed["enabled"] is True and resumed["enabled_at"] >= now

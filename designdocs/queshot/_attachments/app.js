@@ -1,8 +1,8 @@
 // The queshot dashboard's frame: jobs per queue and state (with pause and
-// resume), the workers, one job's detail with a requeue button, kept current
-// from the database's _changes feed. The job lists (jobs.js) and the chart
-// (chart.js) are panels of their own; this file starts them and tells them
-// when to redraw.
+// resume), kept current from the database's _changes feed. The job lists
+// (jobs.js, bulk.js), the job panel (panel.js), the Busy view (busy.js), the
+// schedules (schedules.js) and the chart (chart.js) are panels of their own;
+// this file starts them and tells them when to redraw.
 'use strict';
 
 const CHANGES_TIMEOUT_MS = 25000; // CouchDB ends a quiet longpoll after this...
@@ -29,27 +29,71 @@ function pauseOf(path) {
 
 // -- the queues ------------------------------------------------------------------------
 
+// The counts table's columns: waiting (due now) and scheduled (due later)
+// apart, though both are stored as `inactive`.
+const COLUMNS = STATES.flatMap((state) => (state === 'inactive' ? ['inactive', 'scheduled'] : [state]));
+const COLUMN_LABELS = { ...STATE_LABELS, scheduled: 'scheduled' };
+
+// Jobs per queue path and state (the stats view, group_level 2), then how many
+// of each queue's waiting jobs are due later: [path, 'inactive', dueAt] keys
+// after now, one reduce per queue, all in one request (CouchDB's multi-query).
+async function readCounts() {
+  const stats = await query(DDOC_PATH + '/_view/stats', { group_level: 2 });
+  const now = Date.now();
+  const waiting = stats.rows.filter((row) => Array.isArray(row.key) && row.key[1] === 'inactive');
+  const ranges = waiting.map((row) => ({ startkey: [row.key[0], 'inactive', now + 1], endkey: [row.key[0], 'inactive', {}] }));
+  let later = [];
+  if (ranges.length) {
+    try {
+      later = (await request('POST', dbUrl(DDOC_PATH + '/_view/stats/queries'), { queries: ranges })).results
+        .map((result) => (result.rows[0] ? result.rows[0].value : 0));
+    } catch (error) {
+      if (error.status === 401) throw error;
+      later = await scheduledByReading(waiting, now);
+    }
+  }
+  const scheduled = waiting.map((row, i) => ({ key: [row.key[0], 'scheduled'], value: later[i] }));
+  return [...stats.rows.map((row) => {
+    const i = waiting.indexOf(row);
+    return i < 0 ? row : { key: row.key, value: row.value - later[i] };
+  }), ...scheduled];
+}
+
+// A server without multi-queries (pouchdb-server): the scheduled jobs' rows,
+// counted per queue here (a few thousand at most on a stand-in).
+async function scheduledByReading(waiting, now) {
+  const rows = (await query(WATCH_PATH + '/_view/jobs_by_state',
+    { startkey: ['inactive', now + 1], endkey: ['inactive', {}], reduce: false })).rows;
+  const per = new Map();
+  for (const row of rows) {
+    const name = queueText((row.value || {}).queues);
+    per.set(name, (per.get(name) || 0) + 1);
+  }
+  return waiting.map((row) => Math.min(row.value, per.get(queueText(row.key[0])) || 0));
+}
+
 function renderCounts(rows) {
   const queues = new Map();
-  const totals = Object.fromEntries(STATES.map((s) => [s, 0]));
+  const zero = () => Object.fromEntries(COLUMNS.map((s) => [s, 0]));
+  const totals = zero();
   shared.queues = new Map();
   for (const row of rows) {
     const [key, state] = Array.isArray(row.key) ? row.key : [row.key, null];
     const name = queueText(key);
     const path = QUESHOT_MODEL.queuePath(key); // null: the jobs' `queues` is no queue
     if (path) shared.queues.set(name, path);
-    if (!queues.has(name)) queues.set(name, Object.fromEntries(STATES.map((s) => [s, 0])));
+    if (!queues.has(name)) queues.set(name, zero());
     queues.get(name)[state] = (queues.get(name)[state] || 0) + row.value;
     totals[state] = (totals[state] || 0) + row.value;
   }
   for (const pause of shared.pauses) shared.queues.set(queueText(pause.queue), pause.queue);
   shared.counts = queues;
   const line = (name, counts, className) => {
-    const cells = STATES.map((state) => el('td', {
+    const cells = COLUMNS.map((state) => el('td', {
       className: 'num' + (counts[state] ? ' state-' + state : ''),
       data: { queue: name, state },
     }, counts[state]));
-    const total = STATES.reduce((sum, state) => sum + counts[state], 0);
+    const total = COLUMNS.reduce((sum, state) => sum + counts[state], 0);
     const path = shared.queues.get(name);
     const pause = path ? pauseOf(path) : null;
     const control = path ? el('button', {
@@ -62,10 +106,9 @@ function renderCounts(rows) {
       el('td', { className: 'num', data: { queue: name, state: 'total' } }, total), el('td', {}, control));
   };
   const names = [...new Set([...queues.keys(), ...shared.pauses.map((p) => queueText(p.queue))])].sort();
-  const empty = Object.fromEntries(STATES.map((s) => [s, 0]));
-  const body = names.map((name) => line(name, queues.get(name) || empty));
+  const body = names.map((name) => line(name, queues.get(name) || zero()));
   if (body.length) body.push(line('total', totals, 'total'));
-  replaceRows($('counts'), headRow(['queue'], ...STATES.map((s) => [s, 'num']), ['total', 'num'], ['']),
+  replaceRows($('counts'), headRow(['queue'], ...COLUMNS.map((s) => [COLUMN_LABELS[s] || s, 'num']), ['total', 'num'], ['']),
     body, 'no jobs yet');
   renderQueueFilter();
 }
@@ -98,201 +141,26 @@ async function setPaused(name, paused) {
   scheduleRefresh();
 }
 
-// -- the workers ------------------------------------------------------------------------
-
-function renderWorkers(rows) {
-  const now = Date.now();
-  const body = rows.filter((row) => row.doc).map((row) => {
-    const w = row.doc;
-    // the rule of queshot/jobs.py's worker_gone
-    const lease = typeof w.lease_seconds === 'number' && w.lease_seconds > 0
-      ? w.lease_seconds : DEFAULT_LEASE_SECONDS;
-    const seen = typeof w.last_seen === 'number' && Number.isFinite(w.last_seen) ? w.last_seen : 0;
-    const gone = now - seen > GONE_AFTER_LEASES * lease * 1000;
-    const jobs = Array.isArray(w.jobs) ? String(w.jobs.length) : notA('a list', w.jobs);
-    const paused = w.paused === true || queuePaths(w.queues).every((path) => pauseOf(path));
-    return el('tr', { className: gone ? 'gone' : '', data: { worker: shown(w.name) || row.id } },
-      el('td', {}, shown(w.name)),
-      el('td', {}, el('bdi', {}, shown(w.host) || '-'), ':', el('bdi', {}, shown(w.pid) || '-')),
-      el('td', {}, queueText(w.queues)),
-      el('td', { className: 'num' }, jobs + '/' + (shown(w.concurrency) || '-')),
-      el('td', {}, ago(w.last_seen || 0)),
-      el('td', {}, gone ? 'gone' : paused ? 'paused' : 'alive'));
-  });
-  replaceRows($('workers'),
-    headRow(['name'], ['host:pid'], ['queue'], ['jobs', 'num'], ['last seen'], ['status']),
-    body, 'no workers');
-}
-
-// -- the schedules ------------------------------------------------------------------------
-
-// Schedule documents as they are (`queshot schedules` also says when each runs next).
-function renderSchedules(rows) {
-  const body = rows.filter((row) => row.doc).map((row) => {
-    const s = row.doc;
-    const when = typeof s.cron === 'string' ? s.cron : 'every ' + shown(s.every) + ' s';
-    const what = typeof s.task === 'string' ? s.task : JSON.stringify(s.data === undefined ? null : s.data);
-    return el('tr', { className: s.enabled === false ? 'gone' : '', data: { schedule: row.id } },
-      el('td', {}, el('a', { href: fauxtonUrl(row.id) }, row.id.slice(SCHEDULE_PREFIX.length))),
-      el('td', {}, when + (s.timezone ? ' (' + shown(s.timezone) + ')' : '')),
-      el('td', {}, queueText(s.queue)),
-      el('td', {}, what),
-      el('td', {}, s.enabled === false ? 'paused' : 'enabled'));
-  });
-  replaceRows($('schedules'), headRow(['name'], ['when'], ['queue'], ['runs'], ['status']),
-    body, 'no schedules');
-}
-
-// -- one job ---------------------------------------------------------------------------
-
-let openJob = null; // the job document shown, as read (its _rev guards the requeue)
-let wantedJob = null; // the id the panel is to show: the last one asked for
-let jobReads = 0; // only the latest read renders: a refresh's older one may answer last
-
-async function showJob(id) {
-  wantedJob = id;
-  const read = ++jobReads;
-  let doc;
-  try {
-    doc = await request('GET', docUrl(id));
-  } catch (error) {
-    if (read !== jobReads) return;
-    if (error.status === 404) {
-      openJob = null;
-      wantedJob = null;
-      $('job').hidden = true;
-      setStatus('no job ' + id, 'down');
-      return;
-    }
-    throw error;
-  }
-  if (read !== jobReads) return;
-  // a message about the job (requeued, refused) holds until the job moves on
-  if (!openJob || openJob._id !== doc._id || openJob.state !== doc.state) {
-    $('job-message').textContent = '';
-  }
-  openJob = doc;
-  history.replaceState(null, '', '#job=' + encodeURIComponent(id));
-  $('job').hidden = false;
-  $('job-id').textContent = doc._id;
-  $('job-fauxton').href = fauxtonUrl(doc._id);
-  const fields = [
-    ['state', shown(doc.state)],
-    ['queue', queueText(doc.queues)],
-    ['priority', shown(doc.priority || 0)],
-    ['attempts', shown(doc.attempts || 0) + ' of ' + (shown(doc.max_attempts) || '-')],
-    ['stalls', shown(doc.stalls || 0)],
-    ['progress', (typeof doc.progress === 'number' ? doc.progress : 0) + '%'],
-    ['worker', shown(doc.worker_id) || '-'],
-    ['lease until', when(doc.lease_expires_at)],
-    ['run at', when(doc.run_at)],
-    ['created', when(doc.created_at)],
-    ['claimed', when(doc.claimed_at)],
-    ['completed', when(doc.completed_at)],
-    ['failed', when(doc.failed_at)],
-    ['cancelled', when(doc.cancelled_at)],
-    ['cancel asked', when(doc.cancel_requested_at)],
-  ];
-  if (Array.isArray(doc.depends_on) && doc.depends_on.length) {
-    const waiting = Array.isArray(doc.waiting_for) ? doc.waiting_for : [];
-    fields.push(['depends on', doc.depends_on.length + ' job(s)' +
-      (waiting.length ? ', waiting for ' + waiting.map(shown).join(', ') : ', none left to wait for')]);
-  }
-  $('job-fields').replaceChildren(...fields.flatMap(([name, value]) => [
-    el('dt', {}, name),
-    el('dd', { className: name === 'state' ? 'state-' + value : '' }, value),
-  ]));
-  const error = doc.error;
-  $('job-error').textContent = error && typeof error === 'object'
-    ? (shown(error.type) || 'Error') + ' (attempt ' + (shown(error.attempt) || '?') + '): ' +
-      shown(error.message) + (error.traceback ? '\n\n' + shown(error.traceback) : '')
-    : 'none';
-  $('job-data').textContent = JSON.stringify(doc.data, null, 2);
-  $('job-task-part').hidden = typeof doc.task !== 'string';
-  $('job-data-part').hidden = typeof doc.task === 'string' && (doc.data === null || doc.data === undefined);
-  $('job-task').textContent = typeof doc.task === 'string'
-    ? doc.task + '(' + [
-      ...(Array.isArray(doc.args) ? doc.args : []).map((a) => JSON.stringify(a)),
-      ...Object.entries(isPlainObject(doc.kwargs) ? doc.kwargs : {}).map(([k, v]) => k + '=' + JSON.stringify(v)),
-    ].join(', ') + ')'
-    : '';
-  $('job-result-part').hidden = !('result' in doc);
-  $('job-result').textContent = 'result' in doc ? JSON.stringify(doc.result, null, 2) : '';
-  const log = Array.isArray(doc.log) ? doc.log : [];
-  $('job-log').replaceChildren(...log.map((line) => el('li', {}, line && typeof line === 'object'
-    ? (dateOf(line.at) ? dateOf(line.at).toLocaleTimeString() : notA('a time', line.at)) + '  ' + shown(line.msg)
-    : shown(line))));
-  $('requeue').hidden = !QUESHOT.FINISHED_STATES.includes(doc.state);
-  $('cancel').hidden = !(doc.state === 'inactive' ||
-    (doc.state === 'active' && typeof doc.cancel_requested_at !== 'number'));
-}
-
-// A cancel goes through the design doc's `cancel` handler, as `queshot cancel`
-// does: a waiting job ends at once, a running one is asked to stop.
-async function cancel() {
-  if (!openJob) return;
-  const message = $('job-message');
-  const id = openJob._id;
-  let answer;
-  try {
-    answer = await request('POST', dbUrl(DDOC_PATH + '/_update/cancel/' + encodeURIComponent(id)), {});
-  } catch (error) {
-    message.className = 'message';
-    message.textContent = 'refused: ' + error.message;
-    await showJob(id);
-    return;
-  }
-  await showJob(id);
-  message.className = 'message ok';
-  message.textContent = answer && answer.state === 'active' ? 'asked to stop' : 'cancelled';
-  scheduleRefresh();
-}
-
-// A requeue goes through the design doc's `requeue` handler, as `queshot
-// requeue` does; validate_doc_update decides who may.
-async function requeue() {
-  if (!openJob) return;
-  const message = $('job-message');
-  const id = openJob._id;
-  try {
-    await requeueOne(id);
-  } catch (error) {
-    message.className = 'message';
-    message.textContent = error.status === 409
-      ? 'the job changed meanwhile: shown again, look and retry'
-      : 'refused: ' + error.message;
-    if (error.status === 409) await showJob(id);
-    return;
-  }
-  await showJob(id);
-  message.className = 'message ok';
-  message.textContent = 'requeued';
-  scheduleRefresh();
-}
-
-function requeueOne(id) {
-  return request('POST', dbUrl(DDOC_PATH + '/_update/requeue/' + encodeURIComponent(id)), {});
-}
-
 // -- keeping it current ----------------------------------------------------------------
 
 async function refresh() {
   try {
-    const [stats, workers, ddoc, schedules] = await Promise.all([
-      query(DDOC_PATH + '/_view/stats', { group_level: 2 }),
+    const [counts, workers, running, ddoc, schedules] = await Promise.all([
+      readCounts(),
       query('_all_docs', { startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true }),
+      readRunning(),
       request('GET', dbUrl(DDOC_PATH)),
       query('_all_docs', { startkey: SCHEDULE_PREFIX, endkey: SCHEDULE_PREFIX + '\ufff0', include_docs: true }),
     ]);
     const pauses = ddoc && Array.isArray(ddoc[PAUSE_FIELD]) ? ddoc[PAUSE_FIELD] : [];
     shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue) && QUESHOT_MODEL.queuePath(p.queue));
     // Each panel on its own: one that cannot show what is stored leaves the others be.
-    panel('counts', () => renderCounts(stats.rows));
-    panel('workers', () => renderWorkers(workers.rows));
+    panel('counts', () => renderCounts(counts));
+    panel('workers', () => renderWorkers(workers.rows, running.rows));
     panel('schedules', () => renderSchedules(schedules.rows));
     await Promise.all([refreshJobs(), refreshChart().catch((error) => panelFailed('chart', error))]);
     if (wantedJob) await showJob(wantedJob);
-    $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    $('updated').textContent = 'updated ' + clock(Date.now());
     if (!feedDown && !loggedIn) setStatus('live', 'live');
   } catch (error) {
     if (error.status !== 401) setStatus('cannot read the queue: ' + error.message, 'down');
@@ -375,15 +243,15 @@ function start() {
     openList();
     refreshChart();
   });
-  $('requeue').addEventListener('click', requeue);
-  $('cancel').addEventListener('click', cancel);
-  $('job-close').addEventListener('click', () => {
-    openJob = null;
-    wantedJob = null;
-    $('job').hidden = true;
-    history.replaceState(null, '', location.pathname);
+  $('utc').checked = shownZone() === 'UTC';
+  $('utc').addEventListener('change', (event) => {
+    localStorage.setItem(UTC_KEY, String(event.target.checked));
+    scheduleRefresh();
   });
   startJobs();
+  startPanel();
+  startBusy();
+  startSchedules();
   startChart();
   const linked = /^#job=(.+)$/.exec(location.hash);
   if (linked) showJob(decodeURIComponent(linked[1])).catch(() => {});

@@ -71,16 +71,17 @@ async function refreshChart() {
   drawBars(bars, barMs, windowMs);
   $('chart-caption').textContent = 'jobs finished per ' + age(barMs) + ' (complete green, failed red)' +
     (shared.queue ? ' in ' + shared.queue : ', all queues');
-  const depth = { waiting: 0, running: 0 };
+  const depth = { waiting: 0, scheduled: 0, running: 0 };
   for (const [name, counts] of shared.counts) {
     if (shared.queue && name !== shared.queue) continue;
     depth.waiting += counts.inactive || 0;
+    depth.scheduled += counts.scheduled || 0;
     depth.running += counts.active || 0;
   }
   const summary = $('chart-summary');
   const finished = Object.entries(totals).map(([kind, n]) => n + ' ' + kind).join(', ') || 'nothing finished';
-  summary.textContent = finished + ' · depth now: ' + depth.waiting + ' waiting, ' + depth.running +
-    ' running · wait to start: p50 ' + waitText(percentile(histogram, 0.5)) +
+  summary.textContent = finished + ' · depth now: ' + depth.waiting + ' waiting, ' + depth.scheduled + ' scheduled, ' +
+    depth.running + ' running · wait to start: p50 ' + waitText(percentile(histogram, 0.5)) +
     ', p95 ' + waitText(percentile(histogram, 0.95));
   Object.assign(summary.dataset, {
     complete: totals.complete || 0, failed: totals.failed || 0,

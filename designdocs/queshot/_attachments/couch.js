@@ -81,6 +81,7 @@ let onLoggedIn = () => {};
 function askToLogIn() {
   if (!loggedIn) {
     $('login').hidden = false;
+    document.body.classList.add('logged-out');
     setStatus('not logged in', 'down');
     loggedIn = new Promise((resolve) => { onLoggedIn = resolve; });
   }
@@ -103,6 +104,7 @@ async function logIn(event) {
   field('password').value = '';
   $('login-message').textContent = '';
   $('login').hidden = true;
+  document.body.classList.remove('logged-out');
   loggedIn = null;
   onLoggedIn();
   scheduleRefresh();
@@ -160,13 +162,37 @@ function dateOf(ms) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-function when(ms) {
-  if (ms === null || ms === undefined) return '-';
+// Times show with their zone: the browser's own, or UTC when the header's
+// toggle says so (kept in localStorage); a schedule's in its own zone.
+const UTC_KEY = 'queshot.utc';
+const clockFormats = new Map();
+
+function shownZone() {
+  return localStorage.getItem(UTC_KEY) === 'true' ? 'UTC' : undefined;
+}
+
+// "2026-12-06 07:40:12 GMT+1" in `zone` (the shown one by default).
+function clock(ms, zone = shownZone()) {
+  zone = zone || undefined; // null (a zone this browser does not know): the page's own
   const date = dateOf(ms);
   if (!date) return notA('a time', ms);
+  const name = zone || '';
+  if (!clockFormats.has(name)) {
+    clockFormats.set(name, new Intl.DateTimeFormat('en-GB', {
+      timeZone: zone, hourCycle: 'h23', timeZoneName: 'short',
+      year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    }));
+  }
+  const parts = Object.fromEntries(clockFormats.get(name).formatToParts(date).map((p) => [p.type, p.value]));
+  return parts.year + '-' + parts.month + '-' + parts.day + ' ' + parts.hour + ':' + parts.minute + ':' +
+    parts.second + ' ' + parts.timeZoneName;
+}
+
+function when(ms) {
+  if (ms === null || ms === undefined) return '-';
+  if (!dateOf(ms)) return notA('a time', ms);
   const delta = ms - Date.now();
-  const relative = delta > 0 ? 'in ' + age(delta) : age(-delta) + ' ago';
-  return date.toLocaleString() + ' (' + relative + ')';
+  return clock(ms) + ' (' + (delta > 0 ? 'in ' + age(delta) : age(-delta) + ' ago') + ')';
 }
 
 // How long ago a time was: "12m 5s ago".
@@ -211,4 +237,43 @@ function replaceRows(table, head, rows, empty) {
 
 function headRow(...names) {
   return el('tr', {}, ...names.map(([name, className]) => el('th', { className: className || '' }, name)));
+}
+
+// -- one vocabulary ------------------------------------------------------------------
+
+// What people call each state; `inactive` is the stored name of both waiting
+// (due now) and scheduled (due later: delayed, or waiting to retry).
+const STATE_LABELS = { inactive: 'waiting', active: 'running' };
+
+function stateLabel(state, dueAt) {
+  if (state === 'inactive' && typeof dueAt === 'number' && dueAt > Date.now()) return 'scheduled';
+  return STATE_LABELS[state] || shown(state);
+}
+
+// A value in one short line: the start of its JSON.
+function preview(value, max = 120) {
+  let text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text === undefined) text = String(value);
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}
+
+// A task call as written: add(2, b=3).
+function callText(doc) {
+  const args = Array.isArray(doc.args) ? doc.args.map((a) => JSON.stringify(a)) : [];
+  const kwargs = Object.entries(isPlainObject(doc.kwargs) ? doc.kwargs : {})
+    .map(([k, v]) => k + '=' + JSON.stringify(v));
+  return doc.task + '(' + [...args, ...kwargs].join(', ') + ')';
+}
+
+// An error as "Type: message" (the exception class first, as Python prints it).
+function errorText(error) {
+  if (!error || typeof error !== 'object') return '';
+  return (shown(error.type) || 'Error') + ': ' + shown(error.message);
+}
+
+// A progress bar with its number: a stored value that is no number shows as 0.
+function progressBar(value) {
+  const n = typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.min(100, value)) : 0;
+  return el('span', { className: 'progress' },
+    el('progress', { max: 100, value: n }), el('span', { className: 'num' }, Math.round(n) + '%'));
 }

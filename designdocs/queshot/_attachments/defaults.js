@@ -19,6 +19,7 @@ const QUESHOT = Object.freeze({
   GONE_AFTER_LEASES: {{ worker_gone_after_leases|tojson }},
   DEFAULT_LEASE_SECONDS: {{ lease_seconds|tojson }},
   PAUSE_FIELD: {{ pause_field|tojson }},
+  SCHEDULE_TIMEZONE: {{ schedule_timezone|tojson }},
   ACTIVITY_BUCKET_MS: {{ activity_bucket_ms|tojson }},
   WAIT_BUCKETS_MS: {{ wait_buckets_ms|tojson }},
 });
