@@ -13,9 +13,10 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   when the job is no longer held at that revision.
 - `expire` {}: takes back a running job whose lease or timeout has run out by
   the server's clock: {state, why: "stall" | "timeout", stalls}.
-- `requeue` {}: a failed, complete or cancelled job back to waiting, a fresh start.
-- `cancel` {}: a waiting (or blocked) job cancelled at once, a running one
-  asked to stop (`cancel_requested_at`): {state}; 409 for a finished job.
+- `requeue` {by}: a failed, complete or cancelled job back to waiting, a fresh
+  start. `cancel` {by}: a waiting (or blocked) job cancelled at once, a running
+  one asked to stop (`cancel_requested_at`): {state}; 409 for a finished job.
+  Both log who did it: the account, and `by` ("cli", "python", "dashboard").
 - `resolve` {dependency, state, result?}: a job a blocked job waits for has
   finished: {state, changed} (idempotent).
 - `unclaimable` {worker_id, reason}: a waiting job that no worker can claim
@@ -162,15 +163,16 @@ def expire(db: Database, job_id: str) -> dict[str, Any]:
     return answer if isinstance(answer, dict) else {}
 
 
-def requeue(db: Database, job_id: str) -> UpdateResult:
-    """A failed, complete or cancelled job back to waiting, attempts and stalls reset."""
-    return db.update(DDOC, "requeue", job_id, {})
+def requeue(db: Database, job_id: str, *, by: str) -> UpdateResult:
+    """A failed, complete or cancelled job back to waiting, attempts and
+    stalls reset; its log names the account and `by`, the tool it used."""
+    return db.update(DDOC, "requeue", job_id, {"by": by})
 
 
-def cancel(db: Database, job_id: str) -> str:
+def cancel(db: Database, job_id: str, *, by: str) -> str:
     """Cancel a job; the state it is in now: `cancelled`, or `active` for a
     running job asked to stop. Conflict for a job that already finished."""
-    answer = db.update(DDOC, "cancel", job_id, {}).body
+    answer = db.update(DDOC, "cancel", job_id, {"by": by}).body
     return answer.get("state", "cancelled") if isinstance(answer, dict) else "cancelled"
 
 
@@ -291,10 +293,14 @@ def queue_paths(db: Database, under: list[str] | None = None) -> list[Any]:
     return [row["key"][0] for row in db.view(DDOC, "stats", group_level=1, **span)["rows"]]
 
 
-def state_count(db: Database, path: list[str], state: str, until: float | None = None) -> int:
-    """Jobs of exactly `path` in `state` (only those in it since `until`, epoch ms, or earlier)."""
+def state_count(
+    db: Database, path: list[str], state: str, until: float | None = None, *, after: Any = None
+) -> int:
+    """Jobs of exactly `path` in `state`, only those in it since `until` (epoch
+    ms) or earlier, or since after `after` (a waiting job's since: when due)."""
     end = {} if until is None else until
-    rows = db.view(DDOC, "stats", startkey=[path, state], endkey=[path, state, end])["rows"]
+    start = [path, state] if after is None else [path, state, after, {}]  # [.., after] < this
+    rows = db.view(DDOC, "stats", startkey=start, endkey=[path, state, end])["rows"]
     return rows[0]["value"] if rows else 0
 
 
@@ -320,15 +326,17 @@ def oldest_in_state(
 
 
 def listing_range(
-    state: str | None, queue: list[str] | None, until: int | None = None
+    state: str | None, queue: list[str] | None, until: int | None = None, after: int | None = None
 ) -> tuple[str, list[Any], list[Any]]:
     """The view and key range of jobs in `state` (any, if None) of `queue`
-    (exactly that path; any queue if None) that entered it no later than `until`."""
+    (exactly that path; any queue if None) that entered it no later than
+    `until`, and later than `after` (each if given)."""
     prefix: list[Any] = [queue] if queue is not None else []
     if state is not None:
         prefix.append(state)
     end = [*prefix, {} if until is None else until]
-    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), prefix, end
+    start = prefix if after is None else [*prefix, after, {}]
+    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), start, end
 
 
 def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from .. import admin, schedule_admin
-from ..jobs import STATES
+from ..jobs import SHOWN_STATES, shown_state
 from . import output
 
 
@@ -22,7 +22,7 @@ def stats_lines(result: admin.Stats, now: int) -> list[str]:
     rows = [
         [
             output.queue_text(q.queue) + (" (paused)" if q.paused else ""),
-            *(q.counts.get(s, 0) for s in STATES),
+            *(q.counts.get(s, 0) for s in SHOWN_STATES),
             q.total,
             waiting(q.oldest_waiting_since),
         ]
@@ -31,12 +31,12 @@ def stats_lines(result: admin.Stats, now: int) -> list[str]:
     rows.append(
         [
             "total",
-            *(result.totals.get(s, 0) for s in STATES),
+            *(result.totals.get(s, 0) for s in SHOWN_STATES),
             result.total,
             waiting(result.oldest_waiting_since),
         ]
     )
-    headers = ["QUEUE", *(s.upper() for s in STATES), "TOTAL", "OLDEST WAITING"]
+    headers = ["QUEUE", *(s.upper() for s in SHOWN_STATES), "TOTAL", "OLDEST WAITING"]
     return output.table_lines(headers, rows)
 
 
@@ -49,7 +49,7 @@ def jobs_lines(jobs: list[admin.JobSummary], now: int) -> list[str]:
     rows = [
         [
             job.id,
-            job.state,
+            shown_state(job.state, job.since, now),
             output.queue_text(job.queues),
             output.age(now - job.since) if output.is_number(job.since) else "?",
             job.priority,
