@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import admin, schedule_admin
+from .. import admin, history, schedule_admin
 from ..jobs import SHOWN_STATES, shown_state
 from . import output
 
@@ -37,6 +37,19 @@ def stats_lines(result: admin.Stats, now: int) -> list[str]:
         ]
     )
     headers = ["QUEUE", *(s.upper() for s in SHOWN_STATES), "TOTAL", "OLDEST WAITING"]
+    return output.table_lines(headers, rows)
+
+
+def history_lines(found: list[history.QueueHistory]) -> list[str]:
+    """Per queue, jobs that ended complete and failed in each window (the
+    workers' history counters: they outlive requeue, delete and clean)."""
+    windows = [w for w, _ in history.WINDOWS]
+    states = history.HISTORY_STATES
+    rows = [
+        [output.queue_text(q.queue)] + [q.counts[w].get(s, 0) for w in windows for s in states]
+        for q in found
+    ]
+    headers = ["QUEUE"] + [f"{s}/{w}".upper() for w in windows for s in states]
     return output.table_lines(headers, rows)
 
 

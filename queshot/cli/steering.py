@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .. import admin
+from .. import admin, history
 from ..jobs import SHOWN_STATES, JobFailed, ResultTimeout, now_ms
 from ..results import wait_for_job
 from . import common, output, reports
@@ -22,6 +22,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
         return 0
     print("\n".join(reports.stats_lines(result, now_ms())))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        found = history.recent(common.database(args, couch))
+    if output.json_or_nothing(args, found, empty=not found, nothing="no history yet"):
+        return 0
+    print("\n".join(reports.history_lines(found)))
     return 0
 
 
@@ -110,6 +119,7 @@ def add_commands(commands: Any) -> None:
         return parser
 
     command("stats", "jobs per queue and state, oldest waiting job", cmd_stats)
+    command("history", "jobs completed and failed per queue: last hour, day, week", cmd_history)
 
     jobs = command("jobs", "list jobs by queue and/or state", cmd_jobs)
     jobs.add_argument("--queue", help="queue name, or a path like email/welcome")
