@@ -198,7 +198,7 @@ def schedules_lines(found: list[schedule_admin.ScheduleStatus]) -> list[str]:
             output.text(s.runs)[:40],
             ("on" if s.enabled else "paused") if s.problem is None else "BROKEN",
             s.catch_up or "-",
-            output.when(s.next_run) if s.problem is None else s.problem,
+            output.zoned_when(s.next_run, s.zone or "UTC") if s.problem is None else s.problem,
         ]
         for s in found
     ]
