@@ -60,7 +60,8 @@ class HistoryCounter(Hook):
             queue = "/".join(queue_path(job.doc.get("queues")))
         except QueueError:
             return  # a job with no queue path is counted nowhere
-        minute = now_ms() - now_ms() % history.MINUTE_MS
+        now = now_ms()
+        minute = now - now % history.MINUTE_MS
         with self._lock:
             counts = self._counts.setdefault((minute, queue), [0] * len(history.HISTORY_STATES))
             counts[history.HISTORY_STATES.index(outcome.state)] += 1
@@ -101,7 +102,8 @@ class HistoryCounter(Hook):
             raise
         for doc in docs:
             self._stored(doc, results.get(doc["_id"], {"error": "no answer"}), taken)
-        self._docs = {h: d for h, d in self._docs.items() if h >= max(self._docs) - history.HOUR_MS}
+        latest = max(self._docs, default=0)  # the hours before the last two take no more counts
+        self._docs = {h: d for h, d in self._docs.items() if h >= latest - history.HOUR_MS}
         if new_hour:
             self._prune()
 
