@@ -57,7 +57,7 @@ class HistoryCounter(Hook):
         if outcome.state not in history.HISTORY_STATES:
             return
         try:
-            queue = "/".join(queue_path(job.doc.get("queues")))
+            queue = "/".join(queue_path(job.claimed_doc.get("queues")))  # as stored
         except QueueError:
             return  # a job with no queue path is counted nowhere
         now = now_ms()
