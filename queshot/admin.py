@@ -1,6 +1,7 @@
-"""Watching and steering jobs: what `queshot stats/jobs/show/requeue/clean/
-pause/workers` report, as data (the CLI only formats it). The schedules'
-counterpart is `schedule_admin.py`, the dashboard's `dashboard.py`.
+"""Watching and steering jobs: what `queshot stats/jobs/show/pause/workers`
+report, as data (the CLI only formats it); acting on jobs (requeue, cancel,
+delete, clean) is `bulk.py`. The schedules' counterpart is
+`schedule_admin.py`, the dashboard's `dashboard.py`.
 
 Listings read the `jobs_by_state` ([state, since]) and `jobs_by_queue`
 ([path, state, since]) views, whose rows carry a job summary, so no whole job
@@ -12,22 +13,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import dependencies, protocol
+from . import protocol
 from .couch import (
-    Conflict,
     Database,
     Forbidden,
     NotFound,
     Unauthorized,
     get_to_show,
-    rows_between,
 )
 from .jobs import (
+    SHOWN_STATES,
     STATES,
+    STORED_STATE_SHOWN_AS,
     WORKER_DOC_PREFIX,
     WORKER_TYPE,
     JobNotFound,
@@ -41,7 +41,6 @@ from .readable import key_text, path_or_none
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
 # `queshot show` shows a job nested deeper than Python parses down to this depth.
 SHOWN_DEPTH = 100
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -61,11 +60,12 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class QueueStats:
-    """Jobs of one queue path per state; `oldest_waiting_since` is when the
-    longest-waiting due job became due (epoch ms), None if none is waiting;
-    `paused` whether a pause (of it or a queue above it) holds its jobs back.
-    `queue` is the path, or, for jobs whose `queues` is not a queue at all,
-    what they hold instead (see `queue_label`)."""
+    """Jobs of one queue path per state as people read them (SHOWN_STATES:
+    waiting jobs split into due and scheduled); `oldest_waiting_since` is when
+    the longest-waiting due job became due (epoch ms), None if none is
+    waiting; `paused` whether a pause (of it or a queue above it) holds its
+    jobs back. `queue` is the path, or, for jobs whose `queues` is not a
+    queue at all, what they hold instead (see `queue_label`)."""
 
     queue: Any
     counts: dict[str, int]
@@ -83,19 +83,29 @@ class Stats:
 
 
 def stats(db: Database) -> Stats:
-    """Counts per queue and state (the `stats` view at group_level=2), with the
-    age of each queue's oldest waiting job: the first sign of a stuck queue."""
+    """Counts per queue and state (the `stats` view at group_level=2), waiting
+    jobs split at now into due and scheduled (two range counts of the same
+    view), with the age of each queue's oldest due job: the first sign of a
+    stuck queue. Totals are sums of the numbers shown, so a row agrees with
+    itself however the jobs moved between the reads."""
     now = now_ms()
     result = tally(protocol.counts(db), protocol.read_paused(db))
     for entry in result.queues:
         path = path_or_none(entry.queue)
-        if entry.counts["inactive"] and path is not None:
+        if not entry.counts["waiting"] or path is None:
+            continue
+        entry.counts["waiting"] = protocol.state_count(db, path, "inactive", until=now)
+        entry.counts["scheduled"] = protocol.state_count(db, path, "inactive", after=now)
+        entry.total = sum(entry.counts.values())
+        if entry.counts["waiting"]:
             view, start, end = protocol.listing_range("inactive", path, until=now)
             rows = protocol.listing(db, view, startkey=start, endkey=end, limit=1)
             since = rows[0]["key"][-1] if rows else None
             entry.oldest_waiting_since = since if isinstance(since, int | float) else None
     waiting = [q.oldest_waiting_since for q in result.queues if q.oldest_waiting_since is not None]
     result.oldest_waiting_since = min(waiting, default=None)
+    result.totals = _totals(result.queues)
+    result.total = sum(result.totals.values())
     return result
 
 
@@ -103,7 +113,8 @@ def tally(rows: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> Stats:
     """The `stats` view's rows ({key: [path, state], value: count}) per queue
     and state, whatever the jobs held: "a/b" and ["a", "b"] are one queue, a
     `queues` that is no queue is counted under what it holds, and a state
-    that is none of STATES under its JSON text."""
+    that is none of STATES under its JSON text. States are named as shown
+    (inactive: waiting, active: running); `stats` splits off the scheduled."""
     per_queue: dict[str, QueueStats] = {}
     for row in rows:
         key = row.get("key")
@@ -111,10 +122,11 @@ def tally(rows: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> Stats:
         path = path_or_none(raw)
         queue = raw if path is None else path
         state = state if isinstance(state, str) else key_text(state)
+        state = STORED_STATE_SHOWN_AS.get(state, state)
         count = row.get("value")
         count = count if isinstance(count, int) and not isinstance(count, bool) else 0
         entry = per_queue.setdefault(
-            key_text(queue), QueueStats(queue, dict.fromkeys(STATES, 0), 0, None)
+            key_text(queue), QueueStats(queue, dict.fromkeys(SHOWN_STATES, 0), 0, None)
         )
         entry.counts[state] = entry.counts.get(state, 0) + count
         entry.total += count
@@ -123,11 +135,16 @@ def tally(rows: list[dict[str, Any]], pauses: list[dict[str, Any]]) -> Stats:
     queues = sorted(
         per_queue.values(), key=lambda q: (not isinstance(q.queue, list), key_text(q.queue))
     )
-    totals = dict.fromkeys(STATES, 0)
+    totals = _totals(queues)
+    return Stats(queues, totals, sum(totals.values()), None)
+
+
+def _totals(queues: list[QueueStats]) -> dict[str, int]:
+    totals = dict.fromkeys(SHOWN_STATES, 0)
     for entry in queues:
         for state, count in entry.counts.items():
             totals[state] = totals.get(state, 0) + count
-    return Stats(queues, totals, sum(totals.values()), None)
+    return totals
 
 
 # -- listing and reading -----------------------------------------------------------
@@ -170,21 +187,43 @@ def list_jobs(
     limit: int = 20,
     newest_first: bool = False,
 ) -> list[JobSummary]:
-    """Jobs of a queue (exactly that path) and/or state, ordered by state, then
-    by when they entered it (oldest first unless `newest_first`)."""
-    if state is not None and state not in STATES:
-        raise QueueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+    """Jobs of a queue (exactly that path) and/or state (as shown, or as
+    stored: see `state_range`), ordered by state, then by when they entered
+    it (oldest first unless `newest_first`)."""
     if not isinstance(limit, int) or limit < 1:
         raise QueueError(f"limit must be a whole number >= 1 (got {limit!r})")
-    view, start, end = protocol.listing_range(
-        state, queue_path(queue) if queue is not None else None
-    )
+    view, start, end = state_range(state, queue_path(queue) if queue is not None else None)
     if newest_first:
         start, end = end, start
     rows = protocol.listing(
         db, view, startkey=start, endkey=end, limit=limit, descending=newest_first
     )
     return [JobSummary.from_row(row) for row in rows]
+
+
+def state_range(
+    state: str | None, path: list[str] | None, now: int | None = None, until: int | None = None
+) -> tuple[str, list[Any], list[Any]]:
+    """The listing view and key range of a state as people name it (waiting:
+    due by `now`; scheduled: due later; running) or as stored (inactive:
+    both); running and finished ones only if in it since `until` or earlier."""
+    if state is not None and state not in SHOWN_STATES and state not in STATES:
+        raise QueueError(f"unknown state {state!r}: one of {', '.join(SHOWN_STATES)}")
+    now = now_ms() if now is None else now
+    if state == "waiting":
+        return protocol.listing_range("inactive", path, until=now)
+    if state == "scheduled":
+        return protocol.listing_range("inactive", path, after=now)
+    stored = stored_state(state)
+    return protocol.listing_range(stored, path, until=None if stored == "inactive" else until)
+
+
+_STORED_AS = {shown: stored for stored, shown in STORED_STATE_SHOWN_AS.items()}
+
+
+def stored_state(state: Any) -> Any:
+    """The stored name of a state as shown (waiting and scheduled: inactive)."""
+    return "inactive" if state == "scheduled" else _STORED_AS.get(state, state)
 
 
 def get_job(db: Database, job_id: str) -> dict[str, Any]:
@@ -203,110 +242,6 @@ def get_job(db: Database, job_id: str) -> dict[str, Any]:
             what = "a document with neither 'queues' nor 'state'"
         raise QueueError(f"{job_id!r} is {what}, not a job")
     return doc
-
-
-# -- requeue and clean --------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What happened to one job: `ok` (requeued/deleted), else `detail` says why not."""
-
-    id: str
-    ok: bool
-    detail: str = ""
-
-
-def _drain(
-    db: Database,
-    view: str,
-    start: list[Any],
-    end: list[Any],
-    act: Callable[[list[dict[str, Any]]], list[Outcome]],
-) -> list[Outcome]:
-    """Apply `act` to every row of a key range, a batch at a time, while `act`
-    moves rows out of the range (requeue, delete). Pages by the last row's key
-    and id (CouchDB's documented pagination), so rows `act` could not deal
-    with are neither retried nor make the walk skip others."""
-    outcomes: list[Outcome] = []
-    last: dict[str, Any] | None = None
-    while True:
-        page: dict[str, Any] = {"startkey": start, "endkey": end, "limit": BATCH}
-        if last is not None:
-            page.update(startkey=last["key"], startkey_docid=last["id"])
-        rows = protocol.listing(db, view, **page)
-        fresh = rows_between(rows, last, None)
-        if fresh:
-            outcomes += act(fresh)
-            last = fresh[-1]
-        if len(rows) < BATCH or not fresh:
-            return outcomes
-
-
-def _requeue_one(db: Database, job_id: str) -> Outcome:
-    try:
-        protocol.requeue(db, job_id)  # the handler says which jobs it takes, and why not
-    except (Forbidden, Conflict, NotFound) as exc:
-        return Outcome(job_id, False, exc.reason or exc.error)
-    return Outcome(job_id, True)
-
-
-def requeue(db: Database, job_ids: list[str]) -> list[Outcome]:
-    """Put failed (or complete) jobs back to waiting with attempts reset, as
-    `Queue.requeue` does. Waiting or running jobs are left alone."""
-    return [_requeue_one(db, job_id) for job_id in job_ids]
-
-
-def cancel(db: Database, job_ids: list[str]) -> list[Outcome]:
-    """Cancel jobs: waiting ones at once; running ones are asked to stop
-    (`detail` says so); finished ones are refused with the handler's reason."""
-    return [_cancel_one(db, job_id) for job_id in job_ids]
-
-
-def _cancel_one(db: Database, job_id: str) -> Outcome:
-    try:
-        state = dependencies.cancel(db, job_id)
-    except (Forbidden, Conflict, NotFound) as exc:
-        return Outcome(job_id, False, exc.reason or exc.error)
-    return Outcome(job_id, True, "asked to stop: it is running" if state == "active" else "")
-
-
-def requeue_failed(db: Database, *, queue: str | list[str] | None = None) -> list[Outcome]:
-    """Requeue every job that had failed (of one queue, or all) when called;
-    jobs that fail again meanwhile are not picked up twice."""
-    path = queue_path(queue) if queue is not None else None
-    view, start, end = protocol.listing_range("failed", path, until=now_ms())
-    return _drain(db, view, start, end, lambda rows: requeue(db, [r["id"] for r in rows]))
-
-
-def _delete_rows(db: Database, rows: list[dict[str, Any]]) -> list[Outcome]:
-    docs = [{"_id": r["id"], "_rev": r["value"]["rev"], "_deleted": True} for r in rows]
-    results = {r["id"]: r for r in db.bulk_docs(docs)}  # by id: pouchdb-server reorders them
-    outcomes = []
-    for doc in docs:
-        result = results.get(doc["_id"], {"error": "no answer"})
-        detail = "" if "error" not in result else result.get("reason") or result["error"]
-        outcomes.append(Outcome(doc["_id"], not detail, detail))
-    return outcomes
-
-
-def clean(
-    db: Database,
-    *,
-    state: str = "complete",
-    older_than: float,
-    queue: str | list[str] | None = None,
-) -> list[Outcome]:
-    """Delete jobs that have been `state` (complete or failed) for longer than
-    `older_than` seconds, in `_bulk_docs` batches. A job changed since it was
-    listed is not deleted (its outcome says why)."""
-    if state not in ("complete", "failed"):
-        raise QueueError(f"clean removes complete or failed jobs, not {state!r}")
-    path = queue_path(queue) if queue is not None else None
-    view, start, end = protocol.listing_range(state, path, until=now_ms() - int(older_than * 1000))
-    outcomes = _drain(db, view, start, end, lambda rows: _delete_rows(db, rows))
-    log.debug("%s: deleted %d %s jobs", db.name, sum(o.ok for o in outcomes), state)
-    return outcomes
 
 
 # -- pausing queues ---------------------------------------------------------------------

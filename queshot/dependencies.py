@@ -133,10 +133,10 @@ def _finished(docs: dict[str, dict[str, Any] | None]) -> list[Finished]:
     ]
 
 
-def cancel(db: Database, job_id: str) -> str:
-    """Cancel a job (protocol.cancel) and, if that ended it, tell the jobs
-    that wait for it: the state it is in now."""
-    state = protocol.cancel(db, job_id)
+def cancel(db: Database, job_id: str, *, by: str) -> str:
+    """Cancel a job (protocol.cancel; `by` names the tool in its log) and, if
+    that ended it, tell the jobs that wait for it: the state it is in now."""
+    state = protocol.cancel(db, job_id, by=by)
     if state == "cancelled":
         resolve_dependents(db, [(job_id, state, None)])
     return state

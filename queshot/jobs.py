@@ -30,6 +30,11 @@ DEFAULTS: dict[str, Any] = json.loads((DESIGN_DOCS / "context.json").read_text()
 
 STATES: tuple[str, ...] = tuple(DEFAULTS["states"])
 FINISHED_STATES: tuple[str, ...] = tuple(DEFAULTS["finished_states"])
+# What people read (CLI, metrics, dashboard): `inactive` is shown as waiting
+# when due, scheduled when its due time (run_at, a retry's backoff) is ahead;
+# `active` as running. The stored names stay the seed's.
+SHOWN_STATES: tuple[str, ...] = tuple(DEFAULTS["shown_states"])
+STORED_STATE_SHOWN_AS: dict[str, str] = DEFAULTS["stored_state_shown_as"]
 LEASE_SECONDS: float = float(DEFAULTS["lease_seconds"])
 WORKER_TYPE: str = DEFAULTS["worker_type"]
 WORKER_DOC_PREFIX: str = DEFAULTS["worker_doc_prefix"]
@@ -271,6 +276,15 @@ def is_due(doc: dict[str, Any], now: float) -> bool:
     it has one, has come. The same rule as the claim handler's."""
     run_at = doc.get("run_at")
     return not _is_number(run_at) or run_at <= now
+
+
+def shown_state(state: Any, since: Any, now: float) -> Any:
+    """The state people read for a stored one (see SHOWN_STATES): a waiting
+    job whose due time `since` (its stats/listing key) is after `now` is
+    scheduled. A state no job should hold is given back as it is."""
+    if state == "inactive" and _is_number(since) and since > now:
+        return "scheduled"
+    return STORED_STATE_SHOWN_AS.get(state, state) if isinstance(state, str) else state
 
 
 def timeout_seconds(doc: dict[str, Any]) -> float | None:

@@ -166,7 +166,7 @@ def limit_families(db: Database, stats: admin.Stats) -> Iterator[Any]:
             if isinstance(e.queue, list) and e.queue[: len(limit.queue)] == limit.queue
         ]
         waiting.add_metric(
-            [limit.name], sum(e.counts.get("inactive", 0) for e in under) if full else 0
+            [limit.name], sum(e.counts.get("waiting", 0) for e in under) if full else 0
         )
     yield from (size, used, waiting)
 

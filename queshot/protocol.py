@@ -13,30 +13,19 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   when the job is no longer held at that revision.
 - `expire` {}: takes back a running job whose lease or timeout has run out by
   the server's clock: {state, why: "stall" | "timeout", stalls}.
-- `requeue` {}: a failed, complete or cancelled job back to waiting, a fresh start.
-- `cancel` {}: a waiting (or blocked) job cancelled at once, a running one
-  asked to stop (`cancel_requested_at`): {state}; 409 for a finished job.
+- `requeue` {by}: a finished job back to waiting, a fresh start. `cancel`
+  {by}: a waiting job cancelled, a running one asked to stop: {state}; 409 if
+  finished. Both log who did it: the account and `by` ("cli", "python"...).
 - `resolve` {dependency, state, result?}: a job a blocked job waits for has
   finished: {state, changed} (idempotent).
-- `unclaimable` {worker_id, reason}: a waiting job that no worker can claim
-  as it is stored (its claim refused for the job's own content) fails, with
-  an `Unclaimable` error naming the reason: {state}; 409 if it is not waiting.
-  The answer never echoes the document (it may be what could not be read).
-- `pause` {queue, paused}, on the design document itself: records (or lifts) a queue's
-  pause under PAUSE_FIELD; `claim` and validate_doc_update refuse to start its jobs.
+- `unclaimable` {worker_id, reason}: a waiting job no worker can claim as
+  stored fails (`Unclaimable`): {state}, never the document; 409 if not waiting.
+- `pause` {queue, paused}, on the design document itself: records (or lifts)
+  a queue's pause under PAUSE_FIELD, which `claim` and the rules honour.
 
-Views of `_design/queshot`, the ones workers read or that answer at a glance:
-`pending` [path, -priority, due] -> run_at (claimable jobs, one row per queue-path
-prefix); `leases` deadline -> worker_id (running jobs); `stats` [path, state, since] ->
-revision, _count (the counts; what retention removes); `dependents` dependency id ->
-null (blocked jobs, a row per job they still wait for; `_count` reduce).
-
-Views of `_design/queshot-watch`, for people looking at jobs (listings, search, the
-chart): `jobs_by_state` [state, since] and `jobs_by_queue` [path, state, since] -> a
-job summary; `jobs_by_data` [field, value] -> a job summary; `activity` [bucket, state,
-path] and [bucket, "wait", path, histogram bucket] -> _count. Their index is built
-when they are read (`autoupdate: false`), not on every write: a query of `pending`
-updates every view of its design doc, so these would cost each claim round.
+Views: `pending`, `leases`, `stats`, `dependents` of `_design/queshot` (for
+workers, and counts); `jobs_by_*`, `activity`, `history` of `queshot-watch`
+(for people, indexed when read). ARCHITECTURE.md gives their keys.
 """
 
 from __future__ import annotations
@@ -96,12 +85,10 @@ _provisioned_lock = threading.Lock()
 
 
 def require_design_doc(db: Database) -> None:
-    """Raise NotProvisioned unless the database has `_design/queshot`. Checked
-    once per process and database (then remembered): one `_all_docs` request
-    for that one key, a few hundred bytes, before the first write; a database
-    whose design doc is removed later is not noticed by a running process.
-    `_all_docs` reads one copy of a cluster's shard, which may not have a
-    design doc pushed a moment ago yet: a miss is confirmed by a quorum read."""
+    """Raise NotProvisioned unless the database has `_design/queshot`: one
+    `_all_docs` request per process and database (then remembered; a later
+    removal goes unnoticed). It reads one copy of a cluster's shard, which may
+    lack a design doc pushed a moment ago: a miss is confirmed by a quorum read."""
     if db.url in _provisioned:
         return
     try:
@@ -163,15 +150,16 @@ def expire(db: Database, job_id: str) -> dict[str, Any]:
     return answer if isinstance(answer, dict) else {}
 
 
-def requeue(db: Database, job_id: str) -> UpdateResult:
-    """A failed, complete or cancelled job back to waiting, attempts and stalls reset."""
-    return db.update(DDOC, "requeue", job_id, {})
+def requeue(db: Database, job_id: str, *, by: str) -> UpdateResult:
+    """A failed, complete or cancelled job back to waiting, attempts and
+    stalls reset; its log names the account and `by`, the tool it used."""
+    return db.update(DDOC, "requeue", job_id, {"by": by})
 
 
-def cancel(db: Database, job_id: str) -> str:
+def cancel(db: Database, job_id: str, *, by: str) -> str:
     """Cancel a job; the state it is in now: `cancelled`, or `active` for a
     running job asked to stop. Conflict for a job that already finished."""
-    answer = db.update(DDOC, "cancel", job_id, {}).body
+    answer = db.update(DDOC, "cancel", job_id, {"by": by}).body
     return answer.get("state", "cancelled") if isinstance(answer, dict) else "cancelled"
 
 
@@ -267,8 +255,7 @@ def warm_up(db: Database, view: str = PENDING) -> None:
 
 def expired_leases(db: Database, limit: int) -> list[dict[str, Any]]:
     """Running jobs whose deadline (lease end or timeout) has passed by this
-    machine's clock: {id, value: worker_id}. Only nominees: `expire` decides
-    by the server's clock."""
+    machine's clock: {id, value: worker_id}; `expire` decides by the server's."""
     return db.view(DDOC, "leases", endkey=now_ms(), limit=limit)["rows"]
 
 
@@ -292,10 +279,14 @@ def queue_paths(db: Database, under: list[str] | None = None) -> list[Any]:
     return [row["key"][0] for row in db.view(DDOC, "stats", group_level=1, **span)["rows"]]
 
 
-def state_count(db: Database, path: list[str], state: str, until: float | None = None) -> int:
-    """Jobs of exactly `path` in `state` (only those in it since `until`, epoch ms, or earlier)."""
+def state_count(
+    db: Database, path: list[str], state: str, until: float | None = None, *, after: Any = None
+) -> int:
+    """Jobs of exactly `path` in `state`, only those in it since `until` (epoch
+    ms) or earlier, or since after `after` (a waiting job's since: when due)."""
     end = {} if until is None else until
-    rows = db.view(DDOC, "stats", startkey=[path, state], endkey=[path, state, end])["rows"]
+    start = [path, state] if after is None else [path, state, after, {}]  # [.., after] < this
+    rows = db.view(DDOC, "stats", startkey=start, endkey=[path, state, end])["rows"]
     return rows[0]["value"] if rows else 0
 
 
@@ -321,20 +312,35 @@ def oldest_in_state(
 
 
 def listing_range(
-    state: str | None, queue: list[str] | None, until: int | None = None
+    state: str | None, queue: list[str] | None, until: int | None = None, after: int | None = None
 ) -> tuple[str, list[Any], list[Any]]:
     """The view and key range of jobs in `state` (any, if None) of `queue`
-    (exactly that path; any queue if None) that entered it no later than `until`."""
+    (exactly that path; any queue if None) that entered it no later than
+    `until`, and later than `after` (each if given)."""
     prefix: list[Any] = [queue] if queue is not None else []
     if state is not None:
         prefix.append(state)
     end = [*prefix, {} if until is None else until]
-    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), prefix, end
+    start = prefix if after is None else [*prefix, after, {}]
+    return (JOBS_BY_QUEUE if queue is not None else JOBS_BY_STATE), start, end
 
 
 def listing(db: Database, view: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of a watch view (jobs_by_*: {id, key: [..., since], value: summary})."""
     return db.view(WATCH_DDOC, view, **params)["rows"]
+
+
+def history_queues(db: Database) -> list[Any]:
+    """The queue paths the workers' history counters counted jobs of."""
+    return [row["key"][0] for row in db.view(WATCH_DDOC, "history", group_level=1)["rows"]]
+
+
+def history_since(db: Database, path: list[str], state: str, since: list[int]) -> int:
+    """Jobs of `path` that ended in `state` from the minute `since` on
+    ([day, hour, minute], each the epoch ms of its start): the history view."""
+    span = {"startkey": [path, state, *since], "endkey": [path, state, {}]}
+    rows = db.view(WATCH_DDOC, "history", group_level=2, **span)["rows"]
+    return rows[0]["value"] if rows else 0
 
 
 # -- worker status documents --------------------------------------------------------------
@@ -353,11 +359,9 @@ def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
-    """The documents `_all_docs` finds with `params` (keys, or a range), by
-    id, in its order; None for one that is missing, deleted, or that cannot be
-    read here (nested too deep for Python); keys that are not strings are left
-    out. One request, unless the answer cannot be read as a whole: then one
-    per document, so that one such document does not hide the others."""
+    """The documents `_all_docs` finds with `params` (keys, or a range) by id;
+    None for one missing, deleted or unreadable here (too deep for Python); no
+    keys but strings. One request, else (unreadable as a whole) one per document."""
     try:
         rows = db.all_docs(include_docs=True, **params)["rows"]
         return {row["key"]: _doc_of(row) for row in rows if isinstance(row.get("key"), str)}

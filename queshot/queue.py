@@ -39,6 +39,7 @@ __all__ = ["JobExists", "JobFailed", "JobHandle", "JobNotFound", "Queue", "Queue
 log = logging.getLogger(__name__)
 
 BULK_CHUNK = 2000
+ORIGIN = "python"  # what a requeue or cancel through this API logs as its tool
 
 
 class Queue:
@@ -246,7 +247,7 @@ class Queue:
     def requeue(self, job_id: str) -> None:
         """Put a failed (or completed) job back to waiting, attempts reset."""
         with _about(self.db, job_id, refused="requeued"):
-            protocol.requeue(self.db, job_id)
+            protocol.requeue(self.db, job_id, by=ORIGIN)
 
     def cancel(self, job_id: str) -> str:
         """Cancel a job: a waiting one at once (-> "cancelled"); a running one
@@ -254,7 +255,7 @@ class Queue:
         job ends cancelled unless it completes first. QueueError if it has
         already finished."""
         with _about(self.db, job_id, refused="cancelled"):
-            return dependencies.cancel(self.db, job_id)
+            return dependencies.cancel(self.db, job_id, by=ORIGIN)
 
     def remove_job(self, job_id: str) -> None:
         doc = self.get_job(job_id)

@@ -19,7 +19,8 @@ from .schedules import Schedule, ScheduleError, schedule_id
 @dataclass
 class ScheduleStatus:
     """A schedule as `queshot schedules` lists it: `next_run` (epoch ms) is
-    its next slot, None while paused; `problem` says why a scheduler skips it."""
+    its next slot, None while paused; `zone` the time zone its slots are
+    reckoned in (shown with them); `problem` says why a scheduler skips it."""
 
     name: str
     when: str
@@ -30,6 +31,7 @@ class ScheduleStatus:
     next_run: int | None
     problem: str | None
     doc: dict[str, Any] = field(repr=False)
+    zone: str | None = None
 
 
 def schedules(db: Database) -> list[ScheduleStatus]:
@@ -43,10 +45,11 @@ def schedule_status(doc: dict[str, Any], now: int) -> ScheduleStatus:
     name = str(doc.get("_id", ""))[len(SCHEDULE_DOC_PREFIX) :]
     task, data = doc.get("task"), doc.get("data")
     runs = f"task {task}" if task else f"data {json.dumps(data)}"
-    when, next_run, catch_up = "-", None, None
+    when, next_run, catch_up, zone = "-", None, None, None
     try:
         schedule = Schedule.from_doc(doc)
         when, problem, catch_up = schedule.describe(), None, schedule.catch_up
+        zone = schedule.timezone
         next_run = schedule.next_slot(now) if schedule.enabled else None
     except ScheduleError as exc:
         problem = str(exc)
@@ -54,7 +57,7 @@ def schedule_status(doc: dict[str, Any], now: int) -> ScheduleStatus:
         problem = "not a schedule: a field holds what no schedule may"  # stored before the rules
     enabled = doc.get("enabled", True) is not False
     return ScheduleStatus(
-        name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc
+        name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc, zone
     )
 
 

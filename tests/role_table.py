@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from queshot import history
 from queshot.jobs import CREATION_FIELDS, MAX_DEPTH, MAX_LAST_SEEN_AHEAD_MS, now_ms
 
 ROLES = ("producer", "worker", "queue admin", "database admin", "server admin")
@@ -140,6 +141,17 @@ def token(by: str, **fields: Any) -> Doc:
         "lease_expires_at": NOW + 3_600_000,
     }
     return doc | fields
+
+
+HOUR = history.hour_of(NOW)
+PAST_KEEPING = HOUR - (history.HISTORY_KEEP_HOURS + 1) * history.HOUR_MS
+
+
+def counters(user: str | None, hour: int = HOUR, done: int = 3, **fields: Any) -> Doc:
+    """A worker's history document of an hour (queshot.history)."""
+    doc = history.new_doc(hour, f"w-{user}", user)
+    doc["counts"] = {"5": {"email": [done, 1]}}
+    return {**doc, **fields}
 
 
 def changed(doc: Doc, **fields: Any) -> Doc:
@@ -334,13 +346,18 @@ WRITES: tuple[Write, ...] = (
         ADMINS,
         (
             call(lambda n: job(), "cancel", lambda n: {}),
-            call(mine, "cancel", lambda n: {}),
+            call(mine, "cancel", lambda n: {"by": "dashboard"}),
         ),
+        "its log line names the account and `by`",
     ),
     Write(
         "requeue a failed, complete or cancelled job (`requeue`)",
         ADMINS,
-        (call(lambda n: finished("failed"), "requeue", lambda n: {}),),
+        (
+            call(lambda n: finished("failed"), "requeue", lambda n: {}),
+            call(lambda n: finished("complete"), "requeue", lambda n: {"by": "cli"}),
+        ),
+        "its log line names the account and `by`",
     ),
     Write(
         "change a job's " + ", ".join(f"`{f}`" for f in EDITS),
@@ -424,6 +441,43 @@ WRITES: tuple[Write, ...] = (
         f"{MAX_LAST_SEEN_AHEAD_MS // 60_000} minutes ahead of the server's clock",
         (),
         (put(nothing, lambda n: status(n, last_seen=10**15)),),
+    ),
+    Write(
+        "write its own history counters (`user` = its account), counts only growing",
+        WORKERS,
+        (
+            put(nothing, lambda n: counters(n)),
+            put(lambda n: counters(n), lambda n: counters(n, done=4)),
+            deleting(lambda n: counters(n)),
+        ),
+        "`queshot.history`",
+    ),
+    Write(
+        "write or delete another account's history counters, or lower a count",
+        ADMINS,
+        (
+            put(nothing, lambda n: counters(OTHER)),
+            put(lambda n: counters(n), lambda n: counters(n, done=2)),
+            deleting(lambda n: counters(OTHER)),
+        ),
+    ),
+    Write(
+        f"delete anyone's history counters older than {history.HISTORY_KEEP_HOURS} hours",
+        WORKERS,
+        (deleting(lambda n: counters(OTHER, hour=PAST_KEEPING)),),
+    ),
+    Write(
+        "history counters of another shape (id, hour, minute, queue, counts)",
+        (),
+        (
+            put(nothing, lambda n: counters(n, _id="queshot-history:x")),
+            put(nothing, lambda n: counters(n, hour=HOUR + 1)),
+            put(nothing, lambda n: counters(n, counts={"60": {"email": [1, 0]}})),
+            put(nothing, lambda n: counters(n, counts={"1": {"a//b": [1, 0]}})),
+            put(nothing, lambda n: counters(n, counts={"1": {"email": [-1, 0]}})),
+            put(nothing, lambda n: counters(n, counts={"1": {"email": [1]}})),
+        ),
+        "every role, admins too",
     ),
     Write(
         "write or remove a schedule",

@@ -26,6 +26,7 @@ from recording import count_events
 
 from queshot import Queue
 from queshot.couch import Couch, CouchError, Database
+from queshot.history import HISTORY_DOC_PREFIX
 from queshot.jobs import WORKER_DOC_PREFIX
 
 JOBS = 2000
@@ -161,7 +162,9 @@ def test_chaos_nothing_lost_nothing_stuck(
         rows = db.all_docs(include_docs=True)["rows"]
 
     docs = {
-        r["id"]: r["doc"] for r in rows if not r["id"].startswith(("_design/", WORKER_DOC_PREFIX))
+        r["id"]: r["doc"]
+        for r in rows
+        if not r["id"].startswith(("_design/", WORKER_DOC_PREFIX, HISTORY_DOC_PREFIX))
     }
     states = Counter(doc["state"] for doc in docs.values())
     failed = {job_id for job_id, doc in docs.items() if doc["state"] == "failed"}

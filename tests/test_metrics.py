@@ -67,6 +67,7 @@ def test_queshot_metrics_serves_depth_and_oldest_wait_per_queue(
     server_url: str, db: Database
 ) -> None:
     Queue("email", db).create_jobs([{"n": n} for n in range(4)])
+    Queue("email", db).create_job({"n": 5}, delay=3600)  # scheduled, not waiting
     Queue(["reports", "daily"], db).create_job({"n": 1})
     port = free_port()
     command = [sys.executable, "-m", "queshot.cli", "metrics", "--port", str(port)]
@@ -85,9 +86,10 @@ def test_queshot_metrics_serves_depth_and_oldest_wait_per_queue(
     finally:
         server.terminate()
         server.wait(timeout=10)
-    assert samples[("queshot_queue_jobs", (("queue", "email"), ("state", "inactive")))] == 4
+    assert samples[("queshot_queue_jobs", (("queue", "email"), ("state", "waiting")))] == 4
+    assert samples[("queshot_queue_jobs", (("queue", "email"), ("state", "scheduled")))] == 1
     assert samples[("queshot_queue_jobs", (("queue", "email"), ("state", "failed")))] == 0
-    assert samples[("queshot_queue_jobs", (("queue", "reports/daily"), ("state", "inactive")))] == 1
+    assert samples[("queshot_queue_jobs", (("queue", "reports/daily"), ("state", "waiting")))] == 1
     age = samples[("queshot_queue_oldest_waiting_seconds", (("queue", "email"),))]
     assert 0 <= age < 60
 

@@ -36,7 +36,7 @@ def test_a_name_with_a_slash_and_its_path_are_one_queue(
 
     rows = [line.split() for line in run("stats").splitlines()]
     [row] = [row for row in rows if row[0] == "mail/welcome"]
-    assert row[1:8] == ["2", "0", "0", "0", "0", "0", "2"]  # waiting 2, ..., total 2
+    assert row[1:9] == ["2", "0", "0", "0", "0", "0", "0", "2"]  # waiting 2, ..., total 2
     listed = run("jobs", "--queue", "mail/welcome")
     assert "as-name" in listed and "as-path" in listed
     run("pause", "mail/welcome")

@@ -14,7 +14,7 @@ import pytest
 from conftest import run_until_settled
 from designdoc_js import DesignDocJS
 
-from queshot import admin
+from queshot import admin, bulk
 from queshot.couch import Database
 from queshot.jobs import now_ms
 from queshot.queue import Queue
@@ -93,7 +93,7 @@ def test_every_manual_requeue_leaves_the_same_job(db: Database) -> None:
     email = Queue("email", db)
     by_handler, by_hand = email.create_job({}), email.create_job({})
     run_until_settled(email, lambda job: 1 / 0)
-    admin.requeue(db, [by_handler])
+    bulk.requeue(db, [by_handler])
     edit_as_fauxton(db, by_hand, state="inactive")
     run_until_settled(email, lambda job: "ok")
     fields = ("state", "attempts", "stalls", "error", "failed_at", "progress", "result")

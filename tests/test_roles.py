@@ -23,7 +23,8 @@ import role_table
 from conftest import REAL_COUCHDB
 from designdoc_js import DesignDocJS
 
-from queshot import admin, designdocs, protocol
+from queshot import bulk as acting
+from queshot import designdocs, protocol
 from queshot.couch import Couch, CouchError, Database, Forbidden, Unauthorized, safe_url
 from queshot.jobs import now_ms
 from queshot.protocol import DDOC
@@ -317,12 +318,12 @@ def test_queue_admin_edits_requeues_and_cleans(
     db.save(job(_id=failed_id, created_at=now_ms(), **FAILED))
     db.save(job(_id="done-job", created_at=1, **COMPLETE))
 
-    assert [o.ok for o in admin.requeue(admin_db, [failed_id])] == [True]
+    assert [o.ok for o in acting.requeue(admin_db, [failed_id])] == [True]
     assert db.get(failed_id)["attempts"] == 0
     doc = admin_db.get(failed_id)
     doc.update(priority=5, data={"edited": True})
     admin_db.save(doc)
-    assert [o.ok for o in admin.clean(admin_db, state="complete", older_than=60)] == [True]
+    assert [o.ok for o in acting.clean(admin_db, state="complete", older_than=60)] == [True]
     assert db.get_or_none("done-job") is None
 
     doc["priority"] = "high"

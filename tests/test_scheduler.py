@@ -225,10 +225,13 @@ def test_schedule_add_list_pause_resume_remove(
             "--timezone", "Europe/Riga", "--task", "report", "--kwargs", '{"full": true}')
         == 0
     )  # fmt: skip
-    assert "schedule nightly: 0 3 * * * (Europe/Riga), next run" in capsys.readouterr().out
+    added = capsys.readouterr().out
+    assert "schedule nightly: 0 3 * * * (Europe/Riga), next run" in added
+    assert " 03:00:00 Europe/Riga (in " in added  # in the schedule's own zone, labelled
     assert cli("schedules") == 0
     listing = capsys.readouterr().out
     assert "nightly" in listing and "task report" in listing and "on" in listing
+    assert " 03:00:00 Europe/Riga (in " in listing
     assert cli("schedule", "pause", "nightly") == 0
     assert db.get(schedule_id("nightly"))["enabled"] is False
     assert cli("schedule", "resume", "nightly") == 0

@@ -7,6 +7,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
   var schedule = require('lib/schedule');
   var retention = require('lib/retention');
   var limits = require('lib/limits');
+  var history = require('lib/history');
   var roles = (userCtx && Array.isArray(userCtx.roles)) ? userCtx.roles : [];
   var name = (userCtx && typeof userCtx.name === 'string') ? userCtx.name : null;
   function has(role) { return roles.indexOf(role) >= 0; }
@@ -42,6 +43,12 @@ function (newDoc, oldDoc, userCtx, secObj) {
       }
       if (schedule.isSchedule(old)) deny('queshot: only a queue admin may remove a schedule');
       if (retention.isRetention(old)) deny('queshot: only a queue admin may remove a retention rule');
+      if (history.isHistory(old)) {
+        if (old.user !== name && !history.expired(old, job.now())) {
+          deny("queshot: a worker account deletes only its own history documents, or any past keeping");
+        }
+        return;
+      }
       var undeletable = job.workerDeleteProblem(old, name);
       if (undeletable) deny('queshot: ' + undeletable);
       return;
@@ -67,6 +74,19 @@ function (newDoc, oldDoc, userCtx, secObj) {
       return;
     }
 
+    if (history.isHistory(newDoc)) {
+      if (!isWorker) deny('queshot: only workers write history documents');
+      if (old && !history.isHistory(old)) deny('queshot: a document that is not a history document cannot become one');
+      var badHistory = job.sizeProblem(newDoc, old, false, false) || history.problem(newDoc, job.now());
+      if (badHistory) deny('queshot: invalid history document: ' + badHistory);
+      if (!isAdmin && (newDoc.user !== name || (old && old.user !== name))) {
+        deny("queshot: a worker account writes only its own history documents ('user' " + JSON.stringify(name) + ')');
+      }
+      var shrunk = !isAdmin && old ? history.shrinkProblem(old, newDoc) : null;
+      if (shrunk) deny('queshot: ' + shrunk);
+      return;
+    }
+    if (old && history.isHistory(old)) deny('queshot: a history document cannot become another kind of document');
     if (schedule.isSchedule(newDoc)) {
       if (!isAdmin) deny('queshot: only a queue admin may write schedules');
       if (old && !schedule.isSchedule(old)) deny('queshot: a document that is not a schedule cannot become one');

@@ -18,7 +18,18 @@ from typing import Any
 from .. import config, dashboard, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
 from ..jobs import QueueError
-from . import common, enqueue, limits, output, replicating, retention, running, schedules, steering
+from . import (
+    acting,
+    common,
+    enqueue,
+    limits,
+    output,
+    replicating,
+    retention,
+    running,
+    schedules,
+    steering,
+)
 
 log = logging.getLogger("queshot")
 
@@ -122,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
     demo_cmd.set_defaults(func=cmd_demo)
     steering.add_commands(commands)
+    acting.add_commands(commands)
     schedules.add_commands(commands)
     retention.add_commands(commands)
     limits.add_commands(commands)

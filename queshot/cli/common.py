@@ -8,11 +8,8 @@ from typing import Any
 
 from .. import config, protocol
 from ..couch import Couch, Database
-from ..jobs import STATES, queue_path
+from ..jobs import SHOWN_STATES, STATES, queue_path
 from ..queue import Queue
-
-# The docs call a job whose state is `inactive` (the seed's name) waiting.
-STATE_ALIASES = {"waiting": "inactive"}
 
 
 def connection_options(parser: argparse.ArgumentParser) -> None:
@@ -48,12 +45,13 @@ def verbosity(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS)
 
 
 def state(text: str) -> str:
-    """A `--state` value: a state name, or `waiting` for `inactive`."""
-    name = STATE_ALIASES.get(text, text)
-    if name not in STATES:
-        choices = ", ".join([*STATES, *STATE_ALIASES])
-        raise argparse.ArgumentTypeError(f"unknown state {text!r} (one of {choices})")
-    return name
+    """A `--state` value: a state as shown (waiting, scheduled, running...), or
+    as stored (`inactive`: waiting and scheduled alike; `active`: running)."""
+    if text not in SHOWN_STATES and text not in STATES:
+        raise argparse.ArgumentTypeError(
+            f"unknown state {text!r} (one of {', '.join(SHOWN_STATES)})"
+        )
+    return text
 
 
 def database(args: argparse.Namespace, couch: Couch) -> Database:

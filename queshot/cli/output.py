@@ -15,6 +15,7 @@ import json
 import math
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import readable
 from ..jobs import now_ms
@@ -116,6 +117,19 @@ def when(ms: Any) -> str:
         return not_a("a time", ms)
     delta = ms - now_ms()
     return f"{stamp} (in {age(delta)})" if delta > 0 else f"{stamp} ({age(-delta)} ago)"
+
+
+def zoned_when(ms: Any, zone: str) -> str:
+    """A time in a named zone, labelled, and how far it is:
+    "2030-01-31 09:00 Europe/Riga (in 2d 4h)"; "-" if unset."""
+    if ms is None:
+        return "-"
+    try:
+        stamp = datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, OverflowError, OSError, ValueError, ZoneInfoNotFoundError):
+        return when(ms)  # the zone is checked before: only a time Python cannot show
+    delta = ms - now_ms()
+    return f"{stamp} {zone} " + (f"(in {age(delta)})" if delta > 0 else f"({age(-delta)} ago)")
 
 
 def ago(ms: Any, now: int) -> str:

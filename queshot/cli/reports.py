@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import admin, schedule_admin
-from ..jobs import STATES
+from .. import admin, history, schedule_admin
+from ..jobs import SHOWN_STATES, shown_state
 from . import output
 
 
@@ -22,7 +22,7 @@ def stats_lines(result: admin.Stats, now: int) -> list[str]:
     rows = [
         [
             output.queue_text(q.queue) + (" (paused)" if q.paused else ""),
-            *(q.counts.get(s, 0) for s in STATES),
+            *(q.counts.get(s, 0) for s in SHOWN_STATES),
             q.total,
             waiting(q.oldest_waiting_since),
         ]
@@ -31,12 +31,25 @@ def stats_lines(result: admin.Stats, now: int) -> list[str]:
     rows.append(
         [
             "total",
-            *(result.totals.get(s, 0) for s in STATES),
+            *(result.totals.get(s, 0) for s in SHOWN_STATES),
             result.total,
             waiting(result.oldest_waiting_since),
         ]
     )
-    headers = ["QUEUE", *(s.upper() for s in STATES), "TOTAL", "OLDEST WAITING"]
+    headers = ["QUEUE", *(s.upper() for s in SHOWN_STATES), "TOTAL", "OLDEST WAITING"]
+    return output.table_lines(headers, rows)
+
+
+def history_lines(found: list[history.QueueHistory]) -> list[str]:
+    """Per queue, jobs that ended complete and failed in each window (the
+    workers' history counters: they outlive requeue, delete and clean)."""
+    windows = [w for w, _ in history.WINDOWS]
+    states = history.HISTORY_STATES
+    rows = [
+        [output.queue_text(q.queue)] + [q.counts[w].get(s, 0) for w in windows for s in states]
+        for q in found
+    ]
+    headers = ["QUEUE"] + [f"{s}/{w}".upper() for w in windows for s in states]
     return output.table_lines(headers, rows)
 
 
@@ -49,7 +62,7 @@ def jobs_lines(jobs: list[admin.JobSummary], now: int) -> list[str]:
     rows = [
         [
             job.id,
-            job.state,
+            shown_state(job.state, job.since, now),
             output.queue_text(job.queues),
             output.age(now - job.since) if output.is_number(job.since) else "?",
             job.priority,
@@ -185,7 +198,7 @@ def schedules_lines(found: list[schedule_admin.ScheduleStatus]) -> list[str]:
             output.text(s.runs)[:40],
             ("on" if s.enabled else "paused") if s.problem is None else "BROKEN",
             s.catch_up or "-",
-            output.when(s.next_run) if s.problem is None else s.problem,
+            output.zoned_when(s.next_run, s.zone or "UTC") if s.problem is None else s.problem,
         ]
         for s in found
     ]

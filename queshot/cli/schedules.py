@@ -45,7 +45,11 @@ def cmd_schedule_add(args: argparse.Namespace) -> int:
         schedule = schedule_admin.add_schedule(
             common.database(args, couch), doc, replace=args.replace
         )
-    state = "paused" if args.paused else f"next run {output.when(schedule.next_slot(now_ms()))}"
+    state = (
+        "paused"
+        if args.paused
+        else f"next run {output.zoned_when(schedule.next_slot(now_ms()), schedule.timezone)}"
+    )
     print(f"schedule {schedule.name}: {schedule.describe()}, {state}")
     return 0
 

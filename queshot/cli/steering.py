@@ -1,6 +1,6 @@
 """Watching and steering jobs from the command line: `queshot stats`, `jobs`,
-`show`, `wait`, `requeue`, `cancel`, `clean`, `workers`. The work is in
-`admin` (and `results`); this formats it."""
+`show`, `wait`, `pause`, `resume`, `workers` (acting on jobs is `acting`). The
+work is in `admin` (and `results`); this formats it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .. import admin, limits
-from ..jobs import STATES, JobFailed, ResultTimeout, now_ms
+from .. import admin, history, limits
+from ..jobs import SHOWN_STATES, JobFailed, ResultTimeout, now_ms
 from ..results import wait_for_job
 from . import common, output, replicating, reports
 
@@ -24,6 +24,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
             return 0
         producers = replicating.producer_lines(couch, db)
     print("\n".join(reports.stats_lines(result, now_ms()) + producers))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        found = history.recent(common.database(args, couch))
+    if output.json_or_nothing(args, found, empty=not found, nothing="no history yet"):
+        return 0
+    print("\n".join(reports.history_lines(found)))
     return 0
 
 
@@ -79,55 +88,6 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(outcomes: list[admin.Outcome], done: str, args: argparse.Namespace) -> int:
-    """Print what a bulk command did; exit status 1 if any job was not done."""
-    failed = [o for o in outcomes if not o.ok]
-    if args.json:
-        output.print_json({done: sum(o.ok for o in outcomes), "not_" + done: failed})
-    else:
-        print(f"{done} {len(outcomes) - len(failed)} job(s)")
-        for outcome in failed:
-            print(f"  {output.text(outcome.id)}: not {done}: {output.text(outcome.detail)}")
-    return 1 if failed else 0
-
-
-def cmd_requeue(args: argparse.Namespace) -> int:
-    if bool(args.ids) == args.failed:
-        raise ValueError("give job ids, or --failed (optionally with --queue)")
-    if args.queue and not args.failed:
-        raise ValueError("--queue goes with --failed")
-    with common.open_couch(args) as couch:
-        db = common.database(args, couch)
-        if args.failed:
-            queue = common.queue_name(args.queue) if args.queue else None
-            outcomes = admin.requeue_failed(db, queue=queue)
-        else:
-            outcomes = admin.requeue(db, args.ids)
-    return _report(outcomes, "requeued", args)
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    with common.open_couch(args) as couch:
-        outcomes = admin.cancel(common.database(args, couch), args.ids)
-    code = _report(outcomes, "cancelled", args)
-    if not args.json:
-        for outcome in outcomes:
-            if outcome.ok and outcome.detail:
-                print(f"  {output.text(outcome.id)}: {output.text(outcome.detail)}")
-    return code
-
-
-def cmd_clean(args: argparse.Namespace) -> int:
-    with common.open_couch(args) as couch:
-        outcomes = admin.clean(
-            common.database(args, couch),
-            state=args.state,
-            older_than=admin.parse_duration(args.older_than),
-            queue=common.queue_name(args.queue) if args.queue else None,
-        )
-    return _report(outcomes, "deleted", args)
-
-
 def cmd_pause(args: argparse.Namespace) -> int:
     paused = args.func is cmd_pause
     with common.open_couch(args) as couch:
@@ -154,7 +114,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """Watching and steering jobs: stats, jobs, show, requeue, clean, workers."""
+    """Watching and steering jobs: stats, jobs, show, wait, workers, pause, resume."""
 
     def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
         parser = commands.add_parser(name, help=help)
@@ -164,12 +124,11 @@ def add_commands(commands: Any) -> None:
         return parser
 
     command("stats", "jobs per queue and state, oldest waiting job", cmd_stats)
+    command("history", "jobs completed and failed per queue: last hour, day, week", cmd_history)
 
     jobs = command("jobs", "list jobs by queue and/or state", cmd_jobs)
     jobs.add_argument("--queue", help="queue name, or a path like email/welcome")
-    jobs.add_argument(
-        "--state", type=common.state, help=f"{', '.join(STATES)} (or waiting: inactive)"
-    )
+    jobs.add_argument("--state", type=common.state, help=f"{', '.join(SHOWN_STATES)}")
     jobs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     jobs.add_argument("--newest", action="store_true", help="most recent first")
 
@@ -181,19 +140,6 @@ def add_commands(commands: Any) -> None:
     )
     wait.add_argument("id", help="job id")
     wait.add_argument("--timeout", type=float, help="seconds to wait at most (default: no limit)")
-
-    cancel = command("cancel", "cancel jobs: waiting ones at once, running ones asked", cmd_cancel)
-    cancel.add_argument("ids", nargs="+", metavar="ID", help="job ids")
-
-    requeue = command("requeue", "put failed (or complete) jobs back to waiting", cmd_requeue)
-    requeue.add_argument("ids", nargs="*", metavar="ID", help="job ids")
-    requeue.add_argument("--failed", action="store_true", help="every failed job")
-    requeue.add_argument("--queue", help="with --failed: only this queue")
-
-    clean = command("clean", "delete finished jobs older than a given age", cmd_clean)
-    clean.add_argument("--state", choices=("complete", "failed"), default="complete")
-    clean.add_argument("--older-than", required=True, help="age, e.g. 7d, 12h, 30m")
-    clean.add_argument("--queue", help="only this queue")
 
     command("workers", "workers' status documents (gone ones marked)", cmd_workers)
 

@@ -35,6 +35,7 @@ from .control import QueueControl
 from .dispatch import Dispatcher
 from .feed import FeedListener, OwnFeed
 from .handlers import handler_source
+from .history import HistoryCounter
 from .hooks import Hook, Hooks, Outcome
 from .hostfeed import HostFeed
 from .job import Job, JobWriter, RunningJobs, WorkerStats
@@ -99,6 +100,7 @@ class Worker:
         poll_interval: float = 5.0,
         reap_interval: float | None = None,
         retention_interval: float = 60.0,
+        history_interval: float = 5.0,
         shutdown_grace: float = 30.0,
         feed_heartbeat: float = 2.0,
         share_feed: bool = False,
@@ -131,7 +133,6 @@ class Worker:
         self.shutdown_grace = shutdown_grace
         self.feed_heartbeat = feed_heartbeat
         self.stats = WorkerStats()
-        self.hooks = Hooks(hooks)
         self.fatal: Exception | None = None
 
         self._stopping = threading.Event()  # no more claims
@@ -141,6 +142,10 @@ class Worker:
         )
         self._outage = Outage(f"worker {self.name}: CouchDB at {self.db.couch.url}", log)
         self._retrying = Retrier(self._outage, self._halt)
+        self.history = HistoryCounter(
+            self.db, self.id, interval=history_interval, outage=self._outage, halt=self._halt
+        )
+        self.hooks = Hooks([*hooks, self.history])
         self.running = RunningJobs(concurrency)
         self.writer = JobWriter(self.db, self.id, self._retrying)
         self.unclaimables = Unclaimables(
@@ -324,6 +329,7 @@ class Worker:
                 (self._heartbeats, "heartbeat"),
                 (self.reaper, "reaper"),
                 (self.retention, "retention"),
+                (self.history, "history"),
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),

@@ -392,6 +392,17 @@ function body(req) {
   return isObject(parsed) ? parsed : {};
 }
 
+// The log line a requeue or cancel by hand leaves: who (the account) did
+// what, and through what (`by` in the handler's body: "dashboard", "cli",
+// "python"...; cut to {{ max_origin_chars }} characters).
+function actedBy(doc, req, what, at) {
+  var name = req.userCtx && typeof req.userCtx.name === 'string' ? req.userCtx.name : null;
+  var origin = body(req).by;
+  var line = what + ' by ' + (name === null ? 'an admin party' : JSON.stringify(name));
+  if (typeof origin === 'string' && origin) line += ' via ' + truncated(origin, {{ max_origin_chars }});
+  appendLog(doc, line, at);
+}
+
 function reply(code, error, reason) {
   return [null, { code: code, json: { error: error, reason: reason } }];
 }
@@ -661,6 +672,7 @@ exports.sizeProblem = sizeProblem;
 exports.numberProblem = numberProblem;
 exports.isSlotJob = isSlotJob;
 exports.truncated = truncated;
+exports.actedBy = actedBy;
 exports.isObject = isObject;
 exports.pausedQueues = pausedQueues;
 exports.pauseOf = pauseOf;
