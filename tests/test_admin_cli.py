@@ -207,7 +207,7 @@ def test_requeue_by_id(
     assert status == 1
     assert out.splitlines() == [
         "requeued 1 job(s)",
-        f"  {jobs['running']}: not requeued: job is active, not complete, failed or cancelled",
+        f"  {jobs['running']}: not requeued: job is running, not complete, failed or cancelled",
         "  nope: not requeued: no such job",
     ]
     requeued = db.get(jobs["failed"])

@@ -60,13 +60,13 @@ def test_each_refusal_reason_is_said_once_with_its_count(
     assert status == 1
     assert out.splitlines() == [
         "requeued 0 job(s)",
-        "  5 not requeued: job is active, not complete, failed or cancelled",
+        "  5 not requeued: job is running, not complete, failed or cancelled",
     ]
     assert states(db, running) == {"active"}
     status, data = run(capsys, server_url, db, *args, "--json")
     assert data == {
         "requeued": 0,
-        "reasons": [{"reason": "job is active, not complete, failed or cancelled", "jobs": 5}],
+        "reasons": [{"reason": "job is running, not complete, failed or cancelled", "jobs": 5}],
     }
 
 

@@ -113,4 +113,4 @@ def test_a_cancelled_job_requeued_starts_afresh(js: DesignDocJS) -> None:
 
 def test_requeue_names_the_states_it_takes(js: DesignDocJS) -> None:
     _, answer = js.update("requeue", job(), {})
-    assert answer["json"]["reason"] == "job is active, not complete, failed or cancelled"
+    assert answer["json"]["reason"] == "job is running, not complete, failed or cancelled"

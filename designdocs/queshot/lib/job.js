@@ -7,6 +7,13 @@
 
 exports.STATES = STATES;
 exports.FINISHED_STATES = {{ finished_states|tojson }};
+// What people read for a stored state (waiting for 'inactive', running for
+// 'active'): the one vocabulary of the CLI and the dashboard, in refusals too.
+var SHOWN_AS = {{ stored_state_shown_as|tojson }};
+function shownState(state) {
+  return SHOWN_AS.hasOwnProperty(state) ? SHOWN_AS[state] : String(state);
+}
+exports.shownState = shownState;
 exports.WORKER_TYPE = WORKER_TYPE;
 exports.DEFAULT_LEASE_SECONDS = {{ lease_seconds }};
 exports.DEFAULT_MAX_STALLS = {{ max_stalls }};
@@ -527,7 +534,7 @@ function requestCancel(doc, at) {
     if (!isNumber(doc.cancel_requested_at)) doc.cancel_requested_at = at;
     return null;
   }
-  return reply(409, 'not_cancellable', 'job is ' + doc.state + ': too late to cancel');
+  return reply(409, 'not_cancellable', 'job is ' + shownState(doc.state) + ': too late to cancel');
 }
 
 // A running job whose lease ran out: its worker died or hung, which is not the

@@ -6,7 +6,7 @@ function (doc, req) {
   if (!doc) return job.reply(404, 'not_found', 'no such job');
   if (!job.isJob(doc)) return job.reply(400, 'bad_request', 'not a queshot job');
   if (!job.isFinished(doc)) {
-    return job.reply(409, 'not_requeueable', 'job is ' + doc.state + ', not ' +
+    return job.reply(409, 'not_requeueable', 'job is ' + job.shownState(doc.state) + ', not ' +
       job.FINISHED_STATES.join(', ').replace(/, ([^,]*)$/, ' or $1'));
   }
   var was = doc.state;
