@@ -31,6 +31,7 @@ from ..couch import Couch, CouchError, Database, safe_url
 from ..queue import Queue
 from .growth import measure_growth
 from .measures import (
+    Drainers,
     measure_bulk,
     measure_ceiling,
     measure_claim,
@@ -197,16 +198,11 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     # Enough jobs to keep the workers busy through the window even at the ceiling.
     jobs = min(config.jobs, int(ceiling * (config.seconds + 3)) + 100)
     log.info("throughput: %d jobs, %.0f s window", jobs, config.seconds)
+    drainers = Drainers(
+        server.urls, config.workers, config.concurrency, config.seconds, server.pids
+    )
     with databases.phase() as db:
-        throughput = measure_throughput(
-            server.urls,
-            Queue("bench-throughput", db),
-            workers=config.workers,
-            concurrency=config.concurrency,
-            seconds=config.seconds,
-            jobs=jobs,
-            server_pids=server.pids,
-        )
+        throughput = measure_throughput(drainers, Queue("bench-throughput", db), jobs)
 
     contention = []
     for workers in config.contention:
@@ -231,14 +227,10 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     growth = measure_growth(
         databases.phase,
         databases.provision,
-        server.urls,
-        workers=config.workers,
-        concurrency=config.concurrency,
-        seconds=config.seconds,
+        drainers,
         small_backlog=config.small_backlog,
         large_backlog=config.large_backlog,
         history=config.history,
-        server_pids=server.pids,
     )
     latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
     return {
