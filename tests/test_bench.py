@@ -5,13 +5,17 @@ targets are checked by reading `make bench`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from conftest import COUCHDB_BIN, NEEDS_COUCHDB_BIN
 
-from queshot import bench, cli
+from queshot import bench, cli, protocol
 from queshot.bench.growth import REMOVED_JOB_REVISIONS, seed_removed
+from queshot.bench.listeners import listener_rows, measure_listeners
+from queshot.bench.measures import Drainers
+from queshot.bench.pool import WORKER_COMMAND, IdleWorkers, process_tree
 from queshot.couch import Couch
 
 
@@ -21,6 +25,7 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
     argv += ["--concurrency", "2", "--seconds", "1", "--contention", "1,2"]
     argv += ["--contention-jobs", "20", "--latency-jobs", "5", "--json", str(out)]
     argv += ["--small-backlog", "300", "--large-backlog", "600", "--history", "500"]
+    argv += ["--listeners", ""]  # measured in the tests below
 
     assert cli.main(argv) == 0
 
@@ -58,6 +63,7 @@ def test_bench_runs_and_reports_every_figure(server_url: str, tmp_path: Path, ca
         assert row in table
     for row in ("backlog 600", "after 500 removed"):
         assert row in table
+    assert results["listeners"] is None and "listeners" not in table
 
 
 def test_removed_jobs_are_seeded_as_tombstones_with_a_jobs_history(db) -> None:
@@ -81,11 +87,81 @@ def test_bench_drops_its_databases(server_url: str) -> None:
         small_backlog=10,
         large_backlog=20,
         history=20,
+        listeners=(1, 2),
     )
     with Couch(server_url) as couch:
         before = set(couch.all_dbs())
-        bench.run(config, server_url)
+        results = bench.run(config, server_url)
         assert set(couch.all_dbs()) == before
+    assert [run["idle_processes"] for run in results["listeners"]["runs"]][:4] == [1, 2, 1, 1]
+    assert "1 idle worker --processes 2" in bench.format_table(results)
+    assert idle_workers_left() == []
+
+
+def idle_workers_left() -> list[int]:
+    """This test process's descendants that run `queshot worker` as IdleWorkers starts it."""
+    found = []
+    for pid in process_tree(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if WORKER_COMMAND[2].encode() in cmdline.read():
+                    found.append(pid)
+        except OSError:  # ended meanwhile
+            continue
+    return found
+
+
+def test_listeners_are_set_against_none_measured_in_the_same_run() -> None:
+    # A server of its own: the bench reads its processes' CPU (not a --url's).
+    share_feed = cli._worker_takes("--share-feed")
+    with bench.server_for(None, cluster=False) as server, Couch(server.urls[0]) as couch:
+        databases = bench.ThrowawayDatabases(couch)
+        drainers = Drainers(
+            server.urls, workers=1, concurrency=2, seconds=1.0, server_pids=server.pids
+        )
+        results = measure_listeners(
+            databases.phase,
+            databases.provision,
+            drainers,
+            backlog=200,
+            few=2,
+            many=4,
+            share_feed=share_feed,
+        )
+        assert [db for db in couch.all_dbs() if not db.startswith("_")] == []
+    assert idle_workers_left() == []
+
+    names = ["separate_few", "separate_many", "processes", "queues"]
+    names += ["share_feed"] * share_feed + ["same_queue"]
+    runs = results["runs"]
+    assert [run["name"] for run in runs] == names
+    idle = {"separate_few": 2, "separate_many": 4, "processes": 1, "queues": 1, "share_feed": 4}
+    assert [run["idle_processes"] for run in runs] == [idle.get(name, 0) for name in names]
+    assert all(run["idle_rss_mb"] > 0 for run in runs if run["idle_processes"])
+    assert [run["drain"] for run in runs] == ["1 x 2"] * (len(names) - 1) + ["2 x 1"]
+    first, last = results["none"]
+    assert results["per_s"] == max(first["per_s"], last["per_s"]) > 0
+    base_cpu = min(first["server_cpu_ms_per_job"], last["server_cpu_ms_per_job"])
+    assert results["server_cpu_ms_per_job"] == base_cpu > 0
+    for run in runs:
+        assert run["ratio"] == run["per_s"] / results["per_s"]
+        assert run["cpu_ratio"] == run["server_cpu_ms_per_job"] / base_cpu
+    separate = runs[1]
+    per_feed = (separate["server_cpu_ms_per_job"] - base_cpu) / 4
+    assert results["per_listener_cpu_ms"] == separate["cpu_ms_per_job_per_feed"] == per_feed
+    table = dict(listener_rows(results))
+    assert table["4 idle workers"].startswith(f"{separate['per_s']:,.0f} jobs/s, ")
+    assert f"{separate['cpu_ratio']:.2f} x" in table["4 idle workers"]
+
+
+def test_idle_workers_that_cannot_start_are_reported_and_all_stopped(db, server_url: str) -> None:
+    options = [["--queue", "bench-idle/0"], ["--queue", "bench-idle/1", "--processes", "x"]]
+    starting = IdleWorkers([server_url], db, "bench-idle", options)
+    with pytest.raises(RuntimeError, match="exited with code 2 before it could write its status"):
+        starting.__enter__()
+    assert [process.poll() is not None for process in starting.processes] == [True, True]
+    assert idle_workers_left() == []
+    assert list(protocol.status_docs(db)) == []
 
 
 def test_percentile() -> None:
