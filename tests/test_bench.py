@@ -13,8 +13,6 @@ from conftest import COUCHDB_BIN, NEEDS_COUCHDB_BIN
 
 from queshot import bench, cli, protocol
 from queshot.bench.growth import REMOVED_JOB_REVISIONS, seed_removed
-from queshot.bench.listeners import listener_rows, measure_listeners
-from queshot.bench.measures import Drainers
 from queshot.bench.pool import WORKER_COMMAND, IdleWorkers, process_tree
 from queshot.couch import Couch
 
@@ -87,15 +85,12 @@ def test_bench_drops_its_databases(server_url: str) -> None:
         small_backlog=10,
         large_backlog=20,
         history=20,
-        listeners=(1, 2),
+        listeners=(),
     )
     with Couch(server_url) as couch:
         before = set(couch.all_dbs())
-        results = bench.run(config, server_url)
+        bench.run(config, server_url)
         assert set(couch.all_dbs()) == before
-    assert [run["idle_processes"] for run in results["listeners"]["runs"]][:4] == [1, 2, 1, 1]
-    assert "1 idle worker --processes 2" in bench.format_table(results)
-    assert idle_workers_left() == []
 
 
 def idle_workers_left() -> list[int]:
@@ -112,46 +107,49 @@ def idle_workers_left() -> list[int]:
 
 
 def test_listeners_are_set_against_none_measured_in_the_same_run() -> None:
-    # A server of its own: the bench reads its processes' CPU (not a --url's).
-    share_feed = cli._worker_takes("--share-feed")
-    with bench.server_for(None, cluster=False) as server, Couch(server.urls[0]) as couch:
-        databases = bench.ThrowawayDatabases(couch)
-        drainers = Drainers(
-            server.urls, workers=1, concurrency=2, seconds=1.0, server_pids=server.pids
-        )
-        results = measure_listeners(
-            databases.phase,
-            databases.provision,
-            drainers,
-            backlog=200,
-            few=2,
-            many=4,
-            share_feed=share_feed,
-        )
-        assert [db for db in couch.all_dbs() if not db.startswith("_")] == []
+    config = bench.BenchConfig(
+        jobs=20,
+        workers=1,
+        concurrency=2,
+        seconds=1.0,
+        contention=(),
+        latency_jobs=2,
+        single_jobs=2,
+        idle_seconds=0.5,
+        small_backlog=200,
+        large_backlog=20,
+        history=20,
+        listeners=(2, 4),
+        share_feed=cli.worker_takes("--share-feed"),
+    )
+    # A server of its own (no url): the bench reads its processes' CPU.
+    results = bench.run(config)
     assert idle_workers_left() == []
 
+    listeners = results["listeners"]
     names = ["separate_few", "separate_many", "processes", "queues"]
-    names += ["share_feed"] * share_feed + ["same_queue"]
-    runs = results["runs"]
+    names += ["share_feed"] * config.share_feed + ["same_queue"]
+    runs = listeners["runs"]
     assert [run["name"] for run in runs] == names
     idle = {"separate_few": 2, "separate_many": 4, "processes": 1, "queues": 1, "share_feed": 4}
     assert [run["idle_processes"] for run in runs] == [idle.get(name, 0) for name in names]
     assert all(run["idle_rss_mb"] > 0 for run in runs if run["idle_processes"])
     assert [run["drain"] for run in runs] == ["1 x 2"] * (len(names) - 1) + ["2 x 1"]
-    first, last = results["none"]
-    assert results["per_s"] == max(first["per_s"], last["per_s"]) > 0
+    first, last = listeners["none"]
+    assert listeners["per_s"] == max(first["per_s"], last["per_s"]) > 0
     base_cpu = min(first["server_cpu_ms_per_job"], last["server_cpu_ms_per_job"])
-    assert results["server_cpu_ms_per_job"] == base_cpu > 0
+    assert listeners["server_cpu_ms_per_job"] == base_cpu > 0
     for run in runs:
-        assert run["ratio"] == run["per_s"] / results["per_s"]
+        assert run["ratio"] == run["per_s"] / listeners["per_s"]
         assert run["cpu_ratio"] == run["server_cpu_ms_per_job"] / base_cpu
     separate = runs[1]
     per_feed = (separate["server_cpu_ms_per_job"] - base_cpu) / 4
-    assert results["per_listener_cpu_ms"] == separate["cpu_ms_per_job_per_feed"] == per_feed
-    table = dict(listener_rows(results))
-    assert table["4 idle workers"].startswith(f"{separate['per_s']:,.0f} jobs/s, ")
-    assert f"{separate['cpu_ratio']:.2f} x" in table["4 idle workers"]
+    assert listeners["per_listener_cpu_ms"] == separate["cpu_ms_per_job_per_feed"] == per_feed
+    table = dict(line.split("  ", 1) for line in bench.format_table(results).splitlines())
+    row = table["4 idle workers"].strip()
+    assert row.startswith(f"{separate['per_s']:,.0f} jobs/s, {separate['ratio']:.2f} x; ")
+    assert f"{separate['cpu_ratio']:.2f} x, {per_feed:.2f} ms/job per feed" in row
+    assert "1 idle worker --processes 4" in table and "the drain by 2 workers" in table
 
 
 def test_idle_workers_that_cannot_start_are_reported_and_all_stopped(db, server_url: str) -> None:

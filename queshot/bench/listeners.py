@@ -159,10 +159,10 @@ def listener_rows(listeners: dict[str, Any]) -> list[tuple[str, str]]:
         )
     ]
     for run_ in listeners["runs"]:
-        text = f"{run_['per_s']:,.0f} jobs/s, {run_['ratio']:.2f} x"
-        if run_["cpu_ratio"] is not None:
-            text += f"; server CPU {run_['server_cpu_ms_per_job']:.1f} ms/job, "
-            text += f"{run_['cpu_ratio']:.2f} x"
+        text = f"{run_['per_s']:,.0f} jobs/s{_times(run_['ratio'])}"
+        if run_["server_cpu_ms_per_job"] is not None:
+            text += f"; server CPU {run_['server_cpu_ms_per_job']:.1f} ms/job"
+            text += _times(run_["cpu_ratio"])
         if run_["cpu_ms_per_job_per_feed"] is not None and run_["feeds"] > 1:
             text += f", {run_['cpu_ms_per_job_per_feed']:.2f} ms/job per feed"
         if run_["idle_processes"]:
@@ -173,3 +173,9 @@ def listener_rows(listeners: dict[str, Any]) -> list[tuple[str, str]]:
     if any(run_["ran_dry"] for run_ in [first, last, *listeners["runs"]]):
         rows[-1] = (rows[-1][0], rows[-1][1] + " (a backlog ran dry: raise --small-backlog)")
     return rows
+
+
+def _times(value: float | None) -> str:
+    """A ratio as the table shows it; nothing where it could not be measured
+    (no job completed in the base's window)."""
+    return f", {value:.2f} x" if value is not None else ""

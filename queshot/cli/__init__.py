@@ -186,7 +186,7 @@ def _listener_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-def _worker_takes(flag: str) -> bool:
+def worker_takes(flag: str) -> bool:
     """Whether `queshot worker` takes the switch `flag`, asked of its own
     parser: the bench runs the rows a worker option allows where it exists."""
     _, unknown = build_parser().parse_known_args(["worker", "module", "--queue", "q", flag])
@@ -209,7 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         large_backlog=args.large_backlog,
         history=args.history,
         listeners=args.listeners,
-        share_feed=_worker_takes("--share-feed"),
+        share_feed=worker_takes("--share-feed"),
     )
     results = bench.run(settings, args.url or os.environ.get("COUCHDB_URL"))
     print(bench.format_table(results))
