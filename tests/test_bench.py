@@ -4,6 +4,7 @@ targets are checked by reading `make bench`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -72,24 +73,27 @@ def test_removed_jobs_are_seeded_as_tombstones_with_a_jobs_history(db) -> None:
     assert all(row["id"].startswith("_design/") for row in db.all_docs()["rows"])
 
 
+# Every phase, each in a second or less; a test sets what it looks at.
+TINY = bench.BenchConfig(
+    jobs=20,
+    workers=1,
+    concurrency=1,
+    seconds=0.5,
+    contention=(),
+    latency_jobs=2,
+    single_jobs=2,
+    idle_seconds=0.5,
+    small_backlog=10,
+    large_backlog=20,
+    history=20,
+    listeners=(),
+)
+
+
 def test_bench_drops_its_databases(server_url: str) -> None:
-    config = bench.BenchConfig(
-        jobs=20,
-        workers=1,
-        concurrency=1,
-        seconds=0.5,
-        contention=(),
-        latency_jobs=2,
-        single_jobs=2,
-        idle_seconds=0.5,
-        small_backlog=10,
-        large_backlog=20,
-        history=20,
-        listeners=(),
-    )
     with Couch(server_url) as couch:
         before = set(couch.all_dbs())
-        bench.run(config, server_url)
+        bench.run(TINY, server_url)
         assert set(couch.all_dbs()) == before
 
 
@@ -107,18 +111,11 @@ def idle_workers_left() -> list[int]:
 
 
 def test_listeners_are_set_against_none_measured_in_the_same_run() -> None:
-    config = bench.BenchConfig(
-        jobs=20,
-        workers=1,
+    config = dataclasses.replace(
+        TINY,
         concurrency=2,
         seconds=1.0,
-        contention=(),
-        latency_jobs=2,
-        single_jobs=2,
-        idle_seconds=0.5,
         small_backlog=200,
-        large_backlog=20,
-        history=20,
         listeners=(2, 4),
         share_feed=cli.worker_takes("--share-feed"),
     )
@@ -173,7 +170,8 @@ def test_percentile() -> None:
 def test_bench_on_a_cluster_spreads_workers_over_its_nodes(tmp_path: Path) -> None:
     if not COUCHDB_BIN:
         pytest.skip(NEEDS_COUCHDB_BIN)
-    config = bench.BenchConfig(
+    config = dataclasses.replace(
+        TINY,
         jobs=300,
         workers=3,
         concurrency=2,
@@ -182,7 +180,6 @@ def test_bench_on_a_cluster_spreads_workers_over_its_nodes(tmp_path: Path) -> No
         contention_jobs=30,
         latency_jobs=3,
         single_jobs=3,
-        idle_seconds=0.5,
         small_backlog=20,
         large_backlog=40,
         history=40,
