@@ -155,7 +155,12 @@ def listener_rows(listeners: dict[str, Any]) -> list[tuple[str, str]]:
             "listeners: none",
             f"{listeners['per_s']:,.0f} jobs/s (runs {first['per_s']:,.0f}, "
             f"{last['per_s']:,.0f}), drain {first['drain']}"
-            + (f"; server CPU {base_cpu:.1f} ms/job" if base_cpu is not None else ""),
+            + (
+                f"; server CPU {base_cpu:.1f} ms/job (runs {first['server_cpu_ms_per_job']:.1f}"
+                f", {last['server_cpu_ms_per_job']:.1f})"
+                if base_cpu is not None
+                else ""
+            ),
         )
     ]
     for run_ in listeners["runs"]:
