@@ -187,4 +187,7 @@ def test_bench_on_a_cluster_spreads_workers_over_its_nodes(tmp_path: Path) -> No
     )
     results = bench.run(config)
     assert results["server"] == "Apache CouchDB 3-node cluster"
-    assert results["throughput_per_s"] > 0 and results["contention"][0]["jobs"] == 30
+    # How many of the burst finish within the run's 2 s is the machine's to say, not the test's.
+    contention = results["contention"][0]
+    assert results["throughput_per_s"] > 0 and contention["workers"] == 3
+    assert 0 < contention["jobs"] <= 30
