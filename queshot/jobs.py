@@ -13,7 +13,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,59 @@ class JobCancelled(BaseException):
     """Raised inside a handler by `job.check_cancelled()` once the job is asked
     to stop. A BaseException, as asyncio's CancelledError is, so that a
     handler's `except Exception` does not swallow it."""
+
+
+class HandlerJob:
+    """A job as its handler reads it, in the worker's process or in a child
+    (`--processes`): `id`, `data`, `doc`, `task`, `args`, `kwargs`,
+    `attempts`, the results of the jobs it waited for (`dependency_results`,
+    by job id), and the cancel request: `cancelled`, `check_cancelled()`,
+    `on_cancel()`. Where its `log`, `progress` and outcome go is the
+    subclass's; `lock` guards the cancel request and what the subclass adds."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.id: str = doc["_id"]
+        self.doc = doc
+        self.data: Any = doc.get("data")
+        self.task: str | None = doc.get("task")
+        self.args: list[Any] = doc.get("args") or []
+        self.kwargs: dict[str, Any] = doc.get("kwargs") or {}
+        self.dependency_results: dict[str, Any] = doc.get("dependency_results") or {}
+        self.attempts: int = doc.get("attempts", 1)
+        self.lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._on_cancel: list[Callable[[], Any]] = []
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, attempts={self.attempts})"
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether someone asked this job to stop (`queshot cancel`)."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if the job was asked to stop: call it between
+        steps of a long sync handler (an async one is cancelled for you)."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+    def on_cancel(self, callback: Callable[[], Any]) -> None:
+        """Call `callback` once the job is asked to stop (now, if it was)."""
+        with self.lock:
+            if not self._cancel.is_set():
+                self._on_cancel.append(callback)
+                return
+        callback()
+
+    def _mark_cancelled(self) -> list[Callable[[], Any]] | None:
+        """Note the cancel request (with `lock` held): the callbacks to call
+        now, or None if it was already noted."""
+        if self._cancel.is_set():
+            return None
+        self._cancel.set()
+        callbacks, self._on_cancel = self._on_cancel, []
+        return callbacks
 
 
 def now_ms() -> int:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -225,3 +226,13 @@ def module_db(couch: Couch) -> Iterator[Database]:
     sync.push(couch, [name], designdocs.load())
     yield couch.database(name)
     couch.database(name).drop()
+
+
+@pytest.fixture
+def meeting_place(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private runtime directory for `--share-feed` workers (QUESHOT_RUNTIME_DIR),
+    the test's own, short enough for a Unix socket's path."""
+    path = Path(tempfile.mkdtemp(prefix="qs-"))
+    monkeypatch.setenv("QUESHOT_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -22,15 +22,20 @@ pytestmark = pytest.mark.slow
 SUMMARY = re.compile(r"claims (\d+)/(\d+) won, (\d+) conflicts")
 
 
-@pytest.mark.parametrize("slots", ["--concurrency", "--processes"])
+@pytest.mark.parametrize(
+    "slots",
+    [("--concurrency",), ("--processes",), ("--share-feed", "--concurrency")],
+    ids=["threads", "processes", "shared-feed"],
+)
 def test_four_processes_run_every_job_exactly_once(
-    couch: Couch, db, spawn_worker, record_file: Path, slots: str
+    couch: Couch, db, spawn_worker, record_file: Path, slots: tuple[str, ...], meeting_place
 ) -> None:
-    """With --processes, each worker runs its handlers in CONCURRENCY children."""
+    """With --processes, each worker runs its handlers in CONCURRENCY children;
+    with --share-feed, the four share one feed (one leads, three follow)."""
     queue = Queue("race", db)
     ids = queue.create_jobs([{"n": i} for i in range(JOBS)])
     workers = [
-        spawn_worker(db.name, "race", slots, str(CONCURRENCY), "--poll-interval", "1")
+        spawn_worker(db.name, "race", *slots, str(CONCURRENCY), "--poll-interval", "1")
         for _ in range(PROCESSES)
     ]
 

@@ -50,6 +50,12 @@ def add_commands(commands: Any) -> None:
         metavar="MB",
         help="replace a child process once its peak memory passes MB",
     )
+    worker.add_argument(
+        "--share-feed",
+        action="store_true",
+        help="share one _changes feed with this host's other --share-feed workers "
+        "on the same server, database and user (one listener for the server, not one each)",
+    )
     worker.add_argument("--name", help="worker name (default host-pid)")
     worker.add_argument(
         "--lease-seconds",
@@ -121,6 +127,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             max_memory_per_child=args.max_memory_per_child,
             shutdown_grace=args.grace,
             poll_interval=args.poll_interval,
+            share_feed=args.share_feed,
         )
         scheduler = None
         if args.schedules:

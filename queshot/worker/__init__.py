@@ -13,9 +13,10 @@ its own, with its own loop where it has a thread:
   batched by `completions.CompletionWriter`), telling `hooks.Hooks`;
 - `leases.Heartbeats` renews the leases of running jobs, `leases.Reaper`
   takes back everyone's expired ones;
-- `feed.FeedListener` follows `_changes`, waking the dispatcher, telling
-  the picker what rivals took and the runner which jobs were asked to cancel,
-  and `control.QueueControl` which queues are paused;
+- `feed.FeedListener` follows `_changes` (its own, `feed.OwnFeed`, or one
+  shared by the host's workers, `hostfeed.HostFeed`), waking the dispatcher,
+  telling the picker what rivals took and the runner which jobs were asked
+  to cancel, and `control.QueueControl` which queues are paused;
 - `status.StatusReporter` keeps the worker's status document;
 - `unblocking.Unblocker` tells the jobs that wait for the ones this worker
   finished, and reconciles what a dead worker left untold.
@@ -47,9 +48,10 @@ from .claiming import Claimer
 from .completions import CompletionWriter
 from .control import QueueControl
 from .dispatch import Dispatcher
-from .feed import FeedListener
+from .feed import FeedListener, OwnFeed
 from .handlers import handler_source
 from .hooks import Hook, Hooks, Outcome
+from .hostfeed import HostFeed
 from .job import Job, JobWriter, RunningJobs, WorkerStats
 from .leases import Heartbeats, Reaper
 from .ordering import QueueOrder, checked_queues
@@ -91,7 +93,9 @@ class Worker:
     SIGTERM/SIGINT; `start()` / `stop()` are the non-blocking pair.
 
     `processes=N` runs handlers in N child processes, one job each at a
-    time (see `processes.py`); the handler must then be importable."""
+    time (see `processes.py`); the handler must then be importable.
+    `share_feed=True` shares one `_changes` feed with the host's other
+    workers on this database and account (see `hostfeed.py`)."""
 
     def __init__(
         self,
@@ -111,6 +115,7 @@ class Worker:
         retention_interval: float = 60.0,
         shutdown_grace: float = 30.0,
         feed_heartbeat: float = 2.0,
+        share_feed: bool = False,
         hooks: Iterable[Hook] = (),
     ) -> None:
         self.queues = checked_queues(queue)
@@ -226,15 +231,16 @@ class Worker:
             outage=self._outage,
             halt=self._halt,
         )
+        own = OwnFeed(self.db, heartbeat=feed_heartbeat, outage=self._outage, halt=self._halt)
         self._feed = FeedListener(
             self.db,
             worker_id=self.id,
             queues=self.picker,
             control=self.control,
+            source=HostFeed(own, wake=self.dispatcher.job_offered) if share_feed else own,
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
             blocked_seen=self.unblocker.blocked_seen,
-            heartbeat=feed_heartbeat,
             poll_interval=poll_interval,
             retrying=self._retrying,
             halt=self._halt,
@@ -250,6 +256,7 @@ class Worker:
             describe=lambda: {
                 "jobs": self.running_jobs,
                 "paused": self.paused or self.control.paused,
+                "feed": self._feed.source.describe(),
             },
             outage=self._outage,
             halt=self._halt,

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..jobs import JobCancelled
+from ..jobs import HandlerJob, JobCancelled
 from ..reload import load_handler
 from ..tasks import running_as
 
@@ -35,56 +35,22 @@ JOB, CANCEL, STOP = "job", "cancel", "stop"
 READY, BROKEN, LOG, PROGRESS, DONE, FAILED = "ready", "broken", "log", "progress", "done", "failed"
 
 
-class ChildJob:
+class ChildJob(HandlerJob):
     """The job as a handler in a child process sees it: the same reading API
-    as the worker's `Job` (`id`, `data`, `doc`, `task`, `args`, `kwargs`,
-    `attempts`, `dependency_results`, `log()`, `progress()`, `cancelled`,
-    `check_cancelled()`, `on_cancel()`). `log` and `progress` are sent to
-    the parent, which writes them in order, before the outcome; they never
-    raise here. What stays with the parent: the revision held, its lock and
-    writes."""
+    as the worker's `Job`. `log` and `progress` are sent to the parent, which
+    writes them in order, before the outcome; they never raise here. What
+    stays with the parent: the revision held and the writes."""
 
     def __init__(self, seq: int, doc: dict[str, Any], send: Callable[[tuple], None]) -> None:
+        super().__init__(doc)
         self.seq = seq
-        self.id: str = doc["_id"]
-        self.doc = doc
-        self.data: Any = doc.get("data")
-        self.task: str | None = doc.get("task")
-        self.args: list[Any] = doc.get("args") or []
-        self.kwargs: dict[str, Any] = doc.get("kwargs") or {}
-        self.dependency_results: dict[str, Any] = doc.get("dependency_results") or {}
-        self.attempts: int = doc.get("attempts", 1)
         self._send = send
-        self._cancel = threading.Event()
-        self._on_cancel: list[Callable[[], Any]] = []
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"Job({self.id!r}, attempts={self.attempts})"
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def check_cancelled(self) -> None:
-        if self._cancel.is_set():
-            raise JobCancelled(f"job {self.id} was cancelled")
-
-    def on_cancel(self, callback: Callable[[], Any]) -> None:
-        with self._lock:
-            if not self._cancel.is_set():
-                self._on_cancel.append(callback)
-                return
-        callback()
 
     def cancel(self) -> None:
         """The parent passed on a cancel request (on the child's reader thread)."""
-        with self._lock:
-            if self._cancel.is_set():
-                return
-            self._cancel.set()
-            callbacks, self._on_cancel = self._on_cancel, []
-        for callback in callbacks:
+        with self.lock:
+            callbacks = self._mark_cancelled()
+        for callback in callbacks or []:
             with contextlib.suppress(Exception):
                 callback()
 

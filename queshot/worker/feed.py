@@ -1,4 +1,5 @@
-"""The worker's ear on the database: one `_changes` feed for its life, which
+"""The worker's ear on the database: one `_changes` feed for its life (its
+own, `OwnFeed`, or one shared by the workers of its host, `hostfeed.py`), which
 wakes the dispatcher when a job of its queues becomes claimable (handing
 that queue's picker the id when the job is due), tells the pickers which
 jobs rivals take, tells the runner which of its own jobs were asked to
@@ -12,17 +13,65 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, Protocol
 
 from .. import protocol
-from ..couch import CouchError, Database, Forbidden, Unauthorized
+from ..couch import CouchError, Database, Forbidden, Outage, Unauthorized
 from ..jobs import WORKER_DOC_PREFIX, is_cancel_request_of, is_due, now_ms, revision_number
 from ..retrying import MAX_RETRY_DELAY, Retrier
 from .control import QueueControl
 from .ordering import QueueOrder
 
 log = logging.getLogger(__name__)
+
+
+class ChangeSource(Protocol):
+    """Where a listener's rows come from: every change since `since` that
+    `selector` lets through (None: every change), each with its `seq`, until
+    the worker halts. A row may come twice, never not at all."""
+
+    def changes(self, since: str | int, selector: dict[str, Any] | None) -> Iterator[dict]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the worker's status document says of its feed."""
+        ...
+
+
+class OwnFeed:
+    """The worker's own `_changes` (the default): one listener on the server
+    per worker. Also what a shared feed's leader reads, and its followers'
+    one-shot catch-up, so that all read the same rows the same way."""
+
+    def __init__(
+        self, db: Database, *, heartbeat: float, outage: Outage, halt: threading.Event
+    ) -> None:
+        self.db = db
+        self.heartbeat = heartbeat
+        self.outage = outage
+        self.halt = halt
+
+    def changes(
+        self,
+        since: str | int,
+        selector: dict[str, Any] | None,
+        feed: Literal["continuous", "normal"] = "continuous",
+    ) -> Iterator[dict]:
+        """The changes since `since`: for as long as the worker runs
+        (continuous), or those there are now (normal)."""
+        return self.db.changes(
+            since=since,
+            feed=feed,
+            include_docs=True,
+            selector=selector,
+            heartbeat=self.heartbeat,
+            stop=self.halt,
+            max_backoff=MAX_RETRY_DELAY,
+            outage=self.outage,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"role": "own"}
 
 
 class FeedListener:
@@ -37,10 +86,10 @@ class FeedListener:
         worker_id: str,
         queues: QueueOrder,
         control: QueueControl,
+        source: ChangeSource,
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
         blocked_seen: Callable[[str, list[str] | None], None],
-        heartbeat: float,
         poll_interval: float,
         retrying: Retrier,
         halt: threading.Event,
@@ -50,7 +99,7 @@ class FeedListener:
         self.worker_id = worker_id
         self.queues = queues
         self.control = control
-        self.heartbeat = heartbeat
+        self.source = source
         self.poll_interval = poll_interval
         self._wake = wake
         self._cancel_requested = cancel_requested
@@ -59,6 +108,7 @@ class FeedListener:
         self._outage = retrying.outage
         self._halt = halt
         self._on_fatal = on_fatal
+        self._design_rev = 0  # the newest design doc heard: a shared feed may bring an older one
 
     def run(self) -> None:
         """State and queue are checked here; CouchDB pre-filters with a Mango
@@ -75,16 +125,8 @@ class FeedListener:
             since = self._retrying(lambda: self.db.info()["update_seq"])
             for doc_id, doc in self._retrying(lambda: list(protocol.status_docs(self.db))):
                 self._heard_safely({"id": doc_id, "doc": doc})
-            self.control.heard(self._retrying(lambda: self.db.get_or_none(protocol.DDOC_ID)))
-            for row in self.db.changes(
-                since=since,
-                include_docs=True,
-                selector=self.selector(),
-                heartbeat=self.heartbeat,
-                stop=self._halt,
-                max_backoff=MAX_RETRY_DELAY,
-                outage=self._outage,
-            ):
+            self._design_heard(self._retrying(lambda: self.db.get_or_none(protocol.DDOC_ID)) or {})
+            for row in self.source.changes(since, self.selector()):
                 self._heard_safely(row)
         except (Unauthorized, Forbidden) as exc:
             self._on_fatal(exc)
@@ -112,12 +154,19 @@ class FeedListener:
             )
 
     def _heard(self, row: dict[str, Any]) -> None:
+        """Every step is harmless twice, and with an older revision after a
+        newer one (a shared feed's catch-up and relay overlap): a hint for a
+        job already taken costs one refused claim, a strike lasts until the
+        next page read, an older status document ages out by its
+        `last_seen`, a cancel keeps the highest revision, an unblocking looks
+        jobs up again; only the design doc, whose pauses would stick, is
+        taken by revision (`_design_heard`)."""
         doc = row.get("doc") or {}
         if row["id"].startswith(WORKER_DOC_PREFIX):
             self.queues.heard(row["id"], doc)
             return
         if row["id"] == protocol.DDOC_ID:
-            self.control.heard(doc)
+            self._design_heard(doc)
             return
         picker = self.queues.picker_for(doc.get("queues"))  # None: not one of this worker's
         if is_cancel_request_of(doc, self.worker_id):
@@ -139,6 +188,12 @@ class FeedListener:
         if picker.hints and is_due(doc, now_ms()):
             picker.offer(row["id"])
         self._wake()
+
+    def _design_heard(self, doc: dict[str, Any]) -> None:
+        rev = revision_number(doc.get("_rev") or "0-")
+        if rev >= self._design_rev:
+            self._design_rev = rev
+            self.control.heard(doc)
 
     def selector(self) -> dict[str, Any] | None:
         """The protocol's feed selector if the server filters `_changes` by

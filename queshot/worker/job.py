@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database, NotFound, ServerError, ServerUnreachable
-from ..jobs import JobCancelled, is_cancel_request_of, revision_number
+from ..jobs import HandlerJob, is_cancel_request_of, revision_number
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +60,16 @@ class WorkerStats:
         )
 
 
-class Job:
-    """A claimed job, as the handler sees it: `id`, `data`, `doc`, `task`,
-    `args`, `kwargs`, `attempts`, `log(msg)`, `progress(pct)`, and
-    `cancelled` / `check_cancelled()` once someone asks it to stop. Writes
-    go against the revision this worker holds; if someone else changed the
-    job (a human in Fauxton, the reaper), the job is abandoned: its result
-    will not overwrite theirs. A cancel request is the one change of another
-    that the worker follows rather than gives up on (`JobWriter`)."""
+class Job(HandlerJob):
+    """A claimed job, as the handler sees it (`HandlerJob`), with `log(msg)`
+    and `progress(pct)`. Writes go against the revision this worker holds;
+    if someone else changed the job (a human in Fauxton, the reaper), the
+    job is abandoned: its result will not overwrite theirs. A cancel request
+    is the one change of another that the worker follows rather than gives
+    up on (`JobWriter`)."""
 
     def __init__(self, writer: JobWriter, doc: dict[str, Any], rev: str) -> None:
-        self.id: str = doc["_id"]
-        self.doc = doc
-        self.data: Any = doc.get("data")
-        self.task: str | None = doc.get("task")
-        self.args: list[Any] = doc.get("args") or []
-        self.kwargs: dict[str, Any] = doc.get("kwargs") or {}
-        # The results of the jobs it waited for (depends_on), by job id.
-        self.dependency_results: dict[str, Any] = doc.get("dependency_results") or {}
-        self.attempts: int = doc.get("attempts", 1)
+        super().__init__(doc)
         self.rev = rev
         # While `rev` is still the claim's, the stored document is this copy
         # (`doc` is the handler's to change): see JobRunner's batched completion.
@@ -89,29 +80,7 @@ class Job:
         self.finished = False  # its outcome (or release) is written: no more writes
         self.started = time.monotonic()
         self.next_beat: float | None = None  # set by the heartbeats
-        self.lock = threading.Lock()
         self._writer = writer
-        self._cancel = threading.Event()
-        self._on_cancel: list[Callable[[], Any]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether someone asked this job to stop (`queshot cancel`)."""
-        return self._cancel.is_set()
-
-    def check_cancelled(self) -> None:
-        """Raise JobCancelled if the job was asked to stop: call it between
-        steps of a long sync handler (an async one is cancelled for you)."""
-        if self._cancel.is_set():
-            raise JobCancelled(f"job {self.id} was cancelled")
-
-    def on_cancel(self, callback: Callable[[], Any]) -> None:
-        """Call `callback` once the job is asked to stop (now, if it was)."""
-        with self.lock:
-            if not self._cancel.is_set():
-                self._on_cancel.append(callback)
-                return
-        callback()
 
     def cancel_requested(self, rev: str) -> None:
         """The stored job (at `rev`, still held by this worker) carries a
@@ -119,19 +88,15 @@ class Job:
         Called with the job's lock held."""
         if revision_number(rev) > revision_number(self.rev):
             self.rev = rev
-        if self._cancel.is_set():
+        callbacks = self._mark_cancelled()
+        if callbacks is None:
             return
-        self._cancel.set()
         log.info("job %s: asked to cancel", self.id)
-        for callback in self._on_cancel:
+        for callback in callbacks:
             try:
                 callback()
             except Exception:
                 log.exception("job %s: a cancel callback failed", self.id)
-        self._on_cancel.clear()
-
-    def __repr__(self) -> str:
-        return f"Job({self.id!r}, attempts={self.attempts})"
 
     def log(self, message: str) -> None:
         """Append a line to the job's log (server-stamped). A line the
