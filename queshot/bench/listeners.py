@@ -31,8 +31,8 @@ IDLE_PARENT = "bench-idle"
 class Arrangement:
     """One way of running idle listeners beside the drain: `idle` holds each
     idle process's `queshot worker` options; `feeds`, how many changes
-    feeds they hold by queshot's own design (None where that is not
-    queshot's to say); `drain_processes` spreads the drain itself."""
+    feeds they hold by queshot's design; `drain_processes` spreads the
+    drain itself."""
 
     name: str
     label: str
@@ -48,8 +48,8 @@ def _idle_queue(number: int) -> list[str]:
 def arrangements(few: int, many: int, *, share_feed: bool) -> list[Arrangement]:
     """The rows after "none": `few` and `many` idle workers (a feed each),
     `many` handler processes as one worker (one feed), one worker on `many`
-    queues (one feed), `many` workers sharing their host's feed (when the
-    worker CLI takes --share-feed), and the drain by `few` processes."""
+    queues (one feed), `many` workers sharing their host's feed (one feed,
+    when the worker CLI takes --share-feed), and the drain by `few` processes."""
     separate = [_idle_queue(n) for n in range(many)]
     rows = [
         Arrangement("separate_few", f"{few} idle workers", separate[:few], few),
@@ -69,7 +69,7 @@ def arrangements(few: int, many: int, *, share_feed: bool) -> list[Arrangement]:
     ]
     if share_feed:
         shared = [[*options, "--share-feed"] for options in separate]
-        rows.append(Arrangement("share_feed", f"{many} idle workers --share-feed", shared))
+        rows.append(Arrangement("share_feed", f"{many} idle workers --share-feed", shared, 1))
     rows.append(Arrangement("same_queue", f"the drain by {few} workers", drain_processes=few))
     return rows
 
