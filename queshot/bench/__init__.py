@@ -9,7 +9,8 @@ measured in the same run:
   of a claim with no queue logic);
 - bulk enqueue against `_bulk_docs` of the same documents into a database
   whose validate_doc_update is trivial (validation's own price);
-- enqueue-to-start against the server's changes-feed latency plus one claim.
+- enqueue-to-start against the server's changes-feed latency plus one claim;
+- the server's CPU per job beside idle listeners against none (`listeners.py`).
 
 The server is `--url` / COUCHDB_URL, else a CouchDB started from COUCHDB_BIN
 (three nodes with `cluster`), else an embedded pouchdb-server. Workers are
@@ -31,7 +32,9 @@ from ..couch import Couch, CouchError, Database, safe_url
 from ..queue import Queue
 from .growth import measure_growth
 from .limited import limit_rows, measure_limit_cost
+from .listeners import listener_rows, measure_listeners
 from .measures import (
+    Drainers,
     measure_bulk,
     measure_ceiling,
     measure_claim,
@@ -70,6 +73,10 @@ class BenchConfig:
     # (about 4 minutes more on a 2-core machine, most of it building the index).
     large_backlog: int = 20_000
     history: int = 40_000
+    # Idle listeners, few and many (the issue's 8 and 32); () leaves the section out.
+    listeners: tuple[int, ...] = (8, 32)
+    # Whether the worker CLI takes --share-feed (the CLI asks its own parser).
+    share_feed: bool = False
 
 
 @dataclass
@@ -83,7 +90,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def _server(url: str | None, *, cluster: bool) -> Iterator[Server]:
+def server_for(url: str | None, *, cluster: bool) -> Iterator[Server]:
+    """The server at `url` (its CPU unknown), else one started for the run
+    and stopped after it, whose processes' CPU the figures count."""
     binary = os.environ.get("COUCHDB_BIN")
     if url:
         yield Server([url], safe_url(url), [])
@@ -149,7 +158,7 @@ class ThrowawayDatabases:
 
 def run(config: BenchConfig, url: str | None = None) -> dict[str, Any]:
     """Every measurement in one run; returns the results (see `format_table`)."""
-    with _server(url, cluster=config.cluster) as server, Couch(server.urls[0]) as couch:
+    with server_for(url, cluster=config.cluster) as server, Couch(server.urls[0]) as couch:
         databases = ThrowawayDatabases(couch)
         try:
             return _measure(config, server, databases)
@@ -198,16 +207,11 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     # Enough jobs to keep the workers busy through the window even at the ceiling.
     jobs = min(config.jobs, int(ceiling * (config.seconds + 3)) + 100)
     log.info("throughput: %d jobs, %.0f s window", jobs, config.seconds)
+    drainers = Drainers(
+        server.urls, config.workers, config.concurrency, config.seconds, server.pids
+    )
     with databases.phase() as db:
-        throughput = measure_throughput(
-            server.urls,
-            Queue("bench-throughput", db),
-            workers=config.workers,
-            concurrency=config.concurrency,
-            seconds=config.seconds,
-            jobs=jobs,
-            server_pids=server.pids,
-        )
+        throughput = measure_throughput(drainers, Queue("bench-throughput", db), jobs)
 
     contention = []
     for workers in config.contention:
@@ -232,25 +236,25 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
     growth = measure_growth(
         databases.phase,
         databases.provision,
-        server.urls,
-        workers=config.workers,
-        concurrency=config.concurrency,
-        seconds=config.seconds,
+        drainers,
         small_backlog=config.small_backlog,
         large_backlog=config.large_backlog,
         history=config.history,
-        server_pids=server.pids,
     )
     log.info("limit cost: a limit never reached against none, %d jobs", config.small_backlog)
-    limit_cost = measure_limit_cost(
-        databases.phase,
-        server.urls,
-        workers=config.workers,
-        concurrency=config.concurrency,
-        seconds=config.seconds,
-        backlog=config.small_backlog,
-        server_pids=server.pids,
-    )
+    limit_cost = measure_limit_cost(databases.phase, drainers, backlog=config.small_backlog)
+    listeners = None
+    if config.listeners:
+        few, many = config.listeners
+        listeners = measure_listeners(
+            databases.phase,
+            databases.provision,
+            drainers,
+            backlog=config.small_backlog,
+            few=few,
+            many=many,
+            share_feed=config.share_feed,
+        )
     latency_limit = 1.5 * feed_latency["p50"] + claim["p50"]
     return {
         "server": server.kind,
@@ -276,6 +280,7 @@ def _measure(config: BenchConfig, server: Server, databases: ThrowawayDatabases)
         "server_cpu_ms_per_write": 1000 * ceiling_cpu / writes if server.pids else None,
         "growth": growth,
         "limit_cost": limit_cost,
+        "listeners": listeners,
     }
 
 
@@ -337,6 +342,8 @@ def format_table(results: dict[str, Any]) -> str:
     ]
     rows += growth_rows(results["growth"])
     rows += limit_rows(results["limit_cost"])
+    if results["listeners"]:
+        rows += listener_rows(results["listeners"])
     if throughput["worker_cpu_ms_per_job"]:
         rows.append(("worker CPU", f"{throughput['worker_cpu_ms_per_job']:.1f} ms per no-op job"))
     if results["server_cpu_ms_per_write"] and throughput["server_cpu_ms_per_job"]:

@@ -12,16 +12,17 @@ by-id and by-seq trees exactly like a job removed by a retention rule."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import protocol
 from ..couch import Database, ServerUnreachable
 from ..queue import Queue
-from .measures import BULK_CHUNK, drain_rate
+from .measures import BULK_CHUNK, Drainers, best_of, ratio
 
 log = logging.getLogger(__name__)
 
@@ -69,71 +70,64 @@ def _index(db: Database, view: str) -> None:
     protocol.warm_up(db, view)
 
 
+@contextlib.contextmanager
+def seeded(
+    phase: Callable[..., Any],
+    provision: Callable[[Database], None],
+    queue_name: str,
+    backlog: int,
+    removed: int = 0,
+) -> Iterator[Queue]:
+    """A throwaway database (`phase`, then `provision` pushes the design
+    docs) holding `backlog` waiting jobs of `queue_name` after `removed`
+    removed ones, indexed: the queue, for as long as the phase lasts."""
+    with phase(queue_design_docs=False) as db:
+        queue = Queue(queue_name, db)
+        began = time.monotonic()
+        seed_removed(db, removed)
+        seed_waiting(db, queue, backlog)
+        provision(db)
+        _index(db, queue.view)
+        log.info(
+            "seeded %d waiting, %d removed jobs in %.0f s",
+            backlog,
+            removed,
+            time.monotonic() - began,
+        )
+        yield queue
+
+
 def measure_growth(
     phase: Callable[..., Any],
     provision: Callable[[Database], None],
-    urls: list[str],
+    drainers: Drainers,
     *,
-    workers: int,
-    concurrency: int,
-    seconds: float,
     small_backlog: int,
     large_backlog: int,
     history: int,
-    server_pids: list[int],
 ) -> dict[str, Any]:
-    """Jobs per second over `seconds` with `small_backlog` waiting jobs in a
-    fresh database (measured first and last: the better counts, so that the
+    """Jobs per second with `small_backlog` waiting jobs in a fresh
+    database (measured first and last: the better counts, so that the
     ratios do not flatter; of server CPU per job, the lower), with
-    `large_backlog` waiting jobs, and with
-    `small_backlog` waiting jobs after `history` removed ones. `phase` gives
-    a throwaway database without design docs, `provision` pushes them."""
+    `large_backlog` waiting jobs, and with `small_backlog` waiting jobs
+    after `history` removed ones. `phase` gives a throwaway database without
+    design docs, `provision` pushes them."""
 
     def run(backlog: int, removed: int) -> dict[str, Any]:
-        with phase(queue_design_docs=False) as db:
-            queue = Queue("bench-growth", db)
-            began = time.monotonic()
-            seed_removed(db, removed)
-            seed_waiting(db, queue, backlog)
-            provision(db)
-            _index(db, queue.view)
-            seeded = time.monotonic() - began
-            log.info("seeded %d waiting, %d removed jobs in %.0f s", backlog, removed, seeded)
-            result = drain_rate(
-                urls,
-                queue,
-                workers=workers,
-                concurrency=concurrency,
-                seconds=seconds,
-                server_pids=server_pids,
-            )
-            ran_dry = result["completed_total"] >= backlog
-            return result | {
-                "backlog": backlog,
-                "removed": removed,
-                "seed_seconds": seeded,
-                "ran_dry": ran_dry,
-            }
+        with seeded(phase, provision, "bench-growth", backlog, removed) as queue:
+            return drainers.rate(queue, backlog) | {"backlog": backlog, "removed": removed}
 
     first = run(small_backlog, 0)
     large = run(large_backlog, 0)
     old = run(small_backlog, history)
     last = run(small_backlog, 0)
-    fresh = max(first["per_s"], last["per_s"])
-    cpu = [run_["server_cpu_ms_per_job"] for run_ in (first, last)]
-    fresh_cpu = min(cpu) if None not in cpu else None
+    fresh, fresh_cpu = best_of([first, last])
     return {
         "fresh": [first, last],
         "large_backlog": large,
         "history": old,
-        "backlog_ratio": large["per_s"] / fresh if fresh else None,
-        "history_ratio": old["per_s"] / fresh if fresh else None,
-        # Server CPU per job: what a busy shared machine disturbs least (its
-        # other processes slow the clock, not the server's own work per job).
-        "backlog_cpu_ratio": _ratio(large["server_cpu_ms_per_job"], fresh_cpu),
-        "history_cpu_ratio": _ratio(old["server_cpu_ms_per_job"], fresh_cpu),
+        "backlog_ratio": ratio(large["per_s"], fresh),
+        "history_ratio": ratio(old["per_s"], fresh),
+        "backlog_cpu_ratio": ratio(large["server_cpu_ms_per_job"], fresh_cpu),
+        "history_cpu_ratio": ratio(old["server_cpu_ms_per_job"], fresh_cpu),
     }
-
-
-def _ratio(value: float | None, base: float | None) -> float | None:
-    return value / base if value is not None and base else None

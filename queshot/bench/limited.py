@@ -14,20 +14,13 @@ from .. import protocol
 from ..jobs import MAX_LIMIT
 from ..queue import Queue
 from .growth import seed_waiting
-from .measures import drain_rate
+from .measures import Drainers
 
 log = logging.getLogger(__name__)
 
 
 def measure_limit_cost(
-    phase: Callable[..., Any],
-    urls: list[str],
-    *,
-    workers: int,
-    concurrency: int,
-    seconds: float,
-    backlog: int,
-    server_pids: list[int],
+    phase: Callable[..., Any], drainers: Drainers, *, backlog: int
 ) -> dict[str, Any]:
     """Jobs per second of `backlog` waiting jobs, unlimited, limited, unlimited."""
 
@@ -38,15 +31,7 @@ def measure_limit_cost(
                 queue.set_limit(concurrency=MAX_LIMIT)
             seed_waiting(db, queue, backlog)
             protocol.warm_up(db, queue.view)
-            result = drain_rate(
-                urls,
-                queue,
-                workers=workers,
-                concurrency=concurrency,
-                seconds=seconds,
-                server_pids=server_pids,
-            )
-            return result | {"ran_dry": result["completed_total"] >= backlog}
+            return drainers.rate(queue, backlog)
 
     first = run(False)
     limited = run(True)

@@ -11,6 +11,7 @@ import statistics
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .. import protocol
@@ -190,75 +191,77 @@ def measure_latency(pool: WorkerPool, queue: Queue, count: int) -> dict[str, flo
     return spread([row["doc"]["result"]["started_ms"] - row["doc"]["created_at"] for row in rows])
 
 
-def measure_throughput(
-    urls: list[str],
-    queue: Queue,
-    *,
-    workers: int,
-    concurrency: int,
-    seconds: float,
-    jobs: int,
-    server_pids: list[int],
-) -> dict[str, Any]:
-    """Completed jobs per second over `seconds` of a full queue: the jobs are
-    enqueued and indexed first, the workers then get a one-second warm-up.
-    Also claim attempts per job in the window, the workers' peak memory and
-    CPU per job (what sizing the workers' machines needs), and the server's
-    CPU per job (when its processes are this machine's)."""
+@dataclass(frozen=True)
+class Drainers:
+    """The workers of a timed run: `workers` processes x `concurrency`,
+    spread over `urls`, draining a queue's waiting jobs for `seconds`; the
+    server's CPU is read from `server_pids` (when its processes are this
+    machine's). One value for every phase that drains, so that each drains
+    the same way."""
+
+    urls: list[str]
+    workers: int
+    concurrency: int
+    seconds: float
+    server_pids: Sequence[int] = ()
+
+    def rate(self, queue: Queue, waiting: int) -> dict[str, Any]:
+        """Completed jobs per second over `seconds` of the `waiting` jobs
+        already in `queue` (indexed), after a one-second warm-up; claims per
+        job in the window, the workers' peak memory and CPU per job, the
+        server's CPU per job, and whether the queue ran dry (then the rate
+        is the backlog's, not the workers')."""
+        pool = WorkerPool(self.urls, queue.db.name, queue.name, self.workers, self.concurrency)
+        with pool:
+            time.sleep(1.0)
+            first, began = pool.counters(), time.monotonic()
+            server_before = sum(server_cpu_seconds(pid) for pid in self.server_pids)
+            workers_before = sum(cpu_seconds(pid) for pid in pool.pids)
+            time.sleep(self.seconds)
+            last = pool.counters()
+            elapsed = time.monotonic() - began
+            server_cpu = sum(server_cpu_seconds(pid) for pid in self.server_pids) - server_before
+            workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids) - workers_before
+            peak_rss = max(proc_status(pid, "VmHWM") for pid in pool.pids)
+            pool.stop()
+        completed = last["completed"] - first["completed"]
+        return {
+            "per_s": completed / elapsed,
+            "completed_total": last["completed"],
+            "ran_dry": last["completed"] >= waiting,
+            "claims_per_job": (last["claim_attempts"] - first["claim_attempts"])
+            / max(1, completed),
+            "peak_rss_mb": peak_rss,
+            "server_cpu_ms_per_job": 1000 * server_cpu / completed
+            if self.server_pids and completed
+            else None,
+            "worker_cpu_ms_per_job": 1000 * workers_cpu / completed if completed else None,
+        }
+
+
+def best_of(runs: list[dict[str, Any]]) -> tuple[float, float | None]:
+    """The base a ratio is set against, from runs of the same thing: the
+    higher rate and the lower server CPU per job, so that the ratios do not
+    flatter. Server CPU per job is what a busy shared machine disturbs least
+    (its other processes slow the clock, not the server's own work per job)."""
+    cpu = [run["server_cpu_ms_per_job"] for run in runs]
+    return max(run["per_s"] for run in runs), min(cpu) if None not in cpu else None
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    """`value` against `base`; None when either was not measured."""
+    return value / base if value is not None and base else None
+
+
+def measure_throughput(drainers: Drainers, queue: Queue, jobs: int) -> dict[str, Any]:
+    """Completed jobs per second over a window of a full queue (`Drainers.rate`):
+    the `jobs` are enqueued and indexed first. Also how fast the pending
+    index took them in."""
     queue.create_jobs({"i": i} for i in range(jobs))
     began = time.monotonic()
     protocol.warm_up(queue.db, queue.view)
     index_seconds = time.monotonic() - began
-    window = drain_rate(
-        urls,
-        queue,
-        workers=workers,
-        concurrency=concurrency,
-        seconds=seconds,
-        server_pids=server_pids,
-    )
-    return window | {
-        "ran_dry": window["completed_total"] >= jobs,
-        "index_per_s": jobs / index_seconds,
-    }
-
-
-def drain_rate(
-    urls: list[str],
-    queue: Queue,
-    *,
-    workers: int,
-    concurrency: int,
-    seconds: float,
-    server_pids: Sequence[int] = (),
-) -> dict[str, Any]:
-    """Completed jobs per second over `seconds` of the waiting jobs already
-    in `queue` (indexed), after a one-second warm-up; claims per job in the
-    window, the workers' peak memory and CPU per job, the server's CPU per
-    job (when its processes are this machine's)."""
-    with WorkerPool(urls, queue.db.name, queue.name, workers, concurrency) as pool:
-        time.sleep(1.0)
-        first, began = pool.counters(), time.monotonic()
-        server_before = sum(server_cpu_seconds(pid) for pid in server_pids)
-        workers_before = sum(cpu_seconds(pid) for pid in pool.pids)
-        time.sleep(seconds)
-        last = pool.counters()
-        elapsed = time.monotonic() - began
-        server_cpu = sum(server_cpu_seconds(pid) for pid in server_pids) - server_before
-        workers_cpu = sum(cpu_seconds(pid) for pid in pool.pids) - workers_before
-        peak_rss = max(proc_status(pid, "VmHWM") for pid in pool.pids)
-        pool.stop()
-    completed = last["completed"] - first["completed"]
-    return {
-        "per_s": completed / elapsed,
-        "completed_total": last["completed"],
-        "claims_per_job": (last["claim_attempts"] - first["claim_attempts"]) / max(1, completed),
-        "peak_rss_mb": peak_rss,
-        "server_cpu_ms_per_job": 1000 * server_cpu / completed
-        if server_pids and completed
-        else None,
-        "worker_cpu_ms_per_job": 1000 * workers_cpu / completed if completed else None,
-    }
+    return drainers.rate(queue, jobs) | {"index_per_s": jobs / index_seconds}
 
 
 def measure_contention(

@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--history", type=int, default=40_000, help="removed jobs of the database that ran them"
     )
+    bench.add_argument(
+        "--listeners",
+        type=_listener_counts,
+        default=(8, 32),
+        metavar="FEW,MANY",
+        help="idle listeners beside the drain (8,32); empty to leave them out",
+    )
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(func=cmd_bench)
     for command in commands.choices.values():
@@ -180,6 +187,24 @@ def _version() -> str:
         return metadata.version("queshot")
     except metadata.PackageNotFoundError:  # run from a checkout that is not installed
         return "(not installed)"
+
+
+def _listener_counts(text: str) -> tuple[int, ...]:
+    """`--listeners`: two counts, few then many (the bench's rows use both), or none."""
+    try:
+        counts = tuple(int(n) for n in text.split(",") if n.strip())
+    except ValueError:
+        counts = (0,)
+    if counts and (len(counts) != 2 or min(counts) < 1):
+        raise argparse.ArgumentTypeError(f"{text!r}: two positive counts, as 8,32 (or empty)")
+    return counts
+
+
+def worker_takes(flag: str) -> bool:
+    """Whether `queshot worker` takes the switch `flag`, asked of its own
+    parser: the bench runs the rows a worker option allows where it exists."""
+    _, unknown = build_parser().parse_known_args(["worker", "module", "--queue", "q", flag])
+    return flag not in unknown
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -197,6 +222,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         small_backlog=args.small_backlog,
         large_backlog=args.large_backlog,
         history=args.history,
+        listeners=args.listeners,
+        share_feed=worker_takes("--share-feed"),
     )
     results = bench.run(settings, args.url or os.environ.get("COUCHDB_URL"))
     print(bench.format_table(results))
