@@ -93,6 +93,21 @@ def slot_job(
     )
 
 
+def stored_as(db: Database, doc: dict[str, Any]) -> tuple[str, list[str]]:
+    """missing, existed, foreign (see `_enqueue`) or removed (a tombstone:
+    `_all_docs` by key shows deleted documents, on CouchDB and
+    pouchdb-server alike); for foreign, the fields a job is created with
+    (and no handler changes) in which the stored one differs from `doc`."""
+    [row] = db.all_docs(keys=[doc["_id"]], include_docs=True)["rows"]
+    if "value" not in row:
+        return "missing", []
+    if row["value"].get("deleted"):
+        return "removed", []
+    stored = row.get("doc") or {}
+    differing = [field for field in CREATION_FIELDS if stored.get(field) != doc.get(field)]
+    return ("foreign" if differing else "existed"), differing
+
+
 class Scheduler:
     """Enqueues the due slots of `db`'s schedules until stopped. `clock`
     (epoch seconds) is the time slots are judged by."""
@@ -246,7 +261,7 @@ class Scheduler:
         refused (by validate_doc_update). A run-now job is one more slot."""
         doc = slot_job(self.db, schedule, slot, run_now=run_now)
         job_id = doc["_id"]
-        seen, differing = self._retrying(lambda: self._lookup(doc))
+        seen, differing = self._retrying(lambda: stored_as(self.db, doc))
         if seen == "foreign":
             log.warning(
                 "slot %s of %s: job %s is there but is not the job this schedule makes "
@@ -272,20 +287,6 @@ class Scheduler:
             outcome = "contested" if self._replicas > 1 and self._converge(job_id) else "accepted"
         log.info("slot %s of %s: enqueued %s", slot_stamp(slot), schedule.name, job_id)
         return outcome
-
-    def _lookup(self, doc: dict[str, Any]) -> tuple[str, list[str]]:
-        """missing, existed, foreign (see `_enqueue`) or removed (a tombstone:
-        `_all_docs` by key shows deleted documents, on CouchDB and
-        pouchdb-server alike); for foreign, the fields a job is created with
-        (and no handler changes) in which the stored one differs from `doc`."""
-        [row] = self.db.all_docs(keys=[doc["_id"]], include_docs=True)["rows"]
-        if "value" not in row:
-            return "missing", []
-        if row["value"].get("deleted"):
-            return "removed", []
-        stored = row.get("doc") or {}
-        differing = [field for field in CREATION_FIELDS if stored.get(field) != doc.get(field)]
-        return ("foreign" if differing else "existed"), differing
 
     def _converge(self, job_id: str) -> bool:
         """After a 202: whether rival creates left branches (only schedule

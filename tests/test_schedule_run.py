@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from designdoc_js import DesignDocJS
-from test_scheduler import cli  # noqa: F401 (the fixture)
 
 from queshot import schedule_admin
+from queshot.cli import main
 from queshot.couch import Database
 from queshot.jobs import CREATION_FIELDS, now_ms
 from queshot.scheduler import Scheduler, slot_job
@@ -126,6 +126,11 @@ def test_each_new_request_makes_one_more_job(db: Database) -> None:
 
 
 # -- the command line -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(server_url: str, db: Database) -> Callable[..., int]:
+    return lambda *args: main([*args, "--url", server_url, "--db", db.name])
 
 
 def test_schedule_run_prints_the_job_id_and_schedules_shows_the_request(
