@@ -826,8 +826,8 @@ def test_busy_view_and_schedules_with_their_next_run(
     assert resumed["enabled"] is True and resumed["enabled_at"] >= now
     nightly.locator("button.schedule-run").click()  # confirmed by the fixture's dialog handler
     message = page.locator("#schedules-message")
-    expect(message).to_contain_text("schedule nightly: run now asked, as job ", timeout=WAIT_MS)
+    expect(message).to_contain_text("schedule nightly: run now asked", timeout=WAIT_MS)
     asked = db.get("queshot-schedule:nightly")["run_requested_at"]  # as `queshot schedule run`
     expect(message).to_have_text(
-        f"schedule nightly: run now asked, as job queshot-slot:nightly:now-{asked}"
+        f"schedule nightly: run now asked (its job id ends in :now-{asked})"
     )

@@ -5,11 +5,9 @@
 // slots missed while paused do not fire. Run now (after a confirmation) writes
 // what `queshot schedule run` writes (schedule_admin.py's request_run):
 // `run_requested_at` = now (past the last request) and `run_requested_by`;
-// every scheduler then makes the one job queshot-slot:<name>:now-<that time>.
+// every scheduler then makes the one job <slot job prefix><name>:now-<that time>.
 // validate_doc_update judges the write.
 'use strict';
-
-const SLOT_JOB_PREFIX = {{ slot_job_prefix|tojson }};
 
 function slotText(ms, s) {
   if (ms === null) return 'unknown (see queshot schedules)';
@@ -69,7 +67,7 @@ async function requestRun(id) {
   const message = $('schedules-message');
   message.className = 'message';
   message.textContent = '';
-  let jobId;
+  let requested;
   try {
     const doc = await request('GET', docUrl(id));
     const last = typeof doc.run_requested_at === 'number' ? Math.floor(doc.run_requested_at) : -1;
@@ -78,13 +76,13 @@ async function requestRun(id) {
     const who = session.userCtx && session.userCtx.name;
     if (who) doc.run_requested_by = who; else delete doc.run_requested_by;
     await request('PUT', docUrl(id), doc);
-    jobId = SLOT_JOB_PREFIX + name + ':now-' + doc.run_requested_at;
+    requested = doc.run_requested_at;
   } catch (error) {
     message.textContent = 'not run: ' + error.message;
     return;
   }
   message.className = 'message ok';
-  message.textContent = 'schedule ' + name + ': run now asked, as job ' + jobId;
+  message.textContent = 'schedule ' + name + ': run now asked (its job id ends in :now-' + requested + ')';
   scheduleRefresh();
 }
 
