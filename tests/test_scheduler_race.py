@@ -229,7 +229,9 @@ def run_now_race(
     schedule_admin.add_schedule(
         db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 1, "data": {}, "enabled": False}
     )
-    worker = spawn_worker(db.name, "ticks", "--poll-interval", "1", stderr=subprocess.DEVNULL)
+    worker = spawn_worker(
+        db.name, "ticks", "--poll-interval", "1", url=urls[0], stderr=subprocess.DEVNULL
+    )
     logs = [tmp_path / f"run-now-{i}.log" for i in range(SCHEDULERS + 1)]
     schedulers = [
         spawn_scheduler(urls[i % len(urls)], db.name, f"s{i}", logs[i]) for i in range(SCHEDULERS)
@@ -293,4 +295,4 @@ def test_three_schedulers_on_three_nodes_make_one_job_of_one_run_now_request(
         run_now_race(couch_cluster.urls, db, spawn_worker, record_file, tmp_path)
         [job] = slot_jobs(db)
         leaves = db.open_revs(job["_id"], r=3)
-        assert len(leaves) == 1 and leaves[0]["_rev"].startswith("1-")
+        assert len(leaves) == 1 and not leaves[0].get("_deleted")  # one branch on every copy
