@@ -1,5 +1,5 @@
 """Watching and steering schedules: what `queshot schedules` lists and what
-`queshot schedule add/remove/pause/resume` writes, as data (the CLI only
+`queshot schedule add/remove/pause/resume/run` writes, as data (the CLI only
 formats it). Every write goes through validate_doc_update, as a Fauxton
 edit would; the scheduler (`scheduler.py`) reads what is written here.
 """
@@ -32,6 +32,8 @@ class ScheduleStatus:
     problem: str | None
     doc: dict[str, Any] = field(repr=False)
     zone: str | None = None
+    run_requested_at: Any = None  # the latest "run now" request (epoch ms) and who made it
+    run_requested_by: Any = None
 
 
 def schedules(db: Database) -> list[ScheduleStatus]:
@@ -57,7 +59,18 @@ def schedule_status(doc: dict[str, Any], now: int) -> ScheduleStatus:
         problem = "not a schedule: a field holds what no schedule may"  # stored before the rules
     enabled = doc.get("enabled", True) is not False
     return ScheduleStatus(
-        name, when, doc.get("queue"), runs, enabled, catch_up, next_run, problem, doc, zone
+        name,
+        when,
+        doc.get("queue"),
+        runs,
+        enabled,
+        catch_up,
+        next_run,
+        problem,
+        doc,
+        zone,
+        doc.get("run_requested_at"),
+        doc.get("run_requested_by"),
     )
 
 
@@ -93,6 +106,28 @@ def set_schedule_enabled(db: Database, name: str, enabled: bool) -> bool:
         doc["enabled_at"] = now_ms()
     _save_schedule(db, doc)
     return True
+
+
+def request_run(db: Database, name: str, *, by: str | None = None) -> str:
+    """Ask the schedulers to run a schedule once now, paused or not: stamps
+    `run_requested_at` (and `run_requested_by`: `by`, else the account
+    writing); returns the id of the one job they will create for it."""
+    doc = _schedule_doc(db, name)
+    try:
+        schedule = Schedule.from_doc(doc)
+    except ScheduleError as exc:
+        raise QueueError(f"{exc}; fix it before asking it to run") from None
+    requested = now_ms()
+    if schedule.run_requested_at is not None and requested <= schedule.run_requested_at:
+        requested = schedule.run_requested_at + 1  # a new request, however fast the last
+    doc["run_requested_at"] = requested
+    by = by or db.couch.session_user()
+    if by:
+        doc["run_requested_by"] = by
+    else:
+        doc.pop("run_requested_by", None)
+    _save_schedule(db, doc)
+    return schedule.run_now_job_id(requested)
 
 
 def _schedule_doc(db: Database, name: str) -> dict[str, Any]:

@@ -17,6 +17,12 @@ A slot whose job has already been removed (autoremove, `queshot clean`)
 leaves a tombstone, and a create over a tombstone succeeds in CouchDB, so
 the scheduler reads the id first and leaves a removed slot alone.
 
+A "run now" request (`run_requested_at` on the schedule document, written by
+`schedule_admin.request_run` or the dashboard) is one more slot whose job id
+is made of the request's time (`Schedule.run_now_job_id`): every scheduler
+that sees it creates that job, so they converge as on a slot, and a request
+seen again finds its job (or tombstone) and creates nothing.
+
 The scheduler keeps no state in the database: at each pass it enqueues the
 latest due slots of each enabled schedule, at most the schedule's
 `catch_up` (default 1: only the latest), never one it already handled, nor
@@ -69,19 +75,37 @@ OUTCOMES = (
 )
 
 
-def slot_job(db: Database, schedule: Schedule, slot_ms: int) -> dict[str, Any]:
-    """The job document of one slot, built by the queue's own job builder:
-    the same in every scheduler, carrying the schedule and slot that made it."""
+def slot_job(
+    db: Database, schedule: Schedule, slot_ms: int, *, run_now: bool = False
+) -> dict[str, Any]:
+    """The job document of one slot (`run_now`: of the run-now request made at
+    `slot_ms`), built by the queue's own job builder: the same in every
+    scheduler, carrying the schedule and slot that made it."""
     return Queue(schedule.queue, db).new_job_doc(
         schedule.data,
         task=schedule.task,
         args=schedule.args or (),
         kwargs=schedule.kwargs,
-        id=schedule.job_id(slot_ms),
+        id=schedule.run_now_job_id(slot_ms) if run_now else schedule.job_id(slot_ms),
         created_at=slot_ms,
         fields={"schedule": schedule.id, "slot": slot_ms},
         **schedule.job_options,
     )
+
+
+def stored_as(db: Database, doc: dict[str, Any]) -> tuple[str, list[str]]:
+    """missing, existed, foreign (see `_enqueue`) or removed (a tombstone:
+    `_all_docs` by key shows deleted documents, on CouchDB and
+    pouchdb-server alike); for foreign, the fields a job is created with
+    (and no handler changes) in which the stored one differs from `doc`."""
+    [row] = db.all_docs(keys=[doc["_id"]], include_docs=True)["rows"]
+    if "value" not in row:
+        return "missing", []
+    if row["value"].get("deleted"):
+        return "removed", []
+    stored = row.get("doc") or {}
+    differing = [field for field in CREATION_FIELDS if stored.get(field) != doc.get(field)]
+    return ("foreign" if differing else "existed"), differing
 
 
 class Scheduler:
@@ -108,6 +132,7 @@ class Scheduler:
         self._schedules: dict[str, Schedule] = {}
         self._refusals: dict[str, str] = {}  # schedule id -> what was last said about it
         self._done: dict[str, int] = {}  # schedule id -> latest slot handled (epoch ms)
+        self._requests_done: dict[str, int] = {}  # schedule id -> run-now request handled
         self._replicas = 1
         self._outage = Outage(f"CouchDB at {db.couch.url} (scheduler {self.name})", log)
         self._retrying = Retrier(self._outage, self._halt)
@@ -184,12 +209,14 @@ class Scheduler:
     # -- one pass -------------------------------------------------------------------------
 
     def run_once(self, now_ms: int | None = None) -> list[tuple[str, str]]:
-        """Enqueue every enabled schedule's due slots at `now_ms` (default: the
-        clock); returns (job id, outcome) for each slot handled."""
+        """Enqueue every schedule's run-now request not handled yet (paused
+        ones too: a person asked), then every enabled schedule's due slots at
+        `now_ms` (default: the clock); returns (job id, outcome) for each."""
         now_ms = self._now_ms() if now_ms is None else now_ms
         with self._lock:
-            schedules = [s for s in self._schedules.values() if s.enabled]
-        handled = []
+            every_schedule = list(self._schedules.values())
+        handled = self._run_requests(every_schedule)
+        schedules = [s for s in every_schedule if s.enabled]
         for schedule in schedules:
             slots, skipped = schedule.due_slots(now_ms, self._done.get(schedule.id))
             if skipped:
@@ -207,17 +234,34 @@ class Scheduler:
                 handled.append((schedule.job_id(slot), outcome))
         return handled
 
-    def _enqueue(self, schedule: Schedule, slot: int) -> str:
+    def _run_requests(self, schedules: list[Schedule]) -> list[tuple[str, str]]:
+        """One job per run-now request, its id fixed by the request: a request
+        seen again (a restart, the feed replayed) finds its job there, or its
+        tombstone, and creates nothing new."""
+        handled = []
+        for schedule in schedules:
+            requested = schedule.run_requested_at
+            if requested is None or self._requests_done.get(schedule.id) == requested:
+                continue
+            if self._halt.is_set():
+                break
+            outcome = self._enqueue(schedule, requested, run_now=True)
+            self.stats[outcome] += 1
+            self._requests_done[schedule.id] = requested
+            handled.append((schedule.run_now_job_id(requested), outcome))
+        return handled
+
+    def _enqueue(self, schedule: Schedule, slot: int, *, run_now: bool = False) -> str:
         """Create one slot's job; what happened: created (201: stored on every
         copy), accepted (202: on fewer; one revision, as a rival's identical
         create may have been too), contested (202 and branches, resolved),
         existed (there already; `conflicts` when the create itself got the
         409), foreign (there, but not the job this schedule makes: warned
         of, not enqueued again), removed (its job was deleted since),
-        refused (by validate_doc_update)."""
-        doc = slot_job(self.db, schedule, slot)
+        refused (by validate_doc_update). A run-now job is one more slot."""
+        doc = slot_job(self.db, schedule, slot, run_now=run_now)
         job_id = doc["_id"]
-        seen, differing = self._retrying(lambda: self._lookup(doc))
+        seen, differing = self._retrying(lambda: stored_as(self.db, doc))
         if seen == "foreign":
             log.warning(
                 "slot %s of %s: job %s is there but is not the job this schedule makes "
@@ -243,20 +287,6 @@ class Scheduler:
             outcome = "contested" if self._replicas > 1 and self._converge(job_id) else "accepted"
         log.info("slot %s of %s: enqueued %s", slot_stamp(slot), schedule.name, job_id)
         return outcome
-
-    def _lookup(self, doc: dict[str, Any]) -> tuple[str, list[str]]:
-        """missing, existed, foreign (see `_enqueue`) or removed (a tombstone:
-        `_all_docs` by key shows deleted documents, on CouchDB and
-        pouchdb-server alike); for foreign, the fields a job is created with
-        (and no handler changes) in which the stored one differs from `doc`."""
-        [row] = self.db.all_docs(keys=[doc["_id"]], include_docs=True)["rows"]
-        if "value" not in row:
-            return "missing", []
-        if row["value"].get("deleted"):
-            return "removed", []
-        stored = row.get("doc") or {}
-        differing = [field for field in CREATION_FIELDS if stored.get(field) != doc.get(field)]
-        return ("foreign" if differing else "existed"), differing
 
     def _converge(self, job_id: str) -> bool:
         """After a 202: whether rival creates left branches (only schedule

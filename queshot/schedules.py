@@ -25,7 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from .jobs import DEFAULTS, SCHEDULE_DOC_PREFIX, SCHEDULE_TYPE, QueueError, queue_path
+from .jobs import (
+    DEFAULTS,
+    MAX_EPOCH_MS,
+    SCHEDULE_DOC_PREFIX,
+    SCHEDULE_TYPE,
+    QueueError,
+    queue_path,
+)
 
 SLOT_JOB_PREFIX: str = DEFAULTS["slot_job_prefix"]
 DEFAULT_CATCH_UP: int = DEFAULTS["schedule_catch_up"]
@@ -61,6 +68,7 @@ class Schedule:
     timezone: str = DEFAULT_TIMEZONE
     enabled: bool = True
     enabled_at: int | None = None  # epoch ms: no slot before it fires
+    run_requested_at: int | None = None  # epoch ms: the latest "run now" (one extra job)
     catch_up: int = DEFAULT_CATCH_UP
     task: str | None = None
     args: list[Any] | None = None
@@ -97,6 +105,7 @@ class Schedule:
             timezone=doc.get("timezone") or DEFAULT_TIMEZONE,
             enabled=doc.get("enabled", True) is not False,
             enabled_at=doc.get("enabled_at"),
+            run_requested_at=_request_time(doc_id, doc.get("run_requested_at")),
             catch_up=catch_up,
             task=doc.get("task"),
             args=doc.get("args"),
@@ -165,6 +174,21 @@ class Schedule:
     def job_id(self, slot_ms: int) -> str:
         """The id of the job of one slot: the same in every scheduler."""
         return f"{SLOT_JOB_PREFIX}{self.name}:{slot_stamp(slot_ms)}"
+
+    def run_now_job_id(self, requested_ms: int) -> str:
+        """The id of the job a "run now" request made at `requested_ms` asks
+        for: fixed by the request, so that every scheduler creates the same one."""
+        return f"{SLOT_JOB_PREFIX}{self.name}:now-{requested_ms}"
+
+
+def _request_time(doc_id: str, value: Any) -> int | None:
+    """`run_requested_at` as the whole epoch ms a run-now job's id is made of
+    (the rules keep it a number in bounds; a document from before them may not)."""
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 <= value <= MAX_EPOCH_MS:
+        raise ScheduleError(f"schedule {doc_id}: 'run_requested_at' must be epoch milliseconds")
+    return int(value)
 
 
 def _ms(moment: datetime) -> int:

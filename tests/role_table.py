@@ -196,6 +196,7 @@ SLOT_JOB = job(
     schedule="queshot-schedule:nightly",
     slot=SLOT,
 )
+RUN_NOW_JOB = {**SLOT_JOB, "_id": f"queshot-slot:nightly:now-{SLOT}"}
 # a valid value, unlike job()'s, for each field a job is created with (but the
 # slot marks, which its id is made of)
 EDITS: dict[str, Any] = {
@@ -264,8 +265,8 @@ WRITES: tuple[Write, ...] = (
     Write(
         "create a schedule's slot job (`queshot-slot:<schedule>:<slot>`)",
         WORKERS,
-        (put(nothing, lambda n: SLOT_JOB),),
-        "the scheduler's; its id must match its marks",
+        (put(nothing, lambda n: SLOT_JOB), put(nothing, lambda n: RUN_NOW_JOB)),
+        "the scheduler's; its id must match its marks (`now-<slot>`: a run-now request's)",
     ),
     Write(
         "claim a waiting job (`claim`)",
@@ -486,6 +487,17 @@ WRITES: tuple[Write, ...] = (
             put(nothing, lambda n: schedule()),
             deleting(lambda n: schedule()),
         ),
+    ),
+    Write(
+        "ask a schedule to run now (`run_requested_at`, `run_requested_by`)",
+        ADMINS,
+        (
+            put(
+                lambda n: schedule(),
+                lambda n: {**schedule(), "run_requested_at": NOW, "run_requested_by": n},
+            ),
+        ),
+        "`queshot schedule run`, the dashboard: a schedule edit",
     ),
     Write(
         "write or remove a queue's retention rule",

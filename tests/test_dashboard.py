@@ -752,7 +752,7 @@ def test_busy_view_and_schedules_with_their_next_run(
 ) -> None:
     """Each worker with the jobs it runs (progress, runtime); a status document
     without a `jobs` list shown calmly; a schedule's next run and last slot in
-    its own zone, labelled; Pause and Resume as `queshot schedule` writes them."""
+    its own zone, labelled; Pause, Resume and Run now as `queshot schedule` writes them."""
     from playwright.sync_api import expect
     from test_admin_cli import put_job
 
@@ -824,3 +824,10 @@ def test_busy_view_and_schedules_with_their_next_run(
     )
     resumed = db.get("queshot-schedule:nightly")
     assert resumed["enabled"] is True and resumed["enabled_at"] >= now
+    nightly.locator("button.schedule-run").click()  # confirmed by the fixture's dialog handler
+    message = page.locator("#schedules-message")
+    expect(message).to_contain_text("schedule nightly: run now asked", timeout=WAIT_MS)
+    asked = db.get("queshot-schedule:nightly")["run_requested_at"]  # as `queshot schedule run`
+    expect(message).to_have_text(
+        f"schedule nightly: run now asked (its job id ends in :now-{asked})"
+    )

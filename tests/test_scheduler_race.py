@@ -214,3 +214,85 @@ def test_creates_of_one_slot_at_the_same_instant_through_three_nodes_leave_one_r
     assert sum(outcomes.values()) == 40 * len(schedulers)
     assert outcomes["refused"] == outcomes["removed"] == 0
     assert all(len(found) == 1 and found[0]["_rev"].startswith("1-") for found in leaves.values())
+
+
+def run_now_race(
+    urls: list[str],
+    db: Database,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+) -> dict[str, dict[str, int]]:
+    """Three schedulers (scheduler i on urls[i % len]) see one "run now" of a
+    paused schedule; then a fourth starts (a restart: the request seen
+    again). Returns what each said; asserts exactly one job ran."""
+    schedule_admin.add_schedule(
+        db, {"_id": schedule_id("tick"), "queue": "ticks", "every": 1, "data": {}, "enabled": False}
+    )
+    worker = spawn_worker(
+        db.name, "ticks", "--poll-interval", "1", url=urls[0], stderr=subprocess.DEVNULL
+    )
+    logs = [tmp_path / f"run-now-{i}.log" for i in range(SCHEDULERS + 1)]
+    schedulers = [
+        spawn_scheduler(urls[i % len(urls)], db.name, f"s{i}", logs[i]) for i in range(SCHEDULERS)
+    ]
+    try:
+        wait_until(lambda: all(" 1 schedules" in log.read_text() for log in logs[:-1]), timeout=60)
+        job_id = schedule_admin.request_run(db, "tick", by="race")
+
+        def ran() -> bool:
+            """the run-now job is complete"""
+            job = db.get_or_none(job_id)
+            return job is not None and job["state"] == "complete"
+
+        wait_until(ran, timeout=60, every=0.5)
+        late = spawn_scheduler(urls[-1], db.name, "late", logs[-1])
+        wait_until(lambda: " 1 schedules" in logs[-1].read_text(), timeout=60)
+        schedulers.append(late)
+        for process in schedulers:
+            process.send_signal(signal.SIGTERM)
+        assert [process.wait(30) for process in schedulers] == [0] * (SCHEDULERS + 1)
+    finally:
+        for process in [*schedulers, worker]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    said = {}
+    for log in logs:
+        found = SUMMARY.search(log.read_text())
+        assert found, log.read_text()[-2000:]
+        said[found.group(1)] = {
+            k: int(v) for k, v in (p.split("=") for p in found.group(3).split())
+        }
+    print(f"\n{said}")
+    assert [job["_id"] for job in slot_jobs(db)] == [job_id]
+    assert count_events(record_file, "start") == {job_id: 1}
+    assert said["late"]["existed"] == 1 and sum(said["late"].values()) == 1
+    return said
+
+
+def test_three_schedulers_make_one_job_of_one_run_now_request(
+    server_url: str,
+    db: Database,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+) -> None:
+    said = run_now_race([server_url], db, spawn_worker, record_file, tmp_path)
+    assert sum(s["created"] + s["accepted"] + s["contested"] for s in said.values()) == 1
+
+
+@pytest.mark.cluster
+def test_three_schedulers_on_three_nodes_make_one_job_of_one_run_now_request(
+    couch_cluster: LocalCluster,
+    spawn_worker: Callable[..., subprocess.Popen],
+    record_file: Path,
+    tmp_path: Path,
+    db_name: str,
+) -> None:
+    with Couch(couch_cluster.url) as couch:
+        db = queue_database(couch, db_name)
+        run_now_race(couch_cluster.urls, db, spawn_worker, record_file, tmp_path)
+        [job] = slot_jobs(db)
+        leaves = db.open_revs(job["_id"], r=3)
+        assert len(leaves) == 1 and not leaves[0].get("_deleted")  # one branch on every copy

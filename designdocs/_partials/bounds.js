@@ -31,7 +31,7 @@ var NUMBER_BOUNDS = {
   backoff_seconds: [0, {{ max_backoff_seconds_bound }}, false],
   run_at: TIMESTAMP, created_at: TIMESTAMP, claimed_at: TIMESTAMP, lease_expires_at: TIMESTAMP,
   completed_at: TIMESTAMP, failed_at: TIMESTAMP, cancelled_at: TIMESTAMP,
-  cancel_requested_at: TIMESTAMP, slot: TIMESTAMP, enabled_at: TIMESTAMP, last_seen: TIMESTAMP
+  cancel_requested_at: TIMESTAMP, slot: TIMESTAMP, enabled_at: TIMESTAMP, run_requested_at: TIMESTAMP, last_seen: TIMESTAMP
 };
 
 function isEpochMs(x) {

@@ -199,8 +199,17 @@ def schedules_lines(found: list[schedule_admin.ScheduleStatus]) -> list[str]:
             ("on" if s.enabled else "paused") if s.problem is None else "BROKEN",
             s.catch_up or "-",
             output.zoned_when(s.next_run, s.zone or "UTC") if s.problem is None else s.problem,
+            _run_now_text(s),
         ]
         for s in found
     ]
-    headers = ["NAME", "WHEN", "QUEUE", "RUNS", "STATUS", "CATCH-UP", "NEXT RUN"]
+    headers = ["NAME", "WHEN", "QUEUE", "RUNS", "STATUS", "CATCH-UP", "NEXT RUN", "RUN NOW"]
     return output.table_lines(headers, rows)
+
+
+def _run_now_text(s: schedule_admin.ScheduleStatus) -> str:
+    """The latest "run now" request: when (in the schedule's zone) and by whom."""
+    if s.run_requested_at is None:
+        return "-"
+    asked = output.zoned_when(s.run_requested_at, s.zone or "UTC")
+    return f"{asked} by {output.text(s.run_requested_by)}" if s.run_requested_by else asked

@@ -1,5 +1,5 @@
 """Periodic jobs from the command line: `queshot schedules`, `queshot schedule
-add|remove|pause|resume`, and `queshot scheduler`. The work is in `schedule_admin`
+add|remove|pause|resume|run`, and `queshot scheduler`. The work is in `schedule_admin`
 and `scheduler`; this parses and formats."""
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     return 0
 
 
+def cmd_schedule_run(args: argparse.Namespace) -> int:
+    with common.open_couch(args) as couch:
+        job_id = schedule_admin.request_run(common.database(args, couch), args.name)
+    print(job_id)
+    return 0
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     from ..scheduler import Scheduler
 
@@ -88,13 +95,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """schedules, schedule add|remove|pause|resume, scheduler."""
+    """schedules, schedule add|remove|pause|resume|run, scheduler."""
     listing = commands.add_parser("schedules", help="list the schedules with their next run")
     common.connection_options(listing)
     listing.add_argument("--json", action="store_true", help="JSON for scripts")
     listing.set_defaults(func=cmd_schedules)
 
-    schedule = commands.add_parser("schedule", help="add, remove, pause or resume a schedule")
+    schedule = commands.add_parser("schedule", help="add, remove, pause, resume or run a schedule")
     actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", help="add a schedule (periodic job)")
@@ -121,6 +128,7 @@ def add_commands(commands: Any) -> None:
         ("remove", ["rm"], cmd_schedule_remove, "delete a schedule (its jobs stay)"),
         ("pause", ["disable"], cmd_schedule_pause, "stop a schedule from firing"),
         ("resume", ["enable"], cmd_schedule_resume, "let a paused schedule fire again"),
+        ("run", [], cmd_schedule_run, "run a schedule once now (prints the job's id)"),
     ):
         sub = actions.add_parser(action, aliases=aliases, help=text)
         common.connection_options(sub)

@@ -2,7 +2,11 @@
 // zone (labelled), its queue, what it runs, and Pause / Resume, which write
 // what `queshot schedule pause|resume` writes (schedule_admin.py's
 // set_schedule_enabled): `enabled`, and on resume `enabled_at` = now, so the
-// slots missed while paused do not fire. validate_doc_update judges the write.
+// slots missed while paused do not fire. Run now (after a confirmation) writes
+// what `queshot schedule run` writes (schedule_admin.py's request_run):
+// `run_requested_at` = now (past the last request) and `run_requested_by`;
+// every scheduler then makes the one job <slot job prefix><name>:now-<that time>.
+// validate_doc_update judges the write.
 'use strict';
 
 function slotText(ms, s) {
@@ -30,7 +34,7 @@ function renderSchedules(rows) {
       el('td', { className: 'next' }, enabled ? slotText(slots.next, s) : '-'),
       el('td', { className: 'last' }, slotText(slots.last, s)),
       el('td', {}, enabled ? 'enabled' : 'paused'),
-      el('td', {}, button));
+      el('td', {}, button, ' ', el('button', { type: 'button', className: 'schedule-run', data: { schedule: row.id } }, 'Run now')));
   });
   replaceRows($('schedules'),
     headRow(['name'], ['fires'], ['queue'], ['runs'], ['next run'], ['last slot'], ['status'], ['']),
@@ -57,9 +61,36 @@ async function setScheduleEnabled(id, enabled) {
   scheduleRefresh();
 }
 
+async function requestRun(id) {
+  const name = id.slice(SCHEDULE_PREFIX.length);
+  if (!confirm('Run schedule ' + name + ' once now? Its job is made by the next scheduler that sees the request.')) return;
+  const message = $('schedules-message');
+  message.className = 'message';
+  message.textContent = '';
+  let requested;
+  try {
+    const doc = await request('GET', docUrl(id));
+    const last = typeof doc.run_requested_at === 'number' ? Math.floor(doc.run_requested_at) : -1;
+    doc.run_requested_at = Math.max(Date.now(), last + 1);
+    const session = await request('GET', ROOT_PATH + '_session');
+    const who = session.userCtx && session.userCtx.name;
+    if (who) doc.run_requested_by = who; else delete doc.run_requested_by;
+    await request('PUT', docUrl(id), doc);
+    requested = doc.run_requested_at;
+  } catch (error) {
+    message.textContent = 'not run: ' + error.message;
+    return;
+  }
+  message.className = 'message ok';
+  message.textContent = 'schedule ' + name + ': run now asked (its job id ends in :now-' + requested + ')';
+  scheduleRefresh();
+}
+
 function startSchedules() {
   $('schedules').addEventListener('click', (event) => {
     const button = event.target.closest('button.schedule-toggle');
     if (button) setScheduleEnabled(button.dataset.schedule, button.dataset.enabled !== 'true');
+    const run = event.target.closest('button.schedule-run');
+    if (run) requestRun(run.dataset.schedule);
   });
 }

@@ -77,10 +77,16 @@ function newEntriesProblem(list, oldList, entryProblem) {
 }
 
 // A slot job's id: made of its schedule's name and the slot's UTC time, as
-// queshot/schedules.py's Schedule.job_id makes it.
+// queshot/schedules.py's Schedule.job_id makes it; a "run now" job's `slot`
+// is the request's time and its id ends in now-<that time in epoch ms>
+// (Schedule.run_now_job_id).
 function slotJobId(schedule, slot) {
   var stamp = new Date(slot).toISOString().replace(/\.\d+Z$/, 'Z').replace(/[-:]/g, '');
   return SLOT_PREFIX + schedule.slice(SCHEDULE_PREFIX.length) + ':' + stamp;
+}
+
+function runNowJobId(schedule, requested) {
+  return SLOT_PREFIX + schedule.slice(SCHEDULE_PREFIX.length) + ':now-' + requested;
 }
 
 function isSlotJob(doc) {
@@ -95,7 +101,10 @@ function slotProblem(doc) {
   }
   if (numberProblem('slot', doc.slot)) return numberProblem('slot', doc.slot);
   var id = slotJobId(doc.schedule, doc.slot);
-  if (doc._id !== id) return "a schedule's job of that slot has the id " + JSON.stringify(id);
+  if (doc._id !== id && doc._id !== runNowJobId(doc.schedule, doc.slot)) {
+    return "a schedule's job of that slot has the id " + JSON.stringify(id) +
+      ' (or ' + JSON.stringify(runNowJobId(doc.schedule, doc.slot)) + ', run now)';
+  }
   return null;
 }
 

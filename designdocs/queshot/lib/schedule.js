@@ -57,6 +57,9 @@ function problem(doc) {
       "'timezone' must be an IANA time zone name like \"Europe/Berlin\"") ||
     check(doc.enabled, function (x) { return typeof x === 'boolean'; }, "'enabled' must be true or false") ||
     check(doc.enabled_at, isEpochMs, numberProblem('enabled_at', doc.enabled_at)) ||
+    check(doc.run_requested_at, isEpochMs, numberProblem('run_requested_at', doc.run_requested_at)) ||
+    check(doc.run_requested_by, function (x) { return typeof x === 'string' && x.length > 0; },
+      "'run_requested_by' must be the name of who asked for the run") ||
     check(doc.catch_up, function (x) { return isInteger(x) && x >= 1 && x <= MAX_CATCH_UP; },
       "'catch_up' must be a whole number from 1 to " + MAX_CATCH_UP + ' (missed slots enqueued after a pause)') ||
     bounded(doc, ['priority', 'max_attempts', 'max_stalls', 'timeout']);
