@@ -62,6 +62,16 @@ def test_push_writes_the_public_dashboard_and_a_second_push_writes_nothing(
     assert {r.action for r in second} == {"unchanged"}
 
 
+def test_a_dry_run_creates_no_dashboard_db(couch: Couch, db: Database, app_db_name: str) -> None:
+    results = sync.push(couch, [db.name], designdocs.load(), dry_run=True, dashboard_db=app_db_name)
+
+    public = {r.target: r.action for r in results if r.database == app_db_name}
+    assert public == {"database": "would create", "_security": "would update"} | {
+        PUBLIC_ID: "would create"
+    }
+    assert not couch.database(app_db_name).exists()
+
+
 def test_the_dashboard_db_is_never_a_job_database(couch: Couch, db: Database) -> None:
     with pytest.raises(DesignDocError, match="must not be a job database"):
         sync.push(couch, [db.name], designdocs.load(), dashboard_db=db.name)
