@@ -2,19 +2,61 @@
 browser and its page on CouchDB 3 (a login first; the attachment CSP that
 stops its script), said as one line each for `queshot push` to print.
 The page itself is `designdocs/queshot/_attachments/`.
+
+A members-only database refuses even the page to a browser without a
+session, so the same page can also be served from a public app database
+(`queshot push --dashboard-db NAME`): code only, readable by anyone, written
+by server admins; the page reads the job database named by its `?db=` with
+the user's session and shows its own login form on the first 401.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from . import protocol
 from .couch import Couch, Database, Forbidden, Unauthorized
+from .designdocs import ATTACHMENTS, Bundle, DesignDoc, DesignDocError, check_javascript
 
 DASHBOARD_PATH = protocol.DASHBOARD_PATH
 DASHBOARD_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'"
 
+PUBLIC_DDOC = "queshot-dashboard"
+# No members: anyone may read the page; no admins: only server admins write it.
+PUBLIC_SECURITY = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": []}}
+# A database without members also takes anyone's writes of ordinary documents.
+ADMINS_ONLY_WRITE = """function (newDoc, oldDoc, userCtx) {
+  if (userCtx.roles.indexOf('_admin') === -1) {
+    throw({forbidden: 'this database holds only the queshot dashboard; server admins write it'});
+  }
+}"""
+
 
 def dashboard_url(db: Database) -> str:
     return f"{db.url}/{DASHBOARD_PATH}"
+
+
+def public_dashboard_url(app_db: Database, job_db: str) -> str:
+    """The public page reading `job_db` (see the module's docstring)."""
+    return f"{app_db.url}/_design/{PUBLIC_DDOC}/index.html?db={quote(job_db, safe='')}"
+
+
+def public_dashboard(bundle: Bundle) -> DesignDoc:
+    """`_design/queshot-dashboard`: the attachments of the bundle's
+    `_design/queshot` as rendered (the same files, not a copy in the source)."""
+    source = next((d for d in bundle.design_docs if d.name == protocol.DDOC), None)
+    if source is None or ATTACHMENTS not in source.doc:
+        raise DesignDocError(f"{bundle.source}: no {protocol.DDOC}/{ATTACHMENTS} for the dashboard")
+    doc = {
+        "_id": f"_design/{PUBLIC_DDOC}",
+        "language": "javascript",
+        "validate_doc_update": ADMINS_ONLY_WRITE,
+        ATTACHMENTS: source.doc[ATTACHMENTS],
+    }
+    sources = {k: v for k, v in source.sources.items() if k.startswith(f"{ATTACHMENTS}/")}
+    ddoc = DesignDoc(PUBLIC_DDOC, doc, sources)
+    check_javascript(ddoc)
+    return ddoc
 
 
 def dashboard_login_note(db: Database) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import designdocs
+from . import dashboard, designdocs
 from .couch import (
     BadRequest,
     Conflict,
@@ -148,24 +148,45 @@ class PushResult:
 
 
 def push(
-    couch: Couch, databases: list[str], bundle: Bundle, *, dry_run: bool = False
+    couch: Couch,
+    databases: list[str],
+    bundle: Bundle,
+    *,
+    dry_run: bool = False,
+    dashboard_db: str | None = None,
 ) -> list[PushResult]:
     """Bring every database to the rendered design docs and security object,
     writing only what differs. View changes go through a staged copy so that
-    queries never wait on an index rebuild."""
+    queries never wait on an index rebuild. With `dashboard_db`, that database
+    also gets the public dashboard (dashboard.public_dashboard), the same way."""
+    if dashboard_db in databases:  # its security would open the jobs to anyone
+        raise DesignDocError(f"--dashboard-db {dashboard_db}: must not be a job database")
     results = []
     for name in databases:
-        db = couch.database(name)
-        exists = db.exists()
-        if not exists:
-            results.append(PushResult(name, "database", "would create" if dry_run else "created"))
-            if not dry_run:
-                db.create()
+        db, exists = _database(couch, name, dry_run, results)
         if bundle.security is not None:
             results.append(_push_security(db, bundle.security, exists, dry_run))
         for ddoc in bundle.design_docs:
             results.append(_push_ddoc(db, ddoc, exists, dry_run))
+    if dashboard_db is not None:
+        public = dashboard.public_dashboard(bundle)
+        db, exists = _database(couch, dashboard_db, dry_run, results)
+        results.append(_push_security(db, dashboard.PUBLIC_SECURITY, exists, dry_run))
+        results.append(_push_ddoc(db, public, exists, dry_run))
     return results
+
+
+def _database(
+    couch: Couch, name: str, dry_run: bool, results: list[PushResult]
+) -> tuple[Database, bool]:
+    """Database `name` and whether it existed; created (and said so) if not."""
+    db = couch.database(name)
+    exists = db.exists()
+    if not exists:
+        results.append(PushResult(name, "database", "would create" if dry_run else "created"))
+        if not dry_run:
+            db.create()
+    return db, exists
 
 
 def _push_security(db: Database, security: dict, exists: bool, dry_run: bool) -> PushResult:
@@ -272,6 +293,7 @@ def watch(
     debounce: float = 0.5,
     stop: threading.Event | None = None,
     on_result: Callable[[PushResult], None] = _log_result,
+    dashboard_db: str | None = None,
 ) -> None:
     """Push, then push again after every burst of saves under `source`, until
     `stop` is set (or Ctrl-C): the edit-and-reload loop for design docs. A save
@@ -282,7 +304,7 @@ def watch(
 
     def push_all() -> None:
         try:
-            results = push(couch, databases, designdocs.load(root))
+            results = push(couch, databases, designdocs.load(root), dashboard_db=dashboard_db)
         except (DesignDocError, CouchError) as exc:
             log.error("not pushed, the server keeps the previous design docs: %s", exc)
             return

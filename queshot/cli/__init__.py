@@ -47,18 +47,34 @@ def cmd_push(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
         if args.watch:
             try:
-                sync.watch(couch, databases, args.source, on_result=_print_result)
+                sync.watch(
+                    couch,
+                    databases,
+                    args.source,
+                    on_result=_print_result,
+                    dashboard_db=args.dashboard_db,
+                )
             except KeyboardInterrupt:
                 log.info("stopped watching")
         else:
             bundle = designdocs.load(args.source)
-            for result in sync.push(couch, databases, bundle, dry_run=args.dry_run):
+            pushed = sync.push(
+                couch, databases, bundle, dry_run=args.dry_run, dashboard_db=args.dashboard_db
+            )
+            for result in pushed:
                 _print_result(result)
         message = dashboard.dashboard_csp(couch, enable=args.dashboard_csp and not args.dry_run)
-        urls = [dashboard.dashboard_url(couch.database(name)) for name in databases]
-        login = (
-            None if args.dry_run else dashboard.dashboard_login_note(couch.database(databases[0]))
-        )
+        if args.dashboard_db:  # a public page with its own login form: nothing to do first
+            app_db = couch.database(args.dashboard_db)
+            urls = [dashboard.public_dashboard_url(app_db, name) for name in databases]
+            login = None
+        else:
+            urls = [dashboard.dashboard_url(couch.database(name)) for name in databases]
+            login = (
+                None
+                if args.dry_run
+                else dashboard.dashboard_login_note(couch.database(databases[0]))
+            )
     if message:
         print(message)
     if login:
@@ -123,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the dashboard's script run on CouchDB 3: set the server-wide "
         f'[csp] attachments_header_value to "{dashboard.DASHBOARD_CSP}" (server admin)',
+    )
+    push.add_argument(
+        "--dashboard-db",
+        metavar="NAME",
+        help="also serve the dashboard from public database NAME (created if missing; code "
+        "only, anyone may read it), so a browser without a session gets the page and its "
+        "login form instead of CouchDB's 401",
     )
     push.set_defaults(func=cmd_push)
     running.add_commands(commands)

@@ -1,6 +1,6 @@
 // The dashboard's shared ground: where the database is (derived from the
 // page's own path, so it works under any database name and behind a proxy
-// prefix), talking to CouchDB, logging in, and small DOM and time helpers.
+// prefix, or named by `?db=`), talking to CouchDB, logging in, and small DOM and time helpers.
 // Loaded first; the other scripts use its names. No inline script (CouchDB's
 // attachment CSP), no framework, no build step. Every attachment is a Jinja
 // template when pushed: none may contain Jinja's opening brace pairs.
@@ -12,8 +12,12 @@ const DDOC_PATH = '_design/queshot';
 // Listings, search and the chart read views indexed only when read (see protocol.py).
 const WATCH_PATH = '_design/queshot-watch';
 
-const DB_PATH = location.pathname.slice(0, location.pathname.indexOf('/_design/'));
-const ROOT_PATH = DB_PATH.slice(0, DB_PATH.lastIndexOf('/') + 1);
+// Served from a public app database (`queshot push --dashboard-db`), the page
+// reads the job database named by `?db=` with the user's session; else its own.
+const OWN_DB_PATH = location.pathname.slice(0, location.pathname.indexOf('/_design/'));
+const ROOT_PATH = OWN_DB_PATH.slice(0, OWN_DB_PATH.lastIndexOf('/') + 1);
+const JOB_DB = new URLSearchParams(location.search).get('db');
+const DB_PATH = JOB_DB ? ROOT_PATH + encodeURIComponent(JOB_DB) : OWN_DB_PATH;
 const DB_NAME = decodeURIComponent(DB_PATH.slice(ROOT_PATH.length));
 
 const $ = (id) => document.getElementById(id);
