@@ -824,3 +824,56 @@ def test_busy_view_and_schedules_with_their_next_run(
     )
     resumed = db.get("queshot-schedule:nightly")
     assert resumed["enabled"] is True and resumed["enabled_at"] >= now
+
+
+# -- history that does not lie, limits, worker versions, indexing (issue 22) ------------------
+
+
+def chart_read_after(page: Any, moment: int) -> None:
+    """Wait until the chart has been read again since `moment` (epoch ms)."""
+    page.wait_for_function(
+        f"document.getElementById('chart-summary').dataset.readAt > {moment}", timeout=WAIT_MS
+    )
+
+
+def test_the_chart_keeps_its_counts_when_jobs_are_requeued_or_deleted(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """The bars are the workers' history counters: requeueing the failed jobs
+    and deleting the complete ones leaves the last hour, day and week as
+    they were (they were drawn from the jobs' own times before)."""
+    from playwright.sync_api import expect
+
+    from queshot.cli import main
+
+    email = Queue("email", db)
+    email.create_jobs([{"n": n} for n in range(4)] + [{"fail": True}] * 2)
+
+    def handler(job: Job) -> None:
+        if job.data.get("fail"):
+            raise RuntimeError("no")
+
+    # stopping the worker writes its last counts
+    run_worker_until(email, handler, lambda: settled(email))
+    open_dashboard(page, server_url, db)
+    summary = page.locator("#chart-summary")
+    expect(summary).to_have_attribute("data-complete", "4", timeout=WAIT_MS)
+    expect(summary).to_have_attribute("data-failed", "2")
+    expect(summary).to_contain_text("4 complete, 2 failed in the last hour")
+
+    connection = ["--url", server_url, "--db", db.name]
+    every = ("--queue", "email", "--all", "--yes", *connection)
+    assert main(["requeue", "--state", "failed", *every]) == 0
+    assert main(["delete", "--state", "complete", *every]) == 0
+    changed = now_ms()
+    expect(page.locator('#counts td[data-queue="email"][data-state="complete"]')).to_have_text(
+        "0", timeout=WAIT_MS
+    )
+    chart_read_after(page, changed)
+    expect(summary).to_have_attribute("data-complete", "4")
+    expect(summary).to_have_attribute("data-failed", "2")
+    for window in ("day", "week"):
+        page.select_option("#chart-window", window)
+        expect(summary).to_contain_text(f"4 complete, 2 failed in the last {window}")
+    assert page.locator('#chart rect[data-kind="failed"]').count() == 1
+    screenshots(page, "history")
