@@ -51,6 +51,7 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         ("bulk.js", "javascript"),
         ("panel.js", "javascript"),
         ("busy.js", "javascript"),
+        ("limits.js", "javascript"),
         ("cron.js", "javascript"),
         ("schedules.js", "javascript"),
         ("chart.js", "javascript"),
@@ -877,3 +878,44 @@ def test_the_chart_keeps_its_counts_when_jobs_are_requeued_or_deleted(
         expect(summary).to_contain_text(f"4 complete, 2 failed in the last {window}")
     assert page.locator('#chart rect[data-kind="failed"]').count() == 1
     screenshots(page, "history")
+
+
+def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """Hidden without limits; with one, its kinds and sizes, the tokens a
+    running job holds, the jobs a full limit holds back (as the workers
+    report them); a token, which has a `state` too, is never listed as a job."""
+    from playwright.sync_api import expect
+
+    from queshot.limits import Limit, Rate, set_limit
+
+    open_dashboard(page, server_url, db)
+    expect(page.locator("#limits-panel")).to_be_hidden()
+    set_limit(db, Limit(["email"], concurrency=1, key_rate=Rate(5, 60)))
+    email = Queue("email", db)
+    email.create_jobs([{"n": n} for n in range(3)])
+    release = threading.Event()
+    worker = Worker(
+        email, lambda job: release.wait(10), concurrency=2, lease_seconds=3, poll_interval=0.2
+    )
+    worker.start()
+    try:
+        concurrency = page.locator('#limits tr[data-limit="email"][data-kind="concurrency"]')
+        expect(concurrency).to_contain_text("1 at once", timeout=WAIT_MS)
+        expect(concurrency.locator("td.in-use")).to_have_text("1 of 1", timeout=WAIT_MS)
+        key_rate = page.locator('#limits tr[data-limit="email"][data-kind="key_rate"]')
+        expect(key_rate).to_contain_text("5 starts per 60 s per key")
+        held_back = page.locator("#limits-held-back")
+        some = re.compile(r"^[1-9]")
+        expect(held_back).to_have_attribute("data-held-back", some, timeout=WAIT_MS)
+        expect(held_back).to_contain_text("held back by a full limit, as 1 live worker(s) report")
+        screenshots(page, "limits")
+        page.fill("#search input", "queshot-token")
+        page.click("#search button")
+        showing(page, "search")
+        expect(page.locator("#search-summary")).to_have_text('0 job(s) match "queshot-token"')
+        assert db.all_docs(startkey="queshot-token:", endkey="queshot-token:\ufff0")["rows"]
+    finally:
+        release.set()
+        worker.stop(grace=5)
