@@ -21,7 +21,7 @@ from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
 from queshot import admin, dashboard, designdocs, sync
 from queshot.couch import Couch, Database, safe_url
-from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms
+from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms, queshot_version
 from queshot.queue import Queue
 from queshot.worker import Job, Worker
 
@@ -51,10 +51,11 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         ("bulk.js", "javascript"),
         ("panel.js", "javascript"),
         ("busy.js", "javascript"),
-        ("limits.js", "javascript"),
         ("cron.js", "javascript"),
         ("schedules.js", "javascript"),
         ("chart.js", "javascript"),
+        ("indexing.js", "javascript"),
+        ("limits.js", "javascript"),
         ("app.js", "javascript"),
         ("style.css", "text/css"),
     ):
@@ -910,6 +911,11 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         some = re.compile(r"^[1-9]")
         expect(held_back).to_have_attribute("data-held-back", some, timeout=WAIT_MS)
         expect(held_back).to_contain_text("held back by a full limit, as 1 live worker(s) report")
+        # the Busy view: the worker's version and start, from its status document
+        status = db.get(f"queshot-worker:{worker.id}")
+        assert status["version"] == queshot_version() and status["started_at"] <= now_ms()
+        busy = page.locator(f'#workers tr[data-worker="{worker.name}"]')
+        expect(busy).to_contain_text(f"{queshot_version()}, started 20")
         screenshots(page, "limits")
         page.fill("#search input", "queshot-token")
         page.click("#search button")
@@ -919,3 +925,46 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
     finally:
         release.set()
         worker.stop(grace=5)
+
+
+def test_the_page_says_how_far_the_views_are_indexed_while_they_are_built(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """A burst of jobs written, the page opened before any view was read: while
+    its reads wait for the views (held here until the line is seen, so the
+    build cannot finish first), the header says "indexing: N of M changes"
+    (on CouchDB; pouchdb-server's _info does not say how far), then the
+    jobs show and the line goes."""
+    from playwright.sync_api import expect
+
+    now = now_ms()
+    docs = [job_doc("inactive", i, "burst", now - 60_000, _id=f"burst-{i:05}") for i in range(300)]
+    assert all("error" not in r for r in db.bulk_docs(docs))
+    held: list[Any] = []
+    released = threading.Event()
+
+    def hold(route: Any) -> None:
+        if released.is_set():
+            route.continue_()
+        else:
+            held.append(route)
+
+    views = "**/_design/queshot-watch/_view/**"
+    page.route(views, hold)
+    page.goto(f"{safe_url(server_url)}{db.name}/{dashboard.DASHBOARD_PATH}")
+    indexing = page.locator("#indexing")
+    expect(indexing).to_contain_text("indexing: ", timeout=WAIT_MS)
+    if REAL_COUCHDB:
+        expect(indexing).to_have_text(re.compile(r"^indexing: \d+ of \d+ changes$"))
+        assert int(indexing.get_attribute("data-total")) >= len(docs)
+        assert int(indexing.get_attribute("data-done")) < len(docs)
+    page.set_viewport_size({"width": 1024, "height": 700})
+    page.screenshot(path=str(ARTIFACTS / "dashboard-indexing-1024.png"))
+    released.set()
+    for route in held:
+        route.continue_()
+    expect(page.locator('#tabs button[data-tab="waiting"] .count')).to_have_text(
+        str(len(docs)), timeout=WAIT_MS
+    )
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(25, timeout=WAIT_MS)
+    expect(indexing).to_be_hidden(timeout=WAIT_MS)

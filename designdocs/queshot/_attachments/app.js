@@ -191,7 +191,9 @@ function scheduleRefresh() {
     return;
   }
   refreshing = true;
-  refresh().finally(() => setTimeout(() => {
+  const read = refresh();
+  watchIndexing(read);
+  read.finally(() => setTimeout(() => {
     refreshing = false;
     if (refreshAgain) {
       refreshAgain = false;

@@ -316,8 +316,9 @@ function endSearch() {
 }
 
 function startJobs() {
-  $('tabs').replaceChildren(...TABS.map((tab) => el('button', { type: 'button', data: { tab: tab.id } },
-    tab.label, ' ', el('span', { className: 'count' }))));
+  $('tabs').replaceChildren(...TABS.map((tab) => el('button', {
+    type: 'button', data: { tab: tab.id }, className: tab === list.tab ? 'current' : '',
+  }, tab.label, ' ', el('span', { className: 'count' }))));
   $('search-state').append(...TABS.map((tab) => el('option', { value: tab.column }, tab.label)));
   $('tabs').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-tab]');
