@@ -541,7 +541,8 @@ def odd_db(couch: Couch, db_name: str) -> Database:
     db.create()
     store_before_rules(db)
     sync.push(couch, [db_name], designdocs.load())
-    for view in ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity"):
+    views = ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity", "history_by_minute")
+    for view in views:
         db.view("queshot-watch", view, limit=1)  # index them now, not while the page waits
     db.view("queshot", "stats", limit=1)  # 8 s on a busy machine's pouchdb-server
     return db
@@ -833,9 +834,8 @@ def test_busy_view_and_schedules_with_their_next_run(
 
 def chart_read_after(page: Any, moment: int) -> None:
     """Wait until the chart has been read again since `moment` (epoch ms)."""
-    page.wait_for_function(
-        f"document.getElementById('chart-summary').dataset.readAt > {moment}", timeout=WAIT_MS
-    )
+    summary = page.locator("#chart-summary")
+    wait_until(lambda: int(summary.get_attribute("data-read-at") or 0) > moment, timeout=10.0)
 
 
 def test_the_chart_keeps_its_counts_when_jobs_are_requeued_or_deleted(
