@@ -907,6 +907,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         expect(concurrency.locator("td.in-use")).to_have_text("1 of 1", timeout=WAIT_MS)
         key_rate = page.locator('#limits tr[data-limit="email"][data-kind="key_rate"]')
         expect(key_rate).to_contain_text("5 starts per 60 s per key")
+        expect(key_rate.locator("td.in-use")).to_have_text("0, no key holds one")  # no limit_key
         held_back = page.locator("#limits-held-back")
         some = re.compile(r"^[1-9]")
         expect(held_back).to_have_attribute("data-held-back", some, timeout=WAIT_MS)

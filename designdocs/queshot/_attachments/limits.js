@@ -64,7 +64,7 @@ function sizeText(kind, value) {
 
 function inUseText(kind, value, entry) {
   const size = isPlainObject(value) ? value.count : value;
-  if (!entry || (!entry.active && !entry.cooling)) return '0 of ' + shown(size);
+  if (!entry || (!entry.active && !entry.cooling)) return KEYED.has(kind) ? '0, no key holds one' : '0 of ' + shown(size);
   let text;
   if (KEYED.has(kind)) {
     const fullest = Math.max(0, ...entry.keys.values());
