@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,15 @@ class HandlerJob:
         self._cancel.set()
         callbacks, self._on_cancel = self._on_cancel, []
         return callbacks
+
+
+def queshot_version() -> str:
+    """The installed queshot's version (`queshot --version`, the workers'
+    status documents)."""
+    try:
+        return metadata.version("queshot")
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
 
 
 def now_ms() -> int:

@@ -21,7 +21,7 @@ from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
 from queshot import admin, dashboard, designdocs, sync
 from queshot.couch import Couch, Database, safe_url
-from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms
+from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms, queshot_version
 from queshot.queue import Queue
 from queshot.worker import Job, Worker
 
@@ -54,6 +54,8 @@ def test_attachments_are_served_unrendered(couch: Couch, db: Database) -> None:
         ("cron.js", "javascript"),
         ("schedules.js", "javascript"),
         ("chart.js", "javascript"),
+        ("indexing.js", "javascript"),
+        ("limits.js", "javascript"),
         ("app.js", "javascript"),
         ("style.css", "text/css"),
     ):
@@ -539,7 +541,8 @@ def odd_db(couch: Couch, db_name: str) -> Database:
     db.create()
     store_before_rules(db)
     sync.push(couch, [db_name], designdocs.load())
-    for view in ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity"):
+    views = ("jobs_by_state", "jobs_by_queue", "jobs_by_data", "activity", "history_by_minute")
+    for view in views:
         db.view("queshot-watch", view, limit=1)  # index them now, not while the page waits
     db.view("queshot", "stats", limit=1)  # 8 s on a busy machine's pouchdb-server
     return db
@@ -831,3 +834,145 @@ def test_busy_view_and_schedules_with_their_next_run(
     expect(message).to_have_text(
         f"schedule nightly: run now asked (its job id ends in :now-{asked})"
     )
+
+
+# -- history that does not lie, limits, worker versions, indexing (issue 22) ------------------
+
+
+def chart_read_after(page: Any, moment: int) -> None:
+    """Wait until the chart has been read again since `moment` (epoch ms)."""
+    summary = page.locator("#chart-summary")
+    wait_until(lambda: int(summary.get_attribute("data-read-at") or 0) > moment, timeout=10.0)
+
+
+def test_the_chart_keeps_its_counts_when_jobs_are_requeued_or_deleted(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """The bars are the workers' history counters: requeueing the failed jobs
+    and deleting the complete ones leaves the last hour, day and week as
+    they were (they were drawn from the jobs' own times before)."""
+    from playwright.sync_api import expect
+
+    from queshot.cli import main
+
+    email = Queue("email", db)
+    email.create_jobs([{"n": n} for n in range(4)] + [{"fail": True}] * 2)
+
+    def handler(job: Job) -> None:
+        if job.data.get("fail"):
+            raise RuntimeError("no")
+
+    # stopping the worker writes its last counts
+    run_worker_until(email, handler, lambda: settled(email))
+    open_dashboard(page, server_url, db)
+    summary = page.locator("#chart-summary")
+    expect(summary).to_have_attribute("data-complete", "4", timeout=WAIT_MS)
+    expect(summary).to_have_attribute("data-failed", "2")
+    expect(summary).to_contain_text("4 complete, 2 failed in the last hour")
+
+    connection = ["--url", server_url, "--db", db.name]
+    every = ("--queue", "email", "--all", "--yes", *connection)
+    assert main(["requeue", "--state", "failed", *every]) == 0
+    assert main(["delete", "--state", "complete", *every]) == 0
+    changed = now_ms()
+    expect(page.locator('#counts td[data-queue="email"][data-state="complete"]')).to_have_text(
+        "0", timeout=WAIT_MS
+    )
+    chart_read_after(page, changed)
+    expect(summary).to_have_attribute("data-complete", "4")
+    expect(summary).to_have_attribute("data-failed", "2")
+    for window in ("day", "week"):
+        page.select_option("#chart-window", window)
+        expect(summary).to_contain_text(f"4 complete, 2 failed in the last {window}")
+    assert page.locator('#chart rect[data-kind="failed"]').count() == 1
+    screenshots(page, "history")
+
+
+def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """Hidden without limits; with one, its kinds and sizes, the tokens a
+    running job holds, the jobs a full limit holds back (as the workers
+    report them); a token, which has a `state` too, is never listed as a job."""
+    from playwright.sync_api import expect
+
+    from queshot.limits import Limit, Rate, set_limit
+
+    open_dashboard(page, server_url, db)
+    expect(page.locator("#limits-panel")).to_be_hidden()
+    set_limit(db, Limit(["email"], concurrency=1, key_rate=Rate(5, 60)))
+    email = Queue("email", db)
+    email.create_jobs([{"n": n} for n in range(3)])
+    release = threading.Event()
+    worker = Worker(
+        email, lambda job: release.wait(10), concurrency=2, lease_seconds=3, poll_interval=0.2
+    )
+    worker.start()
+    try:
+        concurrency = page.locator('#limits tr[data-limit="email"][data-kind="concurrency"]')
+        expect(concurrency).to_contain_text("1 at once", timeout=WAIT_MS)
+        expect(concurrency.locator("td.in-use")).to_have_text("1 of 1", timeout=WAIT_MS)
+        key_rate = page.locator('#limits tr[data-limit="email"][data-kind="key_rate"]')
+        expect(key_rate).to_contain_text("5 starts per 60 s per key")
+        expect(key_rate.locator("td.in-use")).to_have_text("0, no key holds one")  # no limit_key
+        held_back = page.locator("#limits-held-back")
+        some = re.compile(r"^[1-9]")
+        expect(held_back).to_have_attribute("data-held-back", some, timeout=WAIT_MS)
+        expect(held_back).to_contain_text("held back by a full limit, as 1 live worker(s) report")
+        # the Busy view: the worker's version and start, from its status document
+        status = db.get(f"queshot-worker:{worker.id}")
+        assert status["version"] == queshot_version() and status["started_at"] <= now_ms()
+        busy = page.locator(f'#workers tr[data-worker="{worker.name}"]')
+        expect(busy).to_contain_text(f"{queshot_version()}, started 20")
+        screenshots(page, "limits")
+        page.fill("#search input", "queshot-token")
+        page.click("#search button")
+        showing(page, "search")
+        expect(page.locator("#search-summary")).to_have_text('0 job(s) match "queshot-token"')
+        assert db.all_docs(startkey="queshot-token:", endkey="queshot-token:\ufff0")["rows"]
+    finally:
+        release.set()
+        worker.stop(grace=5)
+
+
+def test_the_page_says_how_far_the_views_are_indexed_while_they_are_built(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """A burst of jobs written, the page opened before any view was read: while
+    its reads wait for the views (held here until the line is seen, so the
+    build cannot finish first), the header says "indexing: N of M changes"
+    (on CouchDB; pouchdb-server's _info does not say how far), then the
+    jobs show and the line goes."""
+    from playwright.sync_api import expect
+
+    now = now_ms()
+    docs = [job_doc("inactive", i, "burst", now - 60_000, _id=f"burst-{i:05}") for i in range(300)]
+    assert all("error" not in r for r in db.bulk_docs(docs))
+    held: list[Any] = []
+    released = threading.Event()
+
+    def hold(route: Any) -> None:
+        if released.is_set():
+            route.continue_()
+        else:
+            held.append(route)
+
+    views = "**/_design/queshot-watch/_view/**"
+    page.route(views, hold)
+    page.goto(f"{safe_url(server_url)}{db.name}/{dashboard.DASHBOARD_PATH}")
+    indexing = page.locator("#indexing")
+    expect(indexing).to_contain_text("indexing: ", timeout=WAIT_MS)
+    if REAL_COUCHDB:
+        expect(indexing).to_have_text(re.compile(r"^indexing: \d+ of \d+ changes$"))
+        assert int(indexing.get_attribute("data-total")) >= len(docs)
+        assert int(indexing.get_attribute("data-done")) < len(docs)
+    page.set_viewport_size({"width": 1024, "height": 700})
+    page.screenshot(path=str(ARTIFACTS / "dashboard-indexing-1024.png"))
+    released.set()
+    for route in held:
+        route.continue_()
+    expect(page.locator('#tabs button[data-tab="waiting"] .count')).to_have_text(
+        str(len(docs)), timeout=WAIT_MS
+    )
+    expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(25, timeout=WAIT_MS)
+    expect(indexing).to_be_hidden(timeout=WAIT_MS)

@@ -11,13 +11,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .. import config, dashboard, designdocs, sync
 from ..couch import CouchError, Forbidden, safe_url
-from ..jobs import QueueError
+from ..jobs import QueueError, queshot_version
 from . import (
     acting,
     common,
@@ -122,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="queshot", description="A job queue on CouchDB.")
-    parser.add_argument("--version", action="version", version=f"queshot {_version()}")
+    parser.add_argument("--version", action="version", version=f"queshot {queshot_version()}")
     common.verbosity(parser, default=0)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -203,13 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in commands.choices.values():
         common.verbosity(command)
     return parser
-
-
-def _version() -> str:
-    try:
-        return metadata.version("queshot")
-    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
-        return "(not installed)"
 
 
 def _listener_counts(text: str) -> tuple[int, ...]:

@@ -1,5 +1,6 @@
 """The worker's status document: a small document saying that the worker is
-alive, what it holds and whether it is paused, for `queshot workers` and the
+alive, what it holds and whether it is paused, which queshot it runs and since
+when (`version`, `started_at`: its first write), for `queshot workers` and the
 dashboard, rewritten every third of a lease from a loop of its own. It names
 the CouchDB account the worker writes as (`user`): only that account may
 change or remove it."""
@@ -15,7 +16,7 @@ from typing import Any
 
 from .. import protocol
 from ..couch import Conflict, CouchError, Database, Outage, ServerError, ServerUnreachable
-from ..jobs import WORKER_TYPE, now_ms
+from ..jobs import WORKER_TYPE, now_ms, queshot_version
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class StatusReporter:
             "queues": queues,
             "concurrency": concurrency,
             "lease_seconds": lease_seconds,
+            "version": queshot_version(),
         }
         self._describe = describe
         self._outage = outage
@@ -58,6 +60,7 @@ class StatusReporter:
         self._rev: str | None = None
         self._nudged = threading.Event()
         self.user: str | None = None
+        self._started_at: int | None = None
 
     def run(self) -> None:
         while True:
@@ -73,9 +76,12 @@ class StatusReporter:
         self._nudged.set()
 
     def write(self) -> None:
+        if self._started_at is None:  # the first write is the worker's start
+            self._started_at = now_ms()
         doc: dict[str, Any] = {
             "_id": self.id,
             **self._fixed,
+            "started_at": self._started_at,
             "user": self.user,
             **self._describe(),
             "last_seen": now_ms(),

@@ -1,7 +1,8 @@
 // The queshot dashboard's frame: jobs per queue and state (with pause and
 // resume), kept current from the database's _changes feed. The job lists
 // (jobs.js, bulk.js), the job panel (panel.js), the Busy view (busy.js), the
-// schedules (schedules.js) and the chart (chart.js) are panels of their own;
+// limits (limits.js), the schedules (schedules.js) and the chart (chart.js)
+// are panels of their own;
 // this file starts them and tells them when to redraw.
 'use strict';
 
@@ -145,12 +146,13 @@ async function setPaused(name, paused) {
 
 async function refresh() {
   try {
-    const [counts, workers, running, ddoc, schedules] = await Promise.all([
+    const [counts, workers, running, ddoc, schedules, limits] = await Promise.all([
       readCounts(),
       query('_all_docs', { startkey: WORKER_PREFIX, endkey: WORKER_PREFIX + '\ufff0', include_docs: true }),
       readRunning(),
       request('GET', dbUrl(DDOC_PATH)),
       query('_all_docs', { startkey: SCHEDULE_PREFIX, endkey: SCHEDULE_PREFIX + '\ufff0', include_docs: true }),
+      readLimits(),
     ]);
     const pauses = ddoc && Array.isArray(ddoc[PAUSE_FIELD]) ? ddoc[PAUSE_FIELD] : [];
     shared.pauses = pauses.filter((p) => p && Array.isArray(p.queue) && QUESHOT_MODEL.queuePath(p.queue));
@@ -158,6 +160,7 @@ async function refresh() {
     panel('counts', () => renderCounts(counts));
     panel('workers', () => renderWorkers(workers.rows, running.rows));
     panel('schedules', () => renderSchedules(schedules.rows));
+    panel('limits', () => renderLimits(limits, workers.rows));
     await Promise.all([refreshJobs(), refreshChart().catch((error) => panelFailed('chart', error))]);
     if (wantedJob) await showJob(wantedJob);
     $('updated').textContent = 'updated ' + clock(Date.now());
@@ -188,7 +191,9 @@ function scheduleRefresh() {
     return;
   }
   refreshing = true;
-  refresh().finally(() => setTimeout(() => {
+  const read = refresh();
+  watchIndexing(read);
+  read.finally(() => setTimeout(() => {
     refreshing = false;
     if (refreshAgain) {
       refreshAgain = false;

@@ -59,7 +59,7 @@ function renderWorkers(statusRows, runningRows) {
     ...jobs.map((job) => runningRow(job, now))];
   });
   replaceRows($('workers'),
-    headRow(['name'], ['host:pid'], ['queues'], ['jobs', 'num'], ['version'], ['last seen'], ['status']),
+    headRow(['name'], ['host:pid'], ['queues'], ['jobs', 'num'], ['version, started'], ['last seen'], ['status']),
     body, 'no workers');
 }
 

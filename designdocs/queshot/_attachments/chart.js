@@ -1,14 +1,25 @@
-// Throughput and latency over time: jobs finished per time bucket (complete,
-// failed, and any other final state) as stacked bars, drawn as SVG by hand,
-// with the queue's depth now and the wait from due to start (p50, p95).
-// One grouped query of the `activity` view ([bucket, state, path] and
-// [bucket, 'wait', path, histogram bucket], _count): no job is read. The
-// percentiles come from that histogram (WAIT_BUCKETS_MS upper bounds), so
-// they are "at most" figures at the histogram's resolution.
+// Throughput and latency over time: jobs that ended complete or failed per
+// time bucket as stacked bars, drawn as SVG by hand, with the queue's depth
+// now and the wait from due to start (p50, p95).
+// The bars come from the workers' history counters (queshot/history.py), not
+// from the jobs, so a requeue, a delete or `queshot clean` leaves the past as
+// it was: the last hour from `history_by_minute` ([minute, state, path] ->
+// n), the last day and week from `history` ([path, state, day, hour] -> n,
+// its documents kept 8 days), summed into coarser bars here. The waits come
+// from the `activity` view ([bucket, 'wait', path, histogram bucket],
+// _count): the percentiles are "at most" figures at the histogram's
+// resolution (WAIT_BUCKETS_MS upper bounds). No job is read.
 'use strict';
 
 const { ACTIVITY_BUCKET_MS, WAIT_BUCKETS_MS } = QUESHOT;
-const BARS = 60;
+const HOUR_MS = 60 * MINUTE_MS; // MINUTE_MS: cron.js's
+const DAY_MS = 24 * HOUR_MS;
+// Each window: its bars and how long each is; hourly rows sum into day and week bars.
+const WINDOWS = {
+  hour: { bars: 60, barMs: MINUTE_MS },
+  day: { bars: 24, barMs: HOUR_MS },
+  week: { bars: 56, barMs: 3 * HOUR_MS },
+};
 const CHART_W = 600;
 const CHART_H = 150;
 const CHART_PAD = 28;
@@ -46,54 +57,77 @@ function waitText(ms) {
   return '≤ ' + (ms < 1000 ? ms + ' ms' : age(ms));
 }
 
-async function refreshChart() {
-  const windowMs = Number($('chart-window').value) * 60000;
-  const now = Date.now();
-  const first = now - windowMs - (now - windowMs) % ACTIVITY_BUCKET_MS;
-  const answer = await query(WATCH_PATH + '/_view/activity', {
-    startkey: [first], endkey: [now, {}], group_level: 4,
-  });
-  const barMs = windowMs / BARS;
-  const bars = Array.from({ length: BARS }, () => ({}));
-  const histogram = new Array(WAIT_BUCKETS_MS.length + 1).fill(0);
-  const totals = {};
-  for (const row of answer.rows) {
-    const [bucket, kind, path, index] = row.key;
-    if (!inQueueFilter(path)) continue;
-    if (kind === 'wait') {
-      histogram[index] += row.value;
-      continue;
-    }
-    const bar = Math.min(BARS - 1, Math.max(0, Math.floor((bucket - (now - windowMs)) / barMs)));
-    bars[bar][kind] = (bars[bar][kind] || 0) + row.value;
-    totals[kind] = (totals[kind] || 0) + row.value;
+// The window's counts as [{time, state, path, n}]: bucket start (epoch ms), per queue.
+async function readHistory(window, first) {
+  if (window.barMs === MINUTE_MS) {
+    const rows = (await query(WATCH_PATH + '/_view/history_by_minute', {
+      startkey: [first], endkey: [{}], group_level: 3,
+    })).rows;
+    return rows.map((row) => ({ time: row.key[0], state: row.key[1], path: row.key[2], n: row.value }));
   }
-  drawBars(bars, barMs, windowMs);
-  $('chart-caption').textContent = 'jobs finished per ' + age(barMs) + ' (complete green, failed red)' +
-    (shared.queue ? ' in ' + shared.queue : ', all queues');
+  const path = shared.queue ? shared.queues.get(shared.queue) : null;
+  const range = path ? { startkey: [path], endkey: [path, {}] } : {};
+  const rows = (await query(WATCH_PATH + '/_view/history', { ...range, group_level: 4 })).rows;
+  return rows.filter((row) => row.key[3] >= first)
+    .map((row) => ({ time: row.key[3], state: row.key[1], path: row.key[0], n: row.value }));
+}
+
+// How long each start waited after its job was due, over the window (a day at most).
+async function readWaits(windowMs, now) {
+  const since = now - Math.min(windowMs, DAY_MS);
+  const answer = await query(WATCH_PATH + '/_view/activity', {
+    startkey: [since - since % ACTIVITY_BUCKET_MS], endkey: [now, {}], group_level: 4,
+  });
+  const histogram = new Array(WAIT_BUCKETS_MS.length + 1).fill(0);
+  for (const row of answer.rows) {
+    const [, kind, path, index] = row.key;
+    if (kind === 'wait' && inQueueFilter(path)) histogram[index] += row.value;
+  }
+  return histogram;
+}
+
+async function refreshChart() {
+  const name = $('chart-window').value;
+  const window = WINDOWS[name];
+  const windowMs = window.bars * window.barMs;
+  const now = Date.now();
+  const first = now - now % window.barMs - (window.bars - 1) * window.barMs;
+  const [counts, histogram] = await Promise.all([readHistory(window, first), readWaits(windowMs, now)]);
+  const bars = Array.from({ length: window.bars }, () => ({}));
+  const totals = {};
+  for (const { time, state, path, n } of counts) {
+    if (!inQueueFilter(path) || time < first) continue;
+    const bar = bars[Math.min(window.bars - 1, Math.floor((time - first) / window.barMs))];
+    bar[state] = (bar[state] || 0) + n;
+    totals[state] = (totals[state] || 0) + n;
+  }
+  drawBars(bars, first, window.barMs, windowMs);
+  $('chart-caption').textContent = 'jobs ended per ' + age(window.barMs) + ' (complete green, failed red)' +
+    (shared.queue ? ' in ' + shared.queue : ', all queues') + '; kept when jobs are requeued, deleted or cleaned';
   const depth = { waiting: 0, scheduled: 0, running: 0 };
-  for (const [name, counts] of shared.counts) {
-    if (shared.queue && name !== shared.queue) continue;
-    depth.waiting += counts.inactive || 0;
-    depth.scheduled += counts.scheduled || 0;
-    depth.running += counts.active || 0;
+  for (const [queue, queueCounts] of shared.counts) {
+    if (shared.queue && queue !== shared.queue) continue;
+    depth.waiting += queueCounts.inactive || 0;
+    depth.scheduled += queueCounts.scheduled || 0;
+    depth.running += queueCounts.active || 0;
   }
   const summary = $('chart-summary');
-  const finished = Object.entries(totals).map(([kind, n]) => n + ' ' + kind).join(', ') || 'nothing finished';
-  summary.textContent = finished + ' · depth now: ' + depth.waiting + ' waiting, ' + depth.scheduled + ' scheduled, ' +
-    depth.running + ' running · wait to start: p50 ' + waitText(percentile(histogram, 0.5)) +
+  const ended = Object.entries(totals).map(([state, n]) => n + ' ' + state).join(', ') || 'nothing ended';
+  summary.textContent = ended + ' in the last ' + name + ' · depth now: ' + depth.waiting + ' waiting, ' +
+    depth.scheduled + ' scheduled, ' + depth.running + ' running · wait to start' +
+    (windowMs > DAY_MS ? ' (last day)' : '') + ': p50 ' + waitText(percentile(histogram, 0.5)) +
     ', p95 ' + waitText(percentile(histogram, 0.95));
   Object.assign(summary.dataset, {
     complete: totals.complete || 0, failed: totals.failed || 0,
-    started: histogram.reduce((a, b) => a + b, 0),
+    started: histogram.reduce((a, b) => a + b, 0), readAt: now,
   });
 }
 
-function drawBars(bars, barMs, windowMs) {
+function drawBars(bars, first, barMs, windowMs) {
   const kinds = [...new Set(bars.flatMap((bar) => Object.keys(bar)))]
     .sort((a, b) => (a === 'complete' ? -1 : b === 'complete' ? 1 : a.localeCompare(b)));
   const highest = Math.max(1, ...bars.map((bar) => Object.values(bar).reduce((a, b) => a + b, 0)));
-  const width = (CHART_W - CHART_PAD) / BARS;
+  const width = (CHART_W - CHART_PAD) / bars.length;
   const scale = (CHART_H - 20) / highest;
   const shapes = [];
   bars.forEach((bar, i) => {
@@ -106,7 +140,7 @@ function drawBars(bars, barMs, windowMs) {
       shapes.push(svg('rect', {
         x: CHART_PAD + i * width + 0.5, y, width: Math.max(1, width - 1), height: h,
         style: 'fill: ' + (BAR_COLORS[kind] || 'var(--muted)'), 'data-bar': i, 'data-kind': kind, 'data-count': n,
-      }, svg('title', {}, n + ' ' + kind + ', ' + age((BARS - i) * barMs) + ' ago')));
+      }, svg('title', {}, n + ' ' + kind + ' from ' + clock(first + i * barMs))));
     }
   });
   const label = (x, y, text, anchor) => svg('text', { x, y, 'text-anchor': anchor || 'start' }, text);

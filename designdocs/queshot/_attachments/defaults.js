@@ -8,7 +8,7 @@
 
 const QUESHOT_MODEL = (function () {
 {% include '_partials/model.js' %}
-  return Object.freeze({ queuePath: queuePath });
+  return Object.freeze({ queuePath: queuePath, isJob: isJob });
 })();
 
 const QUESHOT = Object.freeze({
@@ -19,6 +19,9 @@ const QUESHOT = Object.freeze({
   GONE_AFTER_LEASES: {{ worker_gone_after_leases|tojson }},
   DEFAULT_LEASE_SECONDS: {{ lease_seconds|tojson }},
   PAUSE_FIELD: {{ pause_field|tojson }},
+  LIMIT_PREFIX: {{ limit_doc_prefix|tojson }},
+  TOKEN_PREFIX: {{ token_doc_prefix|tojson }},
+  LIMIT_KINDS: {{ limit_kinds|tojson }},
   SCHEDULE_TIMEZONE: {{ schedule_timezone|tojson }},
   ACTIVITY_BUCKET_MS: {{ activity_bucket_ms|tojson }},
   WAIT_BUCKETS_MS: {{ wait_buckets_ms|tojson }},

@@ -113,7 +113,8 @@ async function searchRows(search) {
     startkey: search.value, endkey: search.value + '\ufff0', limit: ID_SEARCH_CAP, include_docs: true,
   });
   list.capped = answer.rows.length >= ID_SEARCH_CAP;
-  return answer.rows.filter((row) => row.doc && typeof row.doc.state === 'string' && !row.id.startsWith('_design/'))
+  // Jobs only: a limit's token has a `state` too, and is no job (model.js's isJob).
+  return answer.rows.filter((row) => QUESHOT_MODEL.isJob(row.doc) && typeof row.doc.state === 'string')
     .map((row) => ({
       id: row.id, key: row.id, doc: row.doc,
       value: { rev: row.doc._rev, state: row.doc.state, queues: row.doc.queues, since: dueOf(row.doc) },
@@ -315,8 +316,9 @@ function endSearch() {
 }
 
 function startJobs() {
-  $('tabs').replaceChildren(...TABS.map((tab) => el('button', { type: 'button', data: { tab: tab.id } },
-    tab.label, ' ', el('span', { className: 'count' }))));
+  $('tabs').replaceChildren(...TABS.map((tab) => el('button', {
+    type: 'button', data: { tab: tab.id }, className: tab === list.tab ? 'current' : '',
+  }, tab.label, ' ', el('span', { className: 'count' }))));
   $('search-state').append(...TABS.map((tab) => el('option', { value: tab.column }, tab.label)));
   $('tabs').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-tab]');
