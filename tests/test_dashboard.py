@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -976,3 +977,30 @@ def test_the_page_says_how_far_the_views_are_indexed_while_they_are_built(
     )
     expect(page.locator("#jobs tbody tr[data-id]")).to_have_count(25, timeout=WAIT_MS)
     expect(indexing).to_be_hidden(timeout=WAIT_MS)
+
+
+def test_a_closed_job_panel_stays_closed_when_a_read_in_flight_answers(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """A refresh re-reads the open job; closing the panel while that read is
+    on its way must not let its answer open the panel again."""
+    from playwright.sync_api import expect
+
+    job_id = Queue("email", db).create_job({"n": 1})
+    open_dashboard(page, server_url, db)
+    open_job(page, job_id)
+    held: list[Any] = []
+    with page.expect_request(lambda request: request.url.endswith(job_id), timeout=WAIT_MS):
+        page.route(f"**/{db.name}/{job_id}", lambda route: held.append(route))  # reads wait here
+        Queue("email", db).create_job({"n": 2})  # a change: the page refreshes, the open job too
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:  # the route's handler comes after the event
+        page.wait_for_timeout(50)  # lets Playwright deliver it (a sleep would not)
+    assert held  # a refresh is reading the open job
+    page.keyboard.press("Escape")
+    expect(page.locator("#job")).to_be_hidden()
+    updated = page.locator("#updated")
+    updated.evaluate("element => { element.textContent = ''; }")
+    held[0].continue_()
+    expect(updated).to_contain_text("updated", timeout=WAIT_MS)  # that refresh has ended
+    expect(page.locator("#job")).to_be_hidden()

@@ -11,6 +11,7 @@ let jobReads = 0; // only the latest read renders: a refresh's older one may ans
 function closeJob() {
   openJob = null;
   wantedJob = null;
+  jobReads++; // a read still in flight (a refresh's) must not open it again
   $('job').hidden = true;
   history.replaceState(null, '', location.pathname);
 }
