@@ -44,6 +44,12 @@ OUTCOME_COUNTERS = {
 }
 
 
+def label(text: str) -> str:
+    """`text` as a label value the exposition can write: a lone surrogate
+    (JSON may carry one, UTF-8 cannot) as its backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def serve(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
     """Serve `registry` at http://host:port/metrics from a daemon thread."""
     start_http_server(port, addr=host, registry=registry)
@@ -79,7 +85,7 @@ class WorkerMetrics(Hook):
 
     @staticmethod
     def _labels(job: Job) -> tuple[str, str]:
-        return readable.queue_label(job.doc.get("queues")), job.task or "-"
+        return label(readable.queue_label(job.doc.get("queues"))), label(job.task or "-")
 
     def on_start(self, worker: Worker) -> None:
         self.registry.register(ClaimCollector(worker))
@@ -103,7 +109,7 @@ class ClaimCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         stats = self.worker.stats.as_dict()
-        queue = self.worker.queue_names  # the worker's counters: "high, default" if several
+        queue = label(self.worker.queue_names)  # the worker's counters: "high, default" if several
         for name, key, help_text in (
             ("queshot_claim_attempts", "claim_attempts", "Claims tried"),
             ("queshot_claims_won", "claims_won", "Claims that got the job"),
@@ -152,13 +158,13 @@ def limit_families(db: Database, stats: admin.Stats) -> Iterator[Any]:
         full = False
         for group in limit.groups(key=""):
             key = "" if group.key is None else "*"
-            size.add_metric([limit.name, group.kind, key], group.size)
+            size.add_metric([label(limit.name), group.kind, key], group.size)
             count = sum(
                 n
                 for (name, kind, _), n in in_use.items()
                 if (name, kind) == (limit.name, group.kind)
             )
-            used.add_metric([limit.name, group.kind, key], count)
+            used.add_metric([label(limit.name), group.kind, key], count)
             full = full or (group.key is None and count >= group.size)
         under = [
             e
@@ -166,7 +172,7 @@ def limit_families(db: Database, stats: admin.Stats) -> Iterator[Any]:
             if isinstance(e.queue, list) and e.queue[: len(limit.queue)] == limit.queue
         ]
         waiting.add_metric(
-            [limit.name], sum(e.counts.get("waiting", 0) for e in under) if full else 0
+            [label(limit.name)], sum(e.counts.get("waiting", 0) for e in under) if full else 0
         )
     yield from (size, used, waiting)
 
@@ -191,9 +197,10 @@ class QueueFamilies(Collector):
         counts: dict[tuple[str, str], int] = {}
         ages: dict[str, float] = {}
         for entry in self.stats.queues:
-            queue = readable.queue_label(entry.queue)
+            queue = label(readable.queue_label(entry.queue))
             for state, count in entry.counts.items():
-                counts[queue, state] = counts.get((queue, state), 0) + count
+                key = (queue, label(state))
+                counts[key] = counts.get(key, 0) + count
             since = entry.oldest_waiting_since
             age = 0 if since is None else max(0, now - since) / 1000
             ages[queue] = max(ages.get(queue, 0), age)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from odd_documents import (
     NOW,
@@ -73,6 +73,8 @@ view_key = st.lists(odd_value, min_size=0, max_size=3) | odd_value
 
 @SETTINGS
 @given(st.lists(view_key, max_size=6), st.lists(odd_value, max_size=6), st.lists(odd_value))
+@example(keys=[["\ud800"]], counts=[None], pauses=[])  # a lone surrogate: CI found it
+@example(keys=[["q", "\udfff"]], counts=[1], pauses=[])
 def test_stats_and_metrics_render_any_view_rows(
     keys: list[Any], counts: list[Any], pauses: list[Any]
 ) -> None:
