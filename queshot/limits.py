@@ -17,7 +17,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .couch import Database, Forbidden, Unauthorized
+from . import admin_docs, protocol
+from .couch import Database
 from .jobs import (
     LIMIT_DOC_PREFIX,
     LIMIT_KINDS,
@@ -184,31 +185,20 @@ def set_limit(db: Database, limit: Limit) -> Limit:
     doc = limit.as_doc()
     if len(doc) == 3:
         raise QueueError("a limit needs at least one of " + ", ".join(LIMIT_KINDS))
-    existing = db.get_or_none(limit.id)
-    if existing is not None:
-        doc["_rev"] = existing["_rev"]
-    try:
-        db.save(doc)
-    except (Forbidden, Unauthorized) as exc:
-        raise QueueError(exc.reason or exc.error) from None
+    admin_docs.write_over(db, doc)
     return limit
 
 
 def remove_limit(db: Database, queue: str | list[str]) -> None:
     """Remove a queue's limit: its jobs run as workers' concurrency allows."""
-    doc = db.get_or_none(limit_id(queue))
-    if doc is None or doc.get("type") != LIMIT_TYPE:
-        raise QueueError(f"no limit for queue {'/'.join(queue_path(queue))!r}")
-    try:
-        db.delete(doc["_id"], doc["_rev"])
-    except (Forbidden, Unauthorized) as exc:
-        raise QueueError(exc.reason or exc.error) from None
+    missing = f"no limit for queue {'/'.join(queue_path(queue))!r}"
+    admin_docs.remove(db, limit_id(queue), LIMIT_TYPE, missing)
 
 
 def limits(db: Database) -> list[Limit]:
     """Every queue's limit. One that cannot be read is left out, with a warning."""
     found = []
-    for doc in _docs(db, LIMIT_DOC_PREFIX):
+    for doc in protocol.docs_by_prefix(db, LIMIT_DOC_PREFIX):
         try:
             found.append(Limit.from_doc(doc))
         except (QueueError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -218,7 +208,7 @@ def limits(db: Database) -> list[Limit]:
 
 def tokens(db: Database, prefix: str = TOKEN_DOC_PREFIX) -> list[dict[str, Any]]:
     """The stored tokens whose id starts with `prefix` (every one by default)."""
-    return [doc for doc in _docs(db, prefix) if doc.get("type") == TOKEN_TYPE]
+    return [doc for doc in protocol.docs_by_prefix(db, prefix) if doc.get("type") == TOKEN_TYPE]
 
 
 def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
@@ -256,8 +246,3 @@ def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
                 of_key = f" of key {group.key}" if group.key is not None else ""
                 full.append(f"{group.limit}: {group.kind} {group.size}{of_key}, {taken} taken")
     return full
-
-
-def _docs(db: Database, prefix: str) -> list[dict[str, Any]]:
-    rows = db.all_docs(startkey=prefix, endkey=prefix + "\ufff0", include_docs=True)["rows"]
-    return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]

@@ -38,7 +38,6 @@ from .couch import CouchError, Database, NotFound, UnreadableAnswer, UpdateResul
 from .jobs import (
     LIMIT_DOC_PREFIX,
     PAUSE_FIELD,
-    RETENTION_DOC_PREFIX,
     SCHEDULE_DOC_PREFIX,
     TOKEN_DOC_PREFIX,
     WORKER_DOC_PREFIX,
@@ -352,10 +351,15 @@ def status_id(worker_id: str) -> str:
 
 def status_docs(db: Database) -> Iterator[tuple[str, dict[str, Any]]]:
     """(id, document) of every worker status document that can be read."""
-    found = read_docs(db, startkey=WORKER_DOC_PREFIX, endkey=WORKER_DOC_PREFIX + "\ufff0")
-    for doc_id, doc in found.items():
-        if doc is not None:
-            yield doc_id, doc
+    for doc in docs_by_prefix(db, WORKER_DOC_PREFIX):
+        yield doc["_id"], doc
+
+
+def docs_by_prefix(db: Database, prefix: str) -> list[dict[str, Any]]:
+    """Every readable document whose id starts with `prefix` (one kind of
+    the queue's own documents: rules, limits, schedules...), by id."""
+    found = read_docs(db, startkey=prefix, endkey=prefix + "\ufff0")
+    return [doc for doc in found.values() if doc is not None]
 
 
 def read_docs(db: Database, **params: Any) -> dict[str, dict[str, Any] | None]:
@@ -386,19 +390,9 @@ def _doc_of(row: dict[str, Any]) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def retention_docs(db: Database) -> list[dict[str, Any]]:
-    """Every queue's retention rule document, by id."""
-    end = RETENTION_DOC_PREFIX + "\ufff0"
-    rows = db.all_docs(startkey=RETENTION_DOC_PREFIX, endkey=end, include_docs=True)["rows"]
-    return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]
-
-
 # -- schedules ------------------------------------------------------------------------------
 
 
 def schedule_docs(db: Database) -> list[dict[str, Any]]:
     """Every schedule document (ids under the schedule prefix), by id."""
-    rows = db.all_docs(
-        startkey=SCHEDULE_DOC_PREFIX, endkey=SCHEDULE_DOC_PREFIX + "\ufff0", include_docs=True
-    )["rows"]
-    return [row["doc"] for row in rows if isinstance(row.get("doc"), dict)]
+    return docs_by_prefix(db, SCHEDULE_DOC_PREFIX)

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol
+from . import admin_docs, protocol
 from .couch import (
     BadRequest,
     Database,
@@ -102,33 +102,22 @@ def set_rule(db: Database, queue: str | list[str], **keep: Keep) -> Rule:
         )
     rule = Rule(queue_path(queue), keep)
     doc = rule.as_doc()
-    existing = db.get_or_none(rule.id)
-    if existing is not None:
-        doc["_rev"] = existing["_rev"]
-    try:
-        db.save(doc)
-    except (Forbidden, Unauthorized) as exc:
-        raise QueueError(exc.reason or exc.error) from None
+    admin_docs.write_over(db, doc)
     return rule
 
 
 def remove_rule(db: Database, queue: str | list[str]) -> None:
     """Remove a queue's rule: its finished jobs are kept again (or go by
     the rule of a queue above it)."""
-    doc = db.get_or_none(rule_id(queue))
-    if doc is None or doc.get("type") != RETENTION_TYPE:
-        raise QueueError(f"no retention rule for queue {'/'.join(queue_path(queue))!r}")
-    try:
-        db.delete(doc["_id"], doc["_rev"])
-    except (Forbidden, Unauthorized) as exc:
-        raise QueueError(exc.reason or exc.error) from None
+    missing = f"no retention rule for queue {'/'.join(queue_path(queue))!r}"
+    admin_docs.remove(db, rule_id(queue), RETENTION_TYPE, missing)
 
 
 def rules(db: Database) -> list[Rule]:
     """Every queue's rule. One the schema did not check (written before it)
     and that cannot be read is left out, with a warning."""
     found = []
-    for doc in protocol.retention_docs(db):
+    for doc in protocol.docs_by_prefix(db, RETENTION_DOC_PREFIX):
         try:
             found.append(Rule.from_doc(doc))
         except (QueueError, KeyError, TypeError, AttributeError) as exc:

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol
-from .couch import Database, Forbidden
+from . import admin_docs, protocol
+from .couch import Database
 from .jobs import SCHEDULE_DOC_PREFIX, SCHEDULE_TYPE, QueueError, now_ms
 from .schedules import Schedule, ScheduleError, schedule_id
 
@@ -85,14 +85,13 @@ def add_schedule(db: Database, doc: dict[str, Any], *, replace: bool = False) ->
         if not replace:
             raise QueueError(f"schedule {schedule.name!r} exists already (--replace to overwrite)")
         doc["_rev"] = existing["_rev"]
-    _save_schedule(db, doc)
+    admin_docs.save(db, doc)
     return schedule
 
 
 def remove_schedule(db: Database, name: str) -> None:
     """Delete a schedule; the jobs it made stay."""
-    doc = _schedule_doc(db, name)
-    db.delete(doc["_id"], doc["_rev"])
+    admin_docs.remove(db, schedule_id(name), SCHEDULE_TYPE, _missing(db, name))
 
 
 def set_schedule_enabled(db: Database, name: str, enabled: bool) -> bool:
@@ -104,7 +103,7 @@ def set_schedule_enabled(db: Database, name: str, enabled: bool) -> bool:
     doc["enabled"] = enabled
     if enabled:
         doc["enabled_at"] = now_ms()
-    _save_schedule(db, doc)
+    admin_docs.save(db, doc)
     return True
 
 
@@ -126,19 +125,13 @@ def request_run(db: Database, name: str, *, by: str | None = None) -> str:
         doc["run_requested_by"] = by
     else:
         doc.pop("run_requested_by", None)
-    _save_schedule(db, doc)
+    admin_docs.save(db, doc)
     return schedule.run_now_job_id(requested)
 
 
 def _schedule_doc(db: Database, name: str) -> dict[str, Any]:
-    doc = db.get_or_none(schedule_id(name))
-    if doc is None or doc.get("type") != SCHEDULE_TYPE:
-        raise QueueError(f"no schedule {name!r} in {db.name}")
-    return doc
+    return admin_docs.typed_doc(db, schedule_id(name), SCHEDULE_TYPE, _missing(db, name))
 
 
-def _save_schedule(db: Database, doc: dict[str, Any]) -> None:
-    try:
-        db.save(doc)
-    except Forbidden as exc:
-        raise QueueError(exc.reason) from None
+def _missing(db: Database, name: str) -> str:
+    return f"no schedule {name!r} in {db.name}"
