@@ -6,6 +6,7 @@ refusal's reason once, with how many jobs it stopped."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -133,12 +134,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Acting on jobs: requeue, cancel, delete, clean."""
 
-    def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
-        parser = commands.add_parser(name, help=help)
-        common.connection_options(parser)
-        parser.add_argument("--json", action="store_true", help="JSON for scripts")
-        parser.set_defaults(func=func)
-        return parser
+    command = functools.partial(common.command, commands)
 
     def selection(parser: Any) -> None:
         parser.add_argument("ids", nargs="*", metavar="ID", help="job ids")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .. import config, protocol
@@ -19,6 +20,17 @@ def connection_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="database (repeatable or comma-separated; default: $QUESHOT_DB or 'queshot')",
     )
+
+
+def command(
+    commands: Any, name: str, help: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """A subcommand that reads or acts on a database and can answer in JSON."""
+    parser = commands.add_parser(name, help=help)
+    connection_options(parser)
+    parser.add_argument("--json", action="store_true", help="JSON for scripts")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def open_couch(args: argparse.Namespace) -> Couch:

@@ -30,7 +30,7 @@ def cmd_retention_set(args: argparse.Namespace) -> int:
         rule = retention.set_rule(
             common.database(args, couch), common.queue_name(args.queue), **keep
         )
-    print(f"queue {'/'.join(rule.queue)}: {_describe(rule)}")
+    print(f"queue {output.escape('/'.join(rule.queue))}: {_describe(rule)}")
     return 0
 
 
@@ -50,7 +50,7 @@ def cmd_retention_show(args: argparse.Namespace) -> int:
 def cmd_retention_remove(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
         retention.remove_rule(common.database(args, couch), common.queue_name(args.queue))
-    print(f"retention rule of {args.queue} removed: its finished jobs are kept")
+    print(f"retention rule of {output.escape(args.queue)} removed: its finished jobs are kept")
     return 0
 
 

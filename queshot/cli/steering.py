@@ -5,9 +5,9 @@ work is in `admin` (and `results`); this formats it."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from .. import admin, history, limits
@@ -116,12 +116,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Watching and steering jobs: stats, jobs, show, wait, workers, pause, resume."""
 
-    def command(name: str, help: str, func: Callable[[argparse.Namespace], int]) -> Any:
-        parser = commands.add_parser(name, help=help)
-        common.connection_options(parser)
-        parser.add_argument("--json", action="store_true", help="JSON for scripts")
-        parser.set_defaults(func=func)
-        return parser
+    command = functools.partial(common.command, commands)
 
     command("stats", "jobs per queue and state, oldest waiting job", cmd_stats)
     command("history", "jobs completed and failed per queue: last hour, day, week", cmd_history)
