@@ -89,6 +89,30 @@ def db(couch: Couch, db_name: str) -> Database:
 
 
 @pytest.fixture
+def new_user(couch: Couch) -> Iterator[Callable[..., tuple[str, str]]]:
+    """`new_user("queshot_producer")`: (name, password) of a new account in
+    `_users` with that role (None: no role), removed after the test. Apache
+    CouchDB only: pouchdb-server is an admin party."""
+    users = couch.database("_users")
+    made: list[str] = []
+
+    def make(role: str | None, prefix: str | None = None) -> tuple[str, str]:
+        prefix = prefix or f"queshot_test_{role or 'nobody'}"
+        name, password = f"{prefix}_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        user_id = f"org.couchdb.user:{name}"
+        users.save(
+            {"_id": user_id, "name": name, "type": "user", "roles": [role] if role else []}
+            | {"password": password}
+        )
+        made.append(user_id)
+        return name, password
+
+    yield make
+    for user_id in made:
+        users.delete(user_id, users.get(user_id)["_rev"])
+
+
+@pytest.fixture
 def disk_server(tmp_path: Path) -> Iterator[Any]:
     """A server of the test's own that keeps its data on disk, so that the
     test may stop (`stop(keep_workdir=True)`), start or restart it: a CouchDB

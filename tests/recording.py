@@ -1,11 +1,13 @@
-"""Job handlers for worker subprocesses in tests. Each execution appends one
-line to the file named by $QUESHOT_TEST_RECORD (fsynced), so that counts of
-who ran what survive SIGKILL and can be checked from the test."""
+"""Job handlers that count their runs, for tests. In worker subprocesses
+(`handle`), each execution appends one line to the file named by
+$QUESHOT_TEST_RECORD (fsynced), so that counts of who ran what survive
+SIGKILL and can be checked from the test; in the test's own workers, `Runs`."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,3 +44,16 @@ def handle(job: Any) -> dict[str, Any]:
         raise RuntimeError(f"job {job.id} fails on purpose (attempt {job.attempts})")
     record(job.id, "end", attempt=job.attempts)
     return {"pid": os.getpid(), "attempt": job.attempts}
+
+
+class Runs:
+    """An in-process handler: each job's runs, counted."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, job: Any) -> dict[str, Any]:
+        with self._lock:
+            self.count[job.id] += 1
+        return {"ran": job.id}

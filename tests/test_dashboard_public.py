@@ -7,7 +7,7 @@ the user's session, showing its own login form first."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +91,9 @@ def test_anyone_reads_the_public_page_and_only_admins_write(
 
 
 @pytest.fixture
-def member(couch: Couch) -> Iterator[tuple[str, str]]:
+def member(new_user: Callable[..., tuple[str, str]]) -> tuple[str, str]:
     """A user in `_users` with a queshot role (a member of the job database)."""
-    users = couch.database("_users")
-    name, password = f"queshot_test_member_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    user_id = f"org.couchdb.user:{name}"
-    users.save(
-        {"_id": user_id, "name": name, "type": "user", "roles": ["queshot_producer"]}
-        | {"password": password}
-    )
-    yield name, password
-    users.delete(user_id, users.get(user_id)["_rev"])
+    return new_user("queshot_producer")
 
 
 @pytest.fixture

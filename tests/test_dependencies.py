@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +18,7 @@ import pytest
 from conftest import REAL_COUCHDB, running, wait_until
 
 from queshot import Database, JobFailed, Queue, QueueError, Tasks, current_job, protocol
-from queshot.couch import Conflict, Couch, Forbidden
+from queshot.couch import Conflict, Forbidden
 from queshot.jobs import now_ms
 from queshot.workflow import chain, fan_in, previous_result
 
@@ -148,7 +147,7 @@ def test_a_producer_leaves_a_finished_dependency_to_the_workers(queue: Queue) ->
 
 @pytest.mark.skipif(not REAL_COUCHDB, reason="acts as a producer account: Apache CouchDB only")
 def test_a_producer_account_enqueues_on_a_finished_dependency(
-    queue: Queue, couch: Couch, server_url: str
+    queue: Queue, server_url: str, new_user: Callable[..., tuple[str, str]]
 ) -> None:
     """As a queshot_producer, `queshot enqueue --depends-on` a complete job
     used to store the job, then be refused its own resolve: "refused", exit 1
@@ -156,22 +155,16 @@ def test_a_producer_account_enqueues_on_a_finished_dependency(
     first = queue.enqueue(number, 5)
     with running(queue.create_worker(tasks, poll_interval=0.2)):
         first.wait(timeout=30)
-    users = couch.database("_users")
-    name, password = f"queshot_test_producer_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    user = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user"}
-    users.save({**user, "roles": ["queshot_producer"], "password": password})
+    name, password = new_user("queshot_producer")
     parts = urlsplit(server_url)
     url = urlunsplit(
         (parts.scheme, f"{name}:{password}@{parts.hostname}:{parts.port}", "/", "", "")
     )
-    try:
-        enqueued = subprocess.run(
-            [sys.executable, "-m", "queshot.cli", "enqueue", "flows", "--task", "total",
-             "--depends-on", first.id, "--url", url, "--db", queue.db.name],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    finally:
-        users.delete(user["_id"], users.get(user["_id"])["_rev"])
+    enqueued = subprocess.run(
+        [sys.executable, "-m", "queshot.cli", "enqueue", "flows", "--task", "total",
+         "--depends-on", first.id, "--url", url, "--db", queue.db.name],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert (enqueued.returncode, enqueued.stderr) == (0, "")
     later = queue.job(enqueued.stdout.strip())
     with running(queue.create_worker(tasks, poll_interval=0.2)):

@@ -7,14 +7,13 @@ cluster (COUCHDB_BIN)."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from conftest import COUCHDB_BIN, NEEDS_COUCHDB_BIN, queue_database, running, wait_until
+from recording import Runs
 
 from queshot import replication
 from queshot.couch import Couch, CouchError, Database
@@ -24,17 +23,6 @@ from queshot.queue import Queue
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BATCH = 100
-
-
-class Runs:
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, job: Any) -> dict[str, Any]:
-        with self._lock:
-            self.count[job.id] += 1
-        return {"ran": job.id}
 
 
 @pytest.fixture

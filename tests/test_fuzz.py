@@ -154,26 +154,18 @@ def _with_user(url: str, name: str, password: str) -> str:
 
 @pytest.fixture
 def accounts(
-    server_url: str, couch: Couch, db: Database
+    server_url: str, db: Database, new_user: Callable[..., tuple[str, str]]
 ) -> Iterator[dict[str, tuple[str, Database]]]:
     """role -> (user name, the test database as that user). On pouchdb-server
     (an admin party) only the server admin, as the test itself connects."""
     made: dict[str, tuple[str, Database]] = {"_admin": ("admin", db)}
-    users = couch.database("_users")
-    created: list[str] = []
     clients: list[Couch] = []
     roles = (
         ("queshot_producer", "queshot_worker", "queshot_admin", "runner") if REAL_COUCHDB else ()
     )
     for role in roles:
-        name = f"fuzz_{role}_{uuid.uuid4().hex[:6]}"
-        password = uuid.uuid4().hex
         grant = "queshot_worker" if role == "runner" else role
-        user_id = f"org.couchdb.user:{name}"
-        users.save(
-            {"_id": user_id, "name": name, "type": "user", "roles": [grant], "password": password}
-        )
-        created.append(user_id)
+        name, password = new_user(grant, prefix=f"fuzz_{role}")
         url = _with_user(server_url, name, password)
         client = Couch(url)
         clients.append(client)
@@ -182,8 +174,6 @@ def accounts(
     yield made
     for client in clients:
         client.close()
-    for user_id in created:
-        users.delete(user_id, users.get(user_id)["_rev"])
 
 
 ADMINS = ("_admin", "queshot_admin")

@@ -10,15 +10,14 @@ import json
 import shutil
 import subprocess
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import REAL_COUCHDB, running
 
-from queshot.couch import Couch, Database
+from queshot.couch import Database
 from queshot.queue import Queue
 
 SCRIPT = Path(__file__).with_name("pouchdb_producer.js")
@@ -36,28 +35,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def accounts(couch: Couch) -> Iterator[Callable[[], tuple[str, str]]]:
+def accounts(new_user: Callable[..., tuple[str, str]]) -> Callable[[], tuple[str, str]]:
     """`make()`: a new account with the role queshot_producer: (name, password)."""
-    users = couch.database("_users")
-    made: list[str] = []
-
-    def make() -> tuple[str, str]:
-        name, password = f"producer_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-        users.save(
-            {
-                "_id": f"org.couchdb.user:{name}",
-                "name": name,
-                "type": "user",
-                "roles": ["queshot_producer"],
-                "password": password,
-            }
-        )
-        made.append(f"org.couchdb.user:{name}")
-        return name, password
-
-    yield make
-    for user_id in made:
-        users.delete(user_id, users.get(user_id)["_rev"])
+    return lambda: new_user("queshot_producer", prefix="producer")
 
 
 class Runs:

@@ -7,13 +7,12 @@ CouchDB 3.5 (COUCHDB_BIN): two databases on one node, a producer account in
 from __future__ import annotations
 
 import threading
-import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from conftest import REAL_COUCHDB, running, wait_until
+from recording import Runs
 
 from queshot import cli, replication
 from queshot.cli import replicating as cli_replicating
@@ -53,25 +52,16 @@ def test_the_replications_carry_only_the_producers_jobs_as_its_account() -> None
 
 
 @pytest.fixture
-def producers(server_url: str, couch: Couch, db: Database) -> Iterator[Callable[[], str]]:
+def producers(
+    couch: Couch, db: Database, new_user: Callable[..., tuple[str, str]]
+) -> Iterator[Callable[[], str]]:
     """`make()`: a new producer - an account with the role queshot_producer,
     its own database on the same node, and its two replications set up."""
-    users = couch.database("_users")
     replicator = couch.database(replication.REPLICATOR)
     made: list[tuple[str, Database]] = []
 
     def make() -> str:
-        name = f"producer_{uuid.uuid4().hex[:8]}"
-        password = uuid.uuid4().hex
-        users.save(
-            {
-                "_id": f"org.couchdb.user:{name}",
-                "name": name,
-                "type": "user",
-                "roles": ["queshot_producer"],
-                "password": password,
-            }
-        )
+        name, password = new_user("queshot_producer", prefix="producer")
         made.append((name, site_db(couch, db, name)))
         replication.set_up(site_db(couch, db, name), db, name, password)
         PASSWORDS[name] = password
@@ -83,7 +73,6 @@ def producers(server_url: str, couch: Couch, db: Database) -> Iterator[Callable[
             stored = replicator.get_or_none(doc["_id"])
             if stored:
                 replicator.delete(doc["_id"], stored["_rev"])
-        users.delete(f"org.couchdb.user:{name}", users.get(f"org.couchdb.user:{name}")["_rev"])
         if site.exists():
             site.drop()
 
@@ -116,19 +105,6 @@ def offline_jobs(site: Database, producer: str, count: int, clock_ms: int = 0) -
 def finished_here(site: Database, ids: list[str]) -> bool:
     rows = site.all_docs(keys=ids, include_docs=True)["rows"]
     return all((row.get("doc") or {}).get("state") == "complete" for row in rows)
-
-
-class Runs:
-    """Each job's runs, counted by the handler."""
-
-    def __init__(self) -> None:
-        self.count: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, job: Any) -> dict[str, Any]:
-        with self._lock:
-            self.count[job.id] += 1
-        return {"ran": job.id}
 
 
 @real_couchdb

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,19 +156,15 @@ def test_security_admits_exactly_the_queue_roles() -> None:
 
 
 @pytest.fixture
-def as_role(server_url: str, couch: Couch, db: Database) -> Iterator[Callable[..., Database]]:
+def as_role(
+    server_url: str, db: Database, new_user: Callable[..., tuple[str, str]]
+) -> Iterator[Callable[..., Database]]:
     """`as_role("queshot_worker")`: the test database as a new user with that
     role (None: a user with no role), created in `_users` and removed after."""
-    users = couch.database("_users")
-    created: list[str] = []
     clients: list[Couch] = []
 
     def make(role: str | None) -> Database:
-        name = f"queshot_test_{role or 'nobody'}_{uuid.uuid4().hex[:8]}"
-        password = uuid.uuid4().hex
-        user = {"_id": f"org.couchdb.user:{name}", "name": name, "type": "user"}
-        users.save({**user, "roles": [role] if role else [], "password": password})
-        created.append(user["_id"])
+        name, password = new_user(role)
         client = Couch(safe_url(server_url), user=name, password=password)
         clients.append(client)
         return client.database(db.name)
@@ -177,8 +172,6 @@ def as_role(server_url: str, couch: Couch, db: Database) -> Iterator[Callable[..
     yield make
     for client in clients:
         client.close()
-    for user_id in created:
-        users.delete(user_id, users.get(user_id)["_rev"])
 
 
 def couchdb_outcome(
