@@ -8,11 +8,14 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from conftest import running, wait_until
 
+from queshot import protocol
 from queshot.couch import Database, ServerUnreachable
 from queshot.queue import Queue
 from queshot.worker import Job, picking
+from queshot.worker.dispatch import IDLE_POLL_FACTOR
 from queshot.worker.peers import Peers
 from queshot.worker.picking import Picker
 
@@ -106,6 +109,37 @@ def test_jobs_enqueued_while_idle_wake_the_worker_promptly(db: Database) -> None
     finally:
         worker.stop()
     assert worker.stats.completed == 3
+
+
+def test_an_idle_worker_reads_its_queue_less_often_while_its_feed_is_live(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending view is the feed's safety net, and each read costs the
+    server: idle, a worker reads it one poll interval apart at first, then
+    twice as far apart after each read that found nothing, up to
+    IDLE_POLL_FACTOR intervals; a job the feed names is claimed at once, and
+    the reads start again one interval apart."""
+    reads: list[float] = []
+    read = protocol.pending_rows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(time.monotonic())
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "pending_rows", counted)
+    interval, longest = 0.1, 0.1 * IDLE_POLL_FACTOR
+    queue = Queue("idle-polls", db)
+    worker = queue.create_worker(lambda job: None, poll_interval=interval)
+    with running(worker):
+        wait_until(lambda: len(reads) >= 7, timeout=60)
+        gaps = [b - a for a, b in zip(reads, reads[1:], strict=False)]
+        assert min(gaps[-2:]) >= 0.9 * longest, gaps  # later reads: the longest apart
+        assert sum(gaps[:6]) >= 0.9 * interval * (1 + 2 + 4 + 8 + 8 + 8) - 2 * interval, gaps
+        before = len(reads)
+        queue.job(queue.create_job({})).wait(timeout=30)
+        after_job = len(reads)
+        wait_until(lambda: len(reads) >= after_job + 2, timeout=30)
+    assert reads[after_job + 1] - reads[after_job] < longest - 0.3, reads[before:]
 
 
 def test_rows_rivals_claimed_since_the_page_was_read_are_not_tried(db: Database) -> None:

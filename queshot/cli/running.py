@@ -66,7 +66,12 @@ def add_commands(commands: Any) -> None:
     worker.add_argument("--limit", type=int, default=10, help="pending rows read per round")
     worker.add_argument("--autoremove", action="store_true", help="delete completed jobs")
     worker.add_argument("--grace", type=float, default=30.0, help="seconds to finish on SIGTERM")
-    worker.add_argument("--poll-interval", type=float, default=5.0, help="fallback poll (s)")
+    worker.add_argument(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        help="idle re-read of the queues (s); up to 8x that apart while the feed is live",
+    )
     worker.add_argument("--reload", action="store_true", help="re-import the handler on change")
     worker.add_argument(
         "--hook",

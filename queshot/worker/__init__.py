@@ -211,6 +211,7 @@ class Worker:
             stopping=self._stopping,
             halt=self._halt,
             on_fatal=self._fail_fatally,
+            feed_live=lambda: self._feed.live,
         )
         self.reaper = Reaper(
             self.db,

@@ -118,6 +118,7 @@ class FeedListener:
         self._halt = halt
         self._on_fatal = on_fatal
         self._newest: dict[str, int] = {}  # revision numbers heard of the design doc and limits
+        self.live = False  # the feed is being read (or retried through an outage)
 
     def run(self) -> None:
         """State and queue are checked here; CouchDB pre-filters with a Mango
@@ -127,6 +128,7 @@ class FeedListener:
         ms of server CPU per job with four workers, twice the claim). One feed
         for the worker's life: pouchdb-server keeps serving (and paying for)
         every continuous feed a client ever closed."""
+        self.live = True
         try:
             # Pin where the feed starts, then read who is already there: no
             # status document falls between the two.
@@ -141,6 +143,8 @@ class FeedListener:
             self._on_fatal(exc)
         except CouchError as exc:
             log.warning("changes feed ended (%s); polling every %s s", exc, self.poll_interval)
+        finally:
+            self.live = False
 
     def _heard_safely(self, row: dict[str, Any]) -> None:
         """One row; what goes wrong with it is logged, and the feed goes on."""
