@@ -30,6 +30,7 @@ from .jobs import (
     QueueError,
     queue_path,
 )
+from .readable import key_text
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,33 @@ class Limit:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Limit:
-        """A stored limit (validate_doc_update checked its schema)."""
+        """A stored limit. validate_doc_update checks its schema, but one
+        stored before the rules may break it: QueueError then."""
         values: dict[str, Any] = {}
         for kind in LIMIT_KINDS:
             value = doc.get(kind)
             if kind in RATE_KINDS and isinstance(value, dict):
-                values[kind] = Rate(int(value["count"]), float(value["seconds"]))
-            elif isinstance(value, int) and not isinstance(value, bool):
+                values[kind] = Rate(value.get("count"), float(value.get("seconds")))
+            elif value is not None:
                 values[kind] = value
-        return cls(queue_path(doc["queue"]), **values)
+        return cls(queue_path(doc["queue"]), **values).checked()
+
+    def checked(self) -> Limit:
+        """This limit, if every number in it is one the rules allow; else
+        QueueError naming the first that is not."""
+        for kind in LIMIT_KINDS:
+            value = getattr(self, kind)
+            count = value.count if isinstance(value, Rate) else value
+            whole = isinstance(count, int) and not isinstance(count, bool)
+            if count is not None and not (whole and 1 <= count <= MAX_LIMIT):
+                raise QueueError(
+                    f"{kind} must be a whole number from 1 to {MAX_LIMIT} (got {count!r})"
+                )
+            if isinstance(value, Rate) and not 0 < value.seconds <= MAX_LEASE_SECONDS:
+                raise QueueError(
+                    f"{kind}'s window must be above 0 and at most {MAX_LEASE_SECONDS} s"
+                )
+        return self
 
     def groups(self, key: str | None) -> list[Group]:
         """The token groups a job with `key` needs a token of, one per limit set."""
@@ -175,14 +194,7 @@ def touches(limits: dict[tuple[str, ...], Limit], path: list[str]) -> bool:
 def set_limit(db: Database, limit: Limit) -> Limit:
     """Write (or replace) a queue's limit; the rules check it, and only queue
     admins may."""
-    for kind in LIMIT_KINDS:
-        value = getattr(limit, kind)
-        count = value.count if isinstance(value, Rate) else value
-        if count is not None and not (isinstance(count, int) and 1 <= count <= MAX_LIMIT):
-            raise QueueError(f"{kind} must be a whole number from 1 to {MAX_LIMIT} (got {count})")
-        if isinstance(value, Rate) and not 0 < value.seconds <= MAX_LEASE_SECONDS:
-            raise QueueError(f"{kind}'s window must be above 0 and at most {MAX_LEASE_SECONDS} s")
-    doc = limit.as_doc()
+    doc = limit.checked().as_doc()
     if len(doc) == 3:
         raise QueueError("a limit needs at least one of " + ", ".join(LIMIT_KINDS))
     admin_docs.write_over(db, doc)
@@ -216,7 +228,9 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     counts: dict[tuple[str, str, str | None], int] = {}
     for token in tokens(db):
         if token.get("state") == "active" and not is_free(token, now):
-            group = (str(token.get("limit")), str(token.get("kind")), token.get("key"))
+            key = token.get("key")  # a string or null, unless stored before the rules
+            key = key if key is None or isinstance(key, str) else key_text(key)
+            group = (str(token.get("limit")), str(token.get("kind")), key)
             counts[group] = counts.get(group, 0) + 1
     return counts
 

@@ -1,10 +1,12 @@
 """Documents no reader expects: every field a reader touches (`queshot show`,
-`jobs`, `stats`, `workers`, `schedules`, `/metrics`, the dashboard) holding
-the wrong type, a huge or tiny number, null, unicode, control characters.
+`jobs`, `stats`, `workers`, `schedules`, `limit show`, `/metrics`, the
+dashboard, a worker's limits) holding the wrong type, a huge or tiny number,
+null, unicode, control characters.
 
 Two forms of one generator: `odd_jobs()` / `odd_workers()` /
-`odd_schedules()` list documents to store on a server (each field in turn
-given each odd value, on an otherwise sound document), and the hypothesis
+`odd_schedules()` / `odd_limits()` / `odd_tokens()` list documents to
+store on a server (each field in turn given each odd value, on an otherwise
+sound document), and the hypothesis
 strategies (`odd_job`, ...) draw any mix of them for the pure rendering
 functions. Written to a database before `queshot push` installs the rules,
 which would refuse most of them: readers must survive what was stored before.
@@ -18,7 +20,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from queshot.jobs import now_ms
+from queshot.jobs import LIMIT_DOC_PREFIX, LIMIT_TYPE, TOKEN_TYPE, now_ms
+from queshot.limits import token_id
 
 NOW = now_ms()
 TERMINAL_TRICKS = [
@@ -122,6 +125,21 @@ SCHEDULE_FIELDS = (
     "priority",
 )
 
+LIMIT_FIELDS = ("queue", "concurrency", "key_concurrency", "rate", "key_rate")
+LIMITED_PARENT = "odd-limits"  # each odd limit is on a queue of its own under it
+TOKEN_FIELDS = (
+    "limit",
+    "kind",
+    "key",
+    "slot",
+    "state",
+    "worker_id",
+    "job",
+    "taken_at",
+    "lease_expires_at",
+    "free_at",
+)
+
 
 def sound_job(number: int, state: str = "failed") -> dict[str, Any]:
     return {
@@ -214,6 +232,42 @@ def odd_schedules() -> list[dict[str, Any]]:
     return _each_field_odd(SCHEDULE_FIELDS, sound_schedule)
 
 
+def sound_limit(number: int) -> dict[str, Any]:
+    queue = [LIMITED_PARENT, f"{number:04d}"]
+    return {
+        "_id": LIMIT_DOC_PREFIX + "/".join(queue),
+        "type": LIMIT_TYPE,
+        "queue": queue,
+        "concurrency": 2,
+        "rate": {"count": 100, "seconds": 1},
+    }
+
+
+def odd_limits() -> list[dict[str, Any]]:
+    return _each_field_odd(LIMIT_FIELDS, sound_limit)
+
+
+def sound_token(number: int) -> dict[str, Any]:
+    """A token of a limit no job runs under (held ones would hold jobs back)."""
+    return {
+        "_id": token_id("odd-tokens", "concurrency", None, number),
+        "type": TOKEN_TYPE,
+        "limit": "odd-tokens",
+        "kind": "concurrency",
+        "key": None,
+        "slot": number,
+        "state": "active",
+        "worker_id": "odd-worker",
+        "job": "odd-job",
+        "taken_at": NOW,
+        "lease_expires_at": NOW + 3_600_000,
+    }
+
+
+def odd_tokens() -> list[dict[str, Any]]:
+    return _each_field_odd(TOKEN_FIELDS, sound_token)
+
+
 ODD_PAUSES = [5, None, {"queue": 5}, {"queue": [["a"]]}, {"queue": "odd"}, {"queue": ["odd"]}]
 
 
@@ -257,7 +311,7 @@ def store_before_rules(db: Any) -> list[dict[str, Any]]:
     """Write every odd document (and odd pauses in a bare `_design/queshot`)
     into `db`, which has no rules yet; returns the jobs."""
     jobs = odd_jobs()
-    docs = [*jobs, *odd_workers(), *odd_schedules()]
+    docs = [*jobs, *odd_workers(), *odd_schedules(), *odd_limits(), *odd_tokens()]
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(5_000)  # to write what Python then cannot read back
     try:

@@ -13,7 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from odd_documents import DEEP_JOB, odd_job_id, odd_worker_name, store_before_rules
+from conftest import running, wait_until
+from odd_documents import (
+    DEEP_JOB,
+    LIMITED_PARENT,
+    odd_job_id,
+    odd_limits,
+    odd_worker_name,
+    store_before_rules,
+)
 from prometheus_client import start_http_server
 
 from queshot import admin, designdocs, protocol, sync
@@ -21,6 +29,8 @@ from queshot.cli import main, reports
 from queshot.couch import Couch, Database
 from queshot.jobs import STATES
 from queshot.metrics import database_registry
+from queshot.protocol import read_docs
+from queshot.queue import Queue
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +121,13 @@ def test_a_job_nested_deeper_than_python_parses_is_shown_down_to_a_depth(
     assert "<nested too deep to show>" in out
 
 
-@pytest.mark.parametrize("command", ["workers", "schedules"])
+@pytest.mark.parametrize("command", ["workers", "schedules", "limit show", "retention show"])
 def test_workers_and_schedules_survive_odd_documents(
     capsys: pytest.CaptureFixture[str], server_url: str, odd_db: Any, command: str
 ) -> None:
     db, _ = odd_db
-    out = run(capsys, server_url, db, command)
-    run(capsys, server_url, db, command, "--json")
+    out = run(capsys, server_url, db, *command.split())
+    run(capsys, server_url, db, *command.split(), "--json")
     if command == "workers":
         line = next(row for row in out.splitlines() if odd_worker_name("jobs", 5) in row)
         assert "<not a list: 5>/1" in line
@@ -145,3 +155,21 @@ def test_a_view_query_too_long_for_a_url_is_sent_in_a_body(odd_db: Any) -> None:
     assert len(rows) <= 1
     rows = protocol.listing(db, protocol.JOBS_BY_STATE, startkey=["failed"], endkey=["failed", {}])
     assert rows  # the short ones still go in the URL
+
+
+def test_a_worker_runs_the_jobs_of_queues_under_odd_limits(odd_db: Any) -> None:
+    """A limit stored before the rules with numbers they refuse is left out
+    (with a warning): its queue's jobs run as if it had none; one the rules
+    allow holds as set. Either way the worker goes on."""
+    db, _ = odd_db
+    ids = [
+        Queue([LIMITED_PARENT, f"{number:04d}"], db).create_job({"n": number})
+        for number in range(len(odd_limits()))
+    ]
+    with running(Queue(LIMITED_PARENT, db).create_worker(lambda job: None, poll_interval=0.2)):
+        wait_until(
+            lambda: all(
+                doc and doc["state"] == "complete" for doc in read_docs(db, keys=ids).values()
+            ),
+            timeout=120,
+        )
