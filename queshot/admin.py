@@ -289,6 +289,7 @@ class WorkerStatus:
     last_seen: Any = 0
     lease_seconds: Any = None
     gone: bool = False
+    feed: Any = None  # {"role": "own" | "leader" | "follower", "followers": n}
 
 
 def workers(db: Database) -> list[WorkerStatus]:
@@ -312,4 +313,5 @@ def worker_status(doc_id: str, doc: Any, now: int) -> WorkerStatus:
         last_seen=doc.get("last_seen") or 0,
         lease_seconds=doc.get("lease_seconds"),
         gone=worker_gone(doc, now),
+        feed=doc.get("feed"),
     )

@@ -279,6 +279,7 @@ def test_workers(capsys: pytest.CaptureFixture[str], server_url: str, db: Databa
     assert status == 0
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     assert rows["live"][-1] == "alive" and rows["old"][-1] == "GONE"
+    assert "own" in rows["live"] and "-" in rows["old"]  # its feed; the old one does not say
     by_name = {w["name"]: w for w in found}
     assert by_name["live"]["worker_id"] == worker.id and not by_name["live"]["gone"]
     assert by_name["old"]["gone"]

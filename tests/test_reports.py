@@ -58,6 +58,18 @@ def test_workers_renders_any_status_document(docs: list[dict[str, Any]]) -> None
     assert_safe(reports.workers_lines(found, NOW))
 
 
+def test_workers_says_whose_feed_each_reads() -> None:
+    feeds = [{"role": "leader", "followers": 3}, {"role": "follower"}, {"role": "own"}, None]
+    found = [
+        admin.worker_status(f"queshot-worker:w{n}", {"name": f"w{n}", "feed": feed}, NOW)
+        for n, feed in enumerate(feeds)
+    ]
+    lines = reports.workers_lines(found, NOW)
+    assert "FEED" in lines[0]
+    for line, shown in zip(lines[1:], ["leader of 3", "follower", "own", "-"], strict=True):
+        assert f" {shown} " in line, line
+
+
 def test_workers_renders_each_odd_status_document() -> None:
     docs = odd_workers()
     found = [admin.worker_status(doc["_id"], doc, NOW) for doc in docs]

@@ -181,12 +181,26 @@ def workers_lines(found: list[admin.WorkerStatus], now: int) -> list[str]:
             w.pid or "-",
             output.worker_queues_text(w.queues),
             jobs(w),
+            _feed_text(w.feed),
             output.ago(w.last_seen, now),
             "GONE" if w.gone else ("paused" if w.paused else "alive"),
         ]
         for w in found
     ]
-    return output.table_lines(["NAME", "HOST", "PID", "QUEUE", "JOBS", "LAST SEEN", "STATUS"], rows)
+    headers = ["NAME", "HOST", "PID", "QUEUE", "JOBS", "FEED", "LAST SEEN", "STATUS"]
+    return output.table_lines(headers, rows)
+
+
+def _feed_text(feed: Any) -> str:
+    """Whose changes feed a worker reads: its own, or its host's (`--share-feed`)
+    as the leader (with its followers) or a follower; "-" if it does not say."""
+    if not isinstance(feed, dict) or not isinstance(feed.get("role"), str):
+        return "-"
+    role = output.text(feed["role"])
+    followers = feed.get("followers")
+    if role == "leader" and isinstance(followers, int) and not isinstance(followers, bool):
+        return f"leader of {followers}"
+    return role
 
 
 def schedules_lines(found: list[schedule_admin.ScheduleStatus]) -> list[str]:
