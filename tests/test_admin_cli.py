@@ -112,6 +112,20 @@ def test_stats(
     assert email["oldest_waiting_since"] == db.get(jobs["old_waiting"])["created_at"]
 
 
+def test_stats_json_names_the_producers(
+    capsys: pytest.CaptureFixture[str], server_url: str, db: Database
+) -> None:
+    """As the text form's ORIGIN table: jobs per producer (`origin`) and
+    state; the replications' lags are a list (none set up here)."""
+    queue = Queue("orders", db)
+    db.bulk_docs([queue.new_job_doc({"n": n}) | {"origin": "shop-1"} for n in range(2)])
+    queue.create_job({"n": 3})
+    _, data = run(capsys, server_url, db, "stats", "--json")
+    assert data["origins"] == {"shop-1": {"inactive": 2}}
+    assert data["replications"] == []
+    assert data["totals"]["waiting"] == 3
+
+
 def test_jobs_due_later_are_scheduled_not_waiting(
     capsys: pytest.CaptureFixture[str], server_url: str, db: Database
 ) -> None:

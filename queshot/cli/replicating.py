@@ -33,14 +33,20 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     return 0
 
 
-def producer_lines(couch: Couch, db: Database) -> list[str]:
-    """Jobs per producer (origin) and state, and each replication's lag; no
-    lines when the database has neither."""
+def producers(couch: Couch, db: Database) -> tuple[dict[str, Any], list[Any]]:
+    """Jobs per producer (origin) and state, and each replication's lag
+    (none when this account may not read `_scheduler/docs`)."""
     counts = replication.origin_counts(db)
     try:
         lags = replication.replication_lags(couch, db)
     except (Unauthorized, Forbidden):
         lags = []
+    return counts, lags
+
+
+def producer_lines(couch: Couch, db: Database) -> list[str]:
+    """`producers` as tables; no lines when the database has neither."""
+    counts, lags = producers(couch, db)
     lines: list[str] = []
     if counts:
         rows = [

@@ -20,7 +20,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with common.open_couch(args) as couch:
         db = common.database(args, couch)
         result = admin.stats(db)
-        if output.json_or_nothing(args, result, empty=not result.queues, nothing="no jobs"):
+        if args.json:
+            origins, replications = replicating.producers(couch, db)
+            output.print_json(vars(result) | {"origins": origins, "replications": replications})
+            return 0
+        if not result.queues:
+            print("no jobs")
             return 0
         producers = replicating.producer_lines(couch, db)
     print("\n".join(reports.stats_lines(result, now_ms()) + producers))
