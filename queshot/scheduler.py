@@ -285,7 +285,8 @@ class Scheduler:
         outcome = "created"
         if status == 202:
             outcome = "contested" if self._replicas > 1 and self._converge(job_id) else "accepted"
-        log.info("slot %s of %s: enqueued %s", slot_stamp(slot), schedule.name, job_id)
+        what = "run-now request" if run_now else "slot"
+        log.info("%s %s of %s: enqueued %s", what, slot_stamp(slot), schedule.name, job_id)
         return outcome
 
     def _converge(self, job_id: str) -> bool:

@@ -5,6 +5,7 @@ of several scheduler processes is in test_scheduler_race.py."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -112,12 +113,16 @@ def test_a_request_made_while_no_scheduler_runs_makes_one_job_when_one_starts(
     assert run_now_jobs(db) == []
 
 
-def test_each_new_request_makes_one_more_job(db: Database) -> None:
+def test_each_new_request_makes_one_more_job(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     db.save(schedule_doc(enabled=False))
     scheduler = loaded(db)
     first = schedule_admin.request_run(db, "tick")
     scheduler.load()  # what the feed would bring
-    assert scheduler.run_once() == [(first, "created")]
+    with caplog.at_level(logging.INFO, logger="queshot.scheduler"):
+        assert scheduler.run_once() == [(first, "created")]
+    assert "run-now request" in caplog.text and f"of tick: enqueued {first}" in caplog.text
     second = schedule_admin.request_run(db, "tick")  # within the same millisecond, maybe
     assert second != first
     scheduler.load()
