@@ -316,8 +316,9 @@ class Worker:
         """Start claiming in background threads; returns at once."""
         self.settler.replicas = self.db.replicas()
         self.control.heard(self.db.get_or_none(DDOC_ID))  # before the first claim; then the feed
-        self.limiter.load()  # likewise
-        self._status.user = self.db.couch.session_user()
+        user = self.db.couch.session_user()  # the account tokens, status and counts name
+        self.limiter.load(user)  # likewise
+        self._status.user = self.history.user = user
         self._status.write()
         self.handlers.start()
         self.execution.start()

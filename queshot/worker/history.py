@@ -42,16 +42,13 @@ class HistoryCounter(Hook):
         self.db = db
         self.worker_id = worker_id
         self.interval = interval
-        self.user: str | None = None
+        self.user: str | None = None  # the worker's account, set as it starts
         self._outage = outage
         self._halt = halt
         self._lock = threading.Lock()
         self._counts: dict[tuple[int, str], list[int]] = {}  # (minute, queue) -> per state
         self._docs: dict[int, dict] = {}  # hour -> its document as last stored
         self._refusal_said = False
-
-    def on_start(self, worker: Worker) -> None:
-        self.user = self.db.couch.session_user()
 
     def after_job(self, job: Job, outcome: Outcome) -> None:
         if outcome.state not in history.HISTORY_STATES:

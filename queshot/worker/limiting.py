@@ -66,9 +66,9 @@ class Limiter(Hook):
 
     # -- what the worker knows ------------------------------------------------------------
 
-    def load(self) -> None:
-        """Read this worker's account (tokens name it) and the limits."""
-        self.tokens.user = self.db.couch.session_user()
+    def load(self, user: str | None) -> None:
+        """Take this worker's account (`user`: tokens name it) and read the limits."""
+        self.tokens.user = user
         self._read_limits()
 
     def _read_limits(self) -> None:
