@@ -76,6 +76,8 @@ MAX_STALLS_BOUND: int = DEFAULTS["max_stalls_bound"]
 MAX_BACKOFF_SECONDS_BOUND: float = DEFAULTS["max_backoff_seconds_bound"]
 MAX_EPOCH_MS: int = DEFAULTS["max_epoch_ms"]  # 9999-12-31T23:59:59.999Z: datetime.max
 MAX_LAST_SEEN_AHEAD_MS: int = DEFAULTS["max_last_seen_ahead_ms"]  # a status document's clock
+# How far a new job's `created_at` may lie from the server's clock and still be its place in line.
+ARRIVAL_TOLERANCE_MS: int = DEFAULTS["arrival_tolerance_ms"]
 # The fields a job is created with that no handler changes: only a queue admin
 # may change them (and a scheduler compares them to know a slot's job as its own).
 CREATION_FIELDS: tuple[str, ...] = tuple(DEFAULTS["creation_fields"])
@@ -286,6 +288,19 @@ def is_due(doc: dict[str, Any], now: float) -> bool:
     it has one, has come. The same rule as the claim handler's."""
     run_at = doc.get("run_at")
     return not _is_number(run_at) or run_at <= now
+
+
+def needs_place(doc: dict[str, Any], now: float) -> bool:
+    """Whether a waiting job that has never run has no place in line yet at
+    `now` (epoch ms): no `arrived_at` or `run_at`, and a `created_at` more than
+    ARRIVAL_TOLERANCE_MS off. The `arrive` handler decides by the server's
+    clock (lib/job.js's needsPlace); this only spares it the other jobs."""
+    if doc.get("state") != "inactive":
+        return False
+    if any(_is_number(doc.get(field)) for field in ("arrived_at", "run_at", "claimed_at")):
+        return False
+    created = doc.get("created_at")
+    return not (_is_number(created) and abs(now - created) <= ARRIVAL_TOLERANCE_MS)
 
 
 def shown_state(state: Any, since: Any, now: float) -> Any:

@@ -20,6 +20,9 @@ Update handlers (POST `_design/queshot/_update/<name>/<job id>`, JSON body):
   finished: {state, changed} (idempotent).
 - `unclaimable` {worker_id, reason}: a waiting job no worker can claim as
   stored fails (`Unclaimable`): {state}, never the document; 409 if not waiting.
+- `arrive` {}: a waiting job that has never run, whose `created_at` is too
+  far off the server's clock, gets `arrived_at`, its place in line:
+  {placed: true | false}.
 - `pause` {queue, paused}, on the design document itself: records (or lifts)
   a queue's pause under PAUSE_FIELD, which `claim` and the rules honour.
 
@@ -129,6 +132,13 @@ def unclaimable(db: Database, job_id: str, *, worker_id: str, reason: str) -> Up
     """Fail a waiting job that no worker can claim as it is stored, saying
     why (an `Unclaimable` error). Conflict if the job is not waiting."""
     return db.update(DDOC, "unclaimable", job_id, {"worker_id": worker_id, "reason": reason})
+
+
+def arrive(db: Database, job_id: str) -> bool:
+    """Place a waiting job by the server's time if its `created_at` is too far
+    off (`jobs.needs_place`); whether this call placed it."""
+    answer = db.update(DDOC, "arrive", job_id, {}).body
+    return isinstance(answer, dict) and answer.get("placed") is True
 
 
 def is_invalid_job(exc: CouchError) -> bool:

@@ -84,6 +84,11 @@ def overdue(by: str) -> Doc:
     return held(by, claimed_at=1, lease_expires_at=2)
 
 
+def skewed(**fields: Any) -> Doc:
+    """A waiting job from a producer whose clock is a day behind the server's."""
+    return job(created_at=NOW - 86_400_000, **fields)
+
+
 def blocked() -> Doc:
     return job(state="blocked", depends_on=["d1", "d2"], waiting_for=["d1", "d2"])
 
@@ -248,6 +253,7 @@ WRITES: tuple[Write, ...] = (
             put(nothing, lambda n: job(worker_id="w1")),
             put(nothing, lambda n: job(cancel_requested_at=1)),
             put(nothing, lambda n: job(log=[{"at": 1, "msg": "claimed by w1"}])),
+            put(nothing, lambda n: job(arrived_at=NOW)),
         ),
     ),
     Write(
@@ -304,6 +310,22 @@ WRITES: tuple[Write, ...] = (
                     held(OTHER), state="inactive", worker_id=None, lease_expires_at=None, attempts=0
                 ),
             ),
+        ),
+    ),
+    Write(
+        "place a new job in line by its arrival, its `created_at` being more than 5 minutes "
+        "off the server's clock (`arrive`)",
+        WORKERS,
+        (call(lambda n: skewed(), "arrive", lambda n: {}),),
+        "`arrived_at`: the server's time, once, before the job first runs",
+    ),
+    Write(
+        "move a waiting job in line: an `arrived_at` not the server's now, or on a job "
+        "whose `created_at` is its place",
+        ADMINS,
+        (
+            put(lambda n: skewed(), lambda n: skewed(arrived_at=NOW - 86_400_000)),
+            put(lambda n: job(), lambda n: job(arrived_at=NOW)),
         ),
     ),
     Write(

@@ -29,7 +29,7 @@ var NUMBER_BOUNDS = {
   timeout: [Number.MIN_VALUE, {{ max_timeout_seconds }}, false],
   lease_seconds: [MIN_LEASE_SECONDS, MAX_LEASE_SECONDS, false],
   backoff_seconds: [0, {{ max_backoff_seconds_bound }}, false],
-  run_at: TIMESTAMP, created_at: TIMESTAMP, claimed_at: TIMESTAMP, lease_expires_at: TIMESTAMP,
+  run_at: TIMESTAMP, created_at: TIMESTAMP, arrived_at: TIMESTAMP, claimed_at: TIMESTAMP, lease_expires_at: TIMESTAMP,
   completed_at: TIMESTAMP, failed_at: TIMESTAMP, cancelled_at: TIMESTAMP,
   cancel_requested_at: TIMESTAMP, slot: TIMESTAMP, enabled_at: TIMESTAMP, run_requested_at: TIMESTAMP, last_seen: TIMESTAMP
 };

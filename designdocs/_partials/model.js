@@ -60,9 +60,13 @@ function queuePath(queues) {
   return typeof queues === 'string' ? queues.split('/') : queues;
 }
 
-// When a waiting job may run: its run_at if set, else when it was created.
+// When a waiting job may run, which is also its place in line: its run_at if
+// set, else when it arrived - `arrived_at`, the server's time, for a job
+// whose `created_at` (the producer's clock) was off by more than the
+// tolerance when the queue got it (lib/job.js's arrive), else `created_at`.
 function dueAt(doc) {
   if (isNumber(doc.run_at)) return doc.run_at;
+  if (isNumber(doc.arrived_at)) return doc.arrived_at;
   return isNumber(doc.created_at) ? doc.created_at : 0;
 }
 

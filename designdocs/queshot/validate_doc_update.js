@@ -113,10 +113,11 @@ function (newDoc, oldDoc, userCtx, secObj) {
     // a worker's one inactive>failed: it may add an error and a log line to a
     // document already over the size bound
     var unclaimable = oldJob !== null && job.isUnclaimable(oldJob, newDoc);
+    var placed = oldJob !== null && job.isArrival(oldJob, newDoc);  // a worker's one inactive>inactive
     // An illegal move is said before what the new state would need: a human
     // who sets "state": "active" by hand is told that move is not theirs.
     var earlyMove = isWorker && oldJob && job.STATES.indexOf(newDoc.state) >= 0 &&
-      job.moveProblem(oldJob.state, newDoc.state, isAdmin || unclaimable);
+      job.moveProblem(oldJob.state, newDoc.state, isAdmin || unclaimable || placed);
     if (earlyMove) deny('queshot: ' + earlyMove);
     var problem = job.sizeProblem(newDoc, oldJob, !old, unclaimable) || job.problem(newDoc, oldJob);
     if (problem) deny('queshot: invalid job: ' + problem);
@@ -135,7 +136,7 @@ function (newDoc, oldDoc, userCtx, secObj) {
     }
     if (!oldJob) deny('queshot: a document that is not a job cannot become one');
     if (!isWorker) deny('queshot: producers may create jobs but not change them');
-    var move = job.moveProblem(old.state, newDoc.state, isAdmin || unclaimable) ||
+    var move = job.moveProblem(old.state, newDoc.state, isAdmin || unclaimable || placed) ||
       (isAdmin ? null : job.cancelProblem(old, newDoc));
     if (move) deny('queshot: ' + move);
     var pause = old.state === 'inactive' && newDoc.state === 'active' ? job.pauseOf(this, newDoc) : null;

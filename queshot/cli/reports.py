@@ -96,6 +96,8 @@ def job_lines(doc: dict[str, Any]) -> list[str]:
         ("run at", output.when(doc.get("run_at"))),
         ("created", output.when(doc.get("created_at"))),
     ]
+    if doc.get("arrived_at") is not None:  # placed by its arrival: its producer's clock was off
+        fields.append(("in line from", output.when(doc["arrived_at"])))
     lines += [f"  {name:<12} {value}" for name, value in fields]
     if doc.get("task") is not None:
         lines.append(f"task: {text(doc['task'])}")

@@ -1,17 +1,13 @@
 """Workers: claim jobs through the `claim` update handler, run a Python
 handler on each, and write the outcome back under the same rules.
 
-`Worker` only builds, starts, stops and connects its parts; each part is a
-room of its own (dispatch, claiming, settling, running, leases, feed,
-status, ...), with its own loop where it has a thread: ARCHITECTURE.md's
-table of the worker's parts says which does what.
-
-Connection faults are never fatal: every part retries through one `Outage`
-(`connection.Retrier`), so an outage is one log line per worker. Nor is one
-job: what cannot be claimed or written for its own content is that job's
-failure (`refusals.Unclaimables`). A part whose thread dies of anything
-else stops the worker (`parts.PartDied`), rather than leave it alive and deaf.
-"""
+`Worker` only builds, starts, stops and connects its parts, each a room of
+its own with its own loop where it has a thread (ARCHITECTURE.md's table of
+the worker's parts). Connection faults are never fatal: every part retries
+through one `Outage` (`retrying.Retrier`). Nor is one job: what cannot be
+claimed or written for its own content is that job's failure
+(`refusals.Unclaimables`). A part whose thread dies of anything else stops
+the worker (`parts.PartDied`), rather than leave it alive and deaf."""
 
 from __future__ import annotations
 
@@ -29,6 +25,7 @@ from ..couch import Outage
 from ..jobs import QueueError, worker_queues
 from ..protocol import DDOC_ID
 from ..retrying import Retrier
+from .arrivals import Arrivals
 from .claiming import Claimer
 from .completions import CompletionWriter
 from .control import QueueControl
@@ -154,6 +151,7 @@ class Worker:
         self.unblocker = Unblocker(
             self.db, reconcile_interval=self.reap_interval, outage=self._outage, halt=self._halt
         )
+        self.arrivals = Arrivals(self.db, outage=self._outage, halt=self._halt)
         self.settler = Settler(self.db, self.id, patience=self.lease_seconds / 2, halt=self._halt)
         self.limiter = Limiter(
             self.db,
@@ -243,6 +241,7 @@ class Worker:
             wake=self.dispatcher.job_offered,
             cancel_requested=self.runner.cancel_requested,
             blocked_seen=self.unblocker.blocked_seen,
+            arrived=self.arrivals.seen,
             limits_heard=self.limiter.heard,
             poll_interval=poll_interval,
             retrying=self._retrying,
@@ -335,6 +334,7 @@ class Worker:
                 (self.runner.completions, "complete"),
                 (self._status, "status"),
                 (self.unblocker, "unblock"),
+                (self.arrivals, "arrivals"),
                 (self.limiter, "limits"),
             )
         ]

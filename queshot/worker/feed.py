@@ -3,7 +3,8 @@ own, `OwnFeed`, or one shared by the workers of its host, `hostfeed.py`), which
 wakes the dispatcher when a job of its queues becomes claimable (handing
 that queue's picker the id when the job is due), tells the pickers which
 jobs rivals take, tells the runner which of its own jobs were asked to
-cancel, and keeps the lists of live peers from their status documents.
+cancel, hands on the jobs to place in line by their arrival, and keeps the
+lists of live peers from their status documents.
 
 A row it cannot read or make sense of (a document nested too deep for
 Python, a field of an odd type) is that document's problem: logged and
@@ -23,6 +24,7 @@ from ..jobs import (
     WORKER_DOC_PREFIX,
     is_cancel_request_of,
     is_due,
+    needs_place,
     now_ms,
     revision_number,
 )
@@ -97,6 +99,7 @@ class FeedListener:
         wake: Callable[[], None],
         cancel_requested: Callable[[str, str], None],
         blocked_seen: Callable[[str, list[str] | None], None],
+        arrived: Callable[[str], None],
         limits_heard: Callable[[dict[str, Any]], None],
         poll_interval: float,
         retrying: Retrier,
@@ -112,6 +115,7 @@ class FeedListener:
         self._wake = wake
         self._cancel_requested = cancel_requested
         self._blocked_seen = blocked_seen
+        self._arrived = arrived
         self._limits_heard = limits_heard
         self._retrying = retrying
         self._outage = retrying.outage
@@ -202,9 +206,14 @@ class FeedListener:
             if picker is not None or row.get("deleted"):
                 self.queues.strike(row["id"])  # taken, finished or removed
             return
-        if picker is None or self.control.holds(doc.get("queues")):
+        if picker is None:
             return
-        if picker.hints and is_due(doc, now_ms()):
+        now = now_ms()
+        if needs_place(doc, now) and picker.peers.place(row["id"]) == 0:
+            self._arrived(row["id"])  # its first choice places it in line (arrivals.py)
+        if self.control.holds(doc.get("queues")):
+            return
+        if picker.hints and is_due(doc, now):
             picker.offer(row["id"])
         self._wake()
 

@@ -8,7 +8,7 @@
 
 const QUESHOT_MODEL = (function () {
 {% include '_partials/model.js' %}
-  return Object.freeze({ queuePath: queuePath, isJob: isJob });
+  return Object.freeze({ queuePath: queuePath, isJob: isJob, dueAt: dueAt });
 })();
 
 const QUESHOT = Object.freeze({

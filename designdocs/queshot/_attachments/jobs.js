@@ -117,15 +117,9 @@ async function searchRows(search) {
   return answer.rows.filter((row) => QUESHOT_MODEL.isJob(row.doc) && typeof row.doc.state === 'string')
     .map((row) => ({
       id: row.id, key: row.id, doc: row.doc,
-      value: { rev: row.doc._rev, state: row.doc.state, queues: row.doc.queues, since: dueOf(row.doc) },
+      value: { rev: row.doc._rev, state: row.doc.state, queues: row.doc.queues, since: QUESHOT_MODEL.dueAt(row.doc) },
       matched: row.id === search.value ? 'id' : 'id starts with ' + JSON.stringify(search.value),
     }));
-}
-
-// When a waiting job is due (the rule of model.js's dueAt): for telling
-// waiting from scheduled among search results.
-function dueOf(doc) {
-  return typeof doc.run_at === 'number' ? doc.run_at : typeof doc.created_at === 'number' ? doc.created_at : 0;
 }
 
 function rowColumn(row) {

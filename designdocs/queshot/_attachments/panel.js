@@ -52,7 +52,7 @@ async function showJob(id) {
     ? (dateOf(line.at) ? clock(line.at) : notA('a time', line.at)) + '  ' + shown(line.msg)
     : shown(line))));
   if (!log.length) $('job-log').append(el('li', { className: 'status' }, 'no lines yet'));
-  const label = stateLabel(doc.state, dueOf(doc));
+  const label = stateLabel(doc.state, QUESHOT_MODEL.dueAt(doc));
   $('requeue').hidden = !ACTIONS.requeue.fits(doc.state);
   $('cancel').hidden = !(ACTIONS.cancel.fits(doc.state) && typeof doc.cancel_requested_at !== 'number');
   $('run-now').hidden = label !== 'scheduled';
@@ -60,7 +60,7 @@ async function showJob(id) {
 
 function renderFields(doc) {
   const fields = [
-    ['state', stateLabel(doc.state, dueOf(doc)) + (doc.state === 'inactive' ? ' (stored: inactive)' : '')],
+    ['state', stateLabel(doc.state, QUESHOT_MODEL.dueAt(doc)) + (doc.state === 'inactive' ? ' (stored: inactive)' : '')],
     ['queue', queueText(doc.queues)],
     ['priority', shown(doc.priority || 0)],
     ['attempts', shown(doc.attempts || 0) + ' of ' + (shown(doc.max_attempts) || '-')],
@@ -70,6 +70,7 @@ function renderFields(doc) {
     ['lease until', when(doc.lease_expires_at)],
     ['run at', when(doc.run_at)],
     ['created', when(doc.created_at)],
+    ['in line from', when(doc.arrived_at)],
     ['claimed', when(doc.claimed_at)],
     ['completed', when(doc.completed_at)],
     ['failed', when(doc.failed_at)],

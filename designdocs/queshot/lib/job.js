@@ -344,6 +344,52 @@ function resolveProblem(old, doc) {
   return null;
 }
 
+// -- a waiting job's place in line ------------------------------------------------
+// Within a priority, waiting jobs run by their place (dueAt): `created_at`,
+// the producer's clock. A wrong clock (a device a day behind or ahead, a
+// producer offline for a week) would move its jobs by as much, so a job
+// whose `created_at` is more than the tolerance off the server's clock when
+// a worker first sees it waiting is placed by the server's time instead:
+// `arrived_at`, written by the `arrive` handler (the first worker whose feed
+// shows the job calls it; the rest find it placed).
+var ARRIVAL_TOLERANCE_MS = {{ arrival_tolerance_ms }};
+var ARRIVAL_SLACK_MS = 60000;  // an arrived_at is the writer's now, give or take a cluster's clocks
+
+// Whether a waiting job that has never run has no place yet at `at`: no
+// arrived_at, no run_at (which places it), a created_at off by more than the tolerance.
+function needsPlace(doc, at) {
+  return doc.state === 'inactive' && !isNumber(doc.arrived_at) && !isNumber(doc.run_at) &&
+    !isNumber(doc.claimed_at) &&
+    !(isNumber(doc.created_at) && Math.abs(at - doc.created_at) <= ARRIVAL_TOLERANCE_MS);
+}
+
+function place(doc, at) {
+  var off = isNumber(doc.created_at)
+    ? Math.round(Math.abs(at - doc.created_at) / 1000) + ' s ' + (doc.created_at < at ? 'behind' : 'ahead of')
+    : 'not a time, so not';
+  doc.arrived_at = at;
+  appendLog(doc, "in line from its arrival: its created_at was " + off + " the server's clock", at);
+  return doc;
+}
+
+function isArrival(old, doc) {
+  return old.state === 'inactive' && doc.state === 'inactive' && !isNumber(old.arrived_at) &&
+    isNumber(doc.arrived_at);
+}
+
+// What `arrive` writes: arrived_at (the server's now) and its log line, once,
+// and only on a job that needs a place - so no one moves a job in line.
+function arrivalProblem(old, doc, at) {
+  var wrong = changesOnly(old, doc, ['arrived_at', 'log'], 'placing a job by its arrival');
+  if (wrong) return wrong;
+  if (Math.abs(doc.arrived_at - at) > ARRIVAL_SLACK_MS) return "'arrived_at' is the server's time of the write";
+  if (!needsPlace(old, doc.arrived_at)) {
+    return 'a job is placed by its arrival only once, before it first runs, and only when its created_at is ' +
+      'more than ' + ARRIVAL_TOLERANCE_MS + " ms off the server's clock";
+  }
+  return null;
+}
+
 // What is wrong with a worker account's write of a job it may not make, or
 // null. `at` is the server's clock.
 function workerWriteProblem(old, doc, name, at) {
@@ -351,7 +397,8 @@ function workerWriteProblem(old, doc, name, at) {
   if (old.state === 'inactive') {
     if (doc.state === 'active') why = claimProblem(old, doc, name);
     else if (isUnclaimable(old, doc)) why = changesOnly(old, doc, UNCLAIMABLE_FIELDS, 'marking a job unclaimable');
-    else why = 'a worker writes a waiting job only to claim it or mark it unclaimable';
+    else if (isArrival(old, doc)) why = arrivalProblem(old, doc, at);
+    else why = 'a worker writes a waiting job only to claim it, place it by its arrival or mark it unclaimable';
   } else if (old.state === 'blocked') {
     why = resolveProblem(old, doc);
   } else if (old.state === 'active') {
@@ -681,6 +728,9 @@ function resolve(doc, dependency, state, result, at) {
 exports.resolve = resolve;
 exports.markUnclaimable = markUnclaimable;
 exports.isUnclaimable = isUnclaimable;
+exports.isArrival = isArrival;
+exports.needsPlace = needsPlace;
+exports.place = place;
 exports.serverOwnedProblem = serverOwnedProblem;
 exports.workerWriteProblem = workerWriteProblem;
 exports.workerDeleteProblem = workerDeleteProblem;
