@@ -6,6 +6,7 @@ one's (issue: producers with wrong clocks must not starve each other)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 from conftest import running, wait_until
 from designdoc_js import DesignDocJS
 
-from queshot import admin
+from queshot import admin, protocol
+from queshot.cli import main
 from queshot.couch import Database
 from queshot.jobs import ARRIVAL_TOLERANCE_MS, needs_place, new_job_id, now_ms
 from queshot.queue import Queue
@@ -124,3 +126,15 @@ def test_a_wrong_clock_buys_no_place_in_line(db: Database) -> None:
     assert order[:5] == honest
     assert set(order[5:10]) == {d["_id"] for d in behind}
     assert set(order[10:]) == {d["_id"] for d in ahead}
+
+
+def test_show_says_where_a_placed_jobs_place_comes_from(
+    capsys: pytest.CaptureFixture[str], server_url: str, db: Database
+) -> None:
+    doc = waiting(now_ms() - DAY_MS)
+    db.save(doc)
+    assert protocol.arrive(db, doc["_id"])
+    assert main(["show", doc["_id"], "--url", server_url, "--db", db.name]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"in line from +\d{4}-", out)
+    assert "86400 s behind the server's clock" in out

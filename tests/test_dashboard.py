@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from conftest import COUCHDB_BIN, REAL_COUCHDB, settled, wait_until
 
-from queshot import admin, dashboard, designdocs, sync
+from queshot import admin, dashboard, designdocs, protocol, sync
 from queshot.couch import Couch, Database, safe_url
 from queshot.jobs import DEFAULTS, STATES, WORKER_GONE_AFTER_LEASES, now_ms, queshot_version
 from queshot.queue import Queue
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ATTACHMENTS = ROOT / "designdocs" / "queshot" / "_attachments"
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOT = ARTIFACTS / "dashboard.png"
+DAY_MS = 86_400_000
 WAIT_MS = 10_000
 
 
@@ -488,6 +489,28 @@ def test_a_tasks_result_shows_and_jobs_are_cancelled_from_the_job_panel(
     expect(page.locator("#cancel")).to_be_hidden()
     assert isinstance(db.get(running_id)["cancel_requested_at"], int)
     page.screenshot(path=str(SCREENSHOT.with_name("dashboard-job-panel.png")), full_page=True)
+
+
+def test_a_job_placed_by_its_arrival_is_waiting_and_says_since_when(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """A job from a clock a day ahead would read as scheduled for a day;
+    placed by its arrival (`arrive`), it is waiting, and the panel says
+    where its place in line comes from."""
+    from playwright.sync_api import expect
+
+    job_id = "from-a-clock-ahead"
+    db.save({"_id": job_id, "queues": "line", "state": "inactive", "created_at": now_ms() + DAY_MS})
+    assert protocol.arrive(db, job_id)
+    open_dashboard(page, server_url, db)
+    open_job(page, job_id)
+    fields = page.locator("#job-fields")
+    expect(fields).to_contain_text("in line from", timeout=WAIT_MS)
+    expect(fields).to_contain_text("waiting (stored: inactive)")
+    expect(page.locator("#job-log")).to_contain_text("ahead of the server's clock")
+    expect(page.locator("#run-now")).to_be_hidden()
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.locator("#job").screenshot(path=str(ARTIFACTS / "dashboard-arrived-job-1400.png"))
 
 
 def test_the_schedules_are_listed_with_a_link_to_each_in_fauxton(

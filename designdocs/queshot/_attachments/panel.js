@@ -70,7 +70,8 @@ function renderFields(doc) {
     ['lease until', when(doc.lease_expires_at)],
     ['run at', when(doc.run_at)],
     ['created', when(doc.created_at)],
-    ['in line from', when(doc.arrived_at)],
+    // placed by its arrival: its producer's clock was off (model.js's dueAt)
+    ...(doc.arrived_at === undefined ? [] : [['in line from', when(doc.arrived_at)]]),
     ['claimed', when(doc.claimed_at)],
     ['completed', when(doc.completed_at)],
     ['failed', when(doc.failed_at)],
