@@ -220,7 +220,7 @@ def test_requeue_by_id(
     status, out = run(capsys, server_url, db, "requeue", jobs["failed"], jobs["running"], "nope")
     assert status == 1
     assert out.splitlines() == [
-        "requeued 1 job(s)",
+        "requeued 1 job",
         f"  {jobs['running']}: not requeued: job is running, not complete, failed or cancelled",
         "  nope: not requeued: no such job",
     ]
@@ -254,7 +254,7 @@ def test_clean_deletes_old_finished_jobs_in_batches(
     old_failed = put_job(db, "failed", at=now_ms() - 8 * DAY)
 
     status, out = run(capsys, server_url, db, "clean", "--state", "complete", "--older-than", "7d")
-    assert (status, out) == (0, "deleted 7 job(s)\n")
+    assert (status, out) == (0, "deleted 7 jobs\n")
     assert all(db.get_or_none(job_id) is None for job_id in old)
     assert db.get_or_none(young) and db.get_or_none(old_failed)
 

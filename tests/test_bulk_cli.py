@@ -34,7 +34,7 @@ def test_delete_all_failed_of_one_queue(
     complete = put_job(db, "complete")
     args = ("delete", "--queue", "email", "--state", "failed", "--all", "--yes")
     status, out = run(capsys, server_url, db, *args)
-    assert (status, out) == (0, "deleted 8 job(s)\n")
+    assert (status, out) == (0, "deleted 8 jobs\n")
     assert states(db, failed) == {None}
     assert states(db, [other_queue, complete]) == {"failed", "complete"}
 
@@ -59,7 +59,7 @@ def test_each_refusal_reason_is_said_once_with_its_count(
     status, out = run(capsys, server_url, db, *args)
     assert status == 1
     assert out.splitlines() == [
-        "requeued 0 job(s)",
+        "requeued 0 jobs",
         "  5 not requeued: job is running, not complete, failed or cancelled",
     ]
     assert states(db, running) == {"active"}
@@ -127,7 +127,7 @@ def test_all_on_a_terminal_asks_for_the_count(
     monkeypatch.setattr("sys.stdin", Terminal(typed))
     args = ["delete", "--queue", "email", "--state", "failed", "--all"]
     assert main([*args, "--url", server_url, "--db", db.name]) == (0 if deleted else 1)
-    assert "delete all 2 failed job(s) of email? type 2 to go on" in capsys.readouterr().out
+    assert "delete all 2 failed jobs of email? type 2 to go on" in capsys.readouterr().out
     assert states(db, jobs) == ({None} if deleted else {"failed"})
 
 
@@ -154,7 +154,7 @@ def test_delete_by_id_reports_each_job_not_deleted(
 ) -> None:
     done = put_job(db, "complete")
     status, out = run(capsys, server_url, db, "delete", done, "nope")
-    assert (status, out) == (1, "deleted 1 job(s)\n  nope: not deleted: no such job\n")
+    assert (status, out) == (1, "deleted 1 job\n  nope: not deleted: no such job\n")
     assert db.get_or_none(done) is None
 
 

@@ -216,7 +216,7 @@ def test_clean_reports_once(server_url: str, db: Database) -> None:
     queue.create_jobs([{}, {}])
     run_until_settled(queue, lambda job: None)
     result = cli(server_url, db.name, "clean", "--older-than", "0s")
-    assert (result.returncode, result.stdout, result.stderr) == (0, "deleted 2 job(s)\n", "")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "deleted 2 jobs\n", "")
     queue.create_job({})
     run_until_settled(queue, lambda job: None)
     result = cli(server_url, db.name, "clean", "--older-than", "0s", "--json")

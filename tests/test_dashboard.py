@@ -342,7 +342,7 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     page.check('#jobs input[data-id="sms-failed"]')
     expect(page.locator("#bulk-requeue")).to_have_text("Requeue 1")
     page.click("#bulk-requeue")
-    expect(page.locator("#bulk-message")).to_have_text("requeued 1 job(s)", timeout=WAIT_MS)
+    expect(page.locator("#bulk-message")).to_have_text("requeued 1 job", timeout=WAIT_MS)
     assert db.get("sms-failed")["state"] == "inactive"
 
     # every failed job of a queue, counted and confirmed, then run
@@ -352,7 +352,7 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     expect(page.locator("#select-matching")).to_be_hidden()  # the page holds them all
     expect(page.locator("#bulk-requeue")).to_have_text("Requeue 3")
     page.click("#bulk-requeue")
-    expect(page.locator("#bulk-message")).to_have_text("requeued 3 job(s)", timeout=WAIT_MS)
+    expect(page.locator("#bulk-message")).to_have_text("requeued 3 jobs", timeout=WAIT_MS)
     assert {db.get(i)["state"] for i in failed} == {"inactive"}
     run_worker_until(email, lambda job: None, lambda: email.stats()["complete"] >= 5)
     tab(page, "complete", queue="email")
@@ -365,7 +365,7 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     db.save({**changed, "priority": 3})
     page.click("#bulk-delete")
     expect(page.locator("#bulk-message")).to_have_text(
-        "deleted 1 job(s), 1 refused:", timeout=WAIT_MS
+        "deleted 1 job, 1 refused:", timeout=WAIT_MS
     )
     expect(page.locator('#bulk-refusals li[data-id="done-1"]')).to_contain_text("conflict")
     assert db.get_or_none("done-0") is None and db.get_or_none("done-1") is not None
@@ -717,17 +717,17 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     page.fill("#search input", "email-failed-0")
     page.click("#search button")
     showing(page, "search")
-    expect(page.locator("#search-summary")).to_have_text('59 job(s) match "email-failed-0"')
+    expect(page.locator("#search-summary")).to_have_text('59 jobs match "email-failed-0"')
     expect(page.locator("#page-number")).to_have_text("page 1 of 3")
     expect(page.locator("#jobs .matched").first).to_have_text(
         'matched id starts with "email-failed-0"'
     )
     page.select_option("#search-state", "scheduled")
-    expect(page.locator("#search-summary")).to_contain_text("0 job(s)", timeout=WAIT_MS)
+    expect(page.locator("#search-summary")).to_contain_text("0 jobs", timeout=WAIT_MS)
     page.select_option("#search-state", "")
     page.fill("#search input", "email-inactive-09")
     page.click("#search button")
-    expect(page.locator("#search-summary")).to_have_text('3 job(s) match "email-inactive-09"')
+    expect(page.locator("#search-summary")).to_have_text('3 jobs match "email-inactive-09"')
     page.click('#jobs a.open[data-id="email-inactive-090"]')  # scheduled: it can run now
     expect(page.locator("#job-fields")).to_contain_text("scheduled (stored: inactive)")
     page.click("#run-now")
@@ -762,13 +762,13 @@ def test_finding_and_acting_on_many_jobs(page: Any, server_url: str, db: Databas
     db.save({**db.get("email-failed-002"), "priority": 5})  # all matching: as read when acting
     page.click("#bulk-delete")
     dialog = page.locator("#confirm-many")
-    expect(dialog).to_contain_text("Delete all 58 failed job(s) of email?")
+    expect(dialog).to_contain_text("Delete all 58 failed jobs of email?")
     expect(page.locator("#confirm-go")).to_be_disabled()
     page.fill("#confirm-input", "57")
     expect(page.locator("#confirm-go")).to_be_disabled()
     page.fill("#confirm-input", "58")
     page.click("#confirm-go")
-    expect(page.locator("#bulk-message")).to_have_text("deleted 58 job(s)", timeout=WAIT_MS)
+    expect(page.locator("#bulk-message")).to_have_text("deleted 58 jobs", timeout=WAIT_MS)
     expect(tab_count("failed")).to_have_text("0", timeout=WAIT_MS)  # of email
     assert db.get("sms-failed-000")["state"] == "failed"  # other queues untouched
     screenshots(page, "bulk")
@@ -942,7 +942,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         held_back = page.locator("#limits-held-back")
         some = re.compile(r"^[1-9]")
         expect(held_back).to_have_attribute("data-held-back", some, timeout=WAIT_MS)
-        expect(held_back).to_contain_text("held back by a full limit, as 1 live worker(s) report")
+        expect(held_back).to_contain_text("held back by a full limit, as 1 live worker reports")
         # the Busy view: the worker's version and start, from its status document
         status = db.get(f"queshot-worker:{worker.id}")
         assert status["version"] == queshot_version() and status["started_at"] <= now_ms()
@@ -952,7 +952,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         page.fill("#search input", "queshot-token")
         page.click("#search button")
         showing(page, "search")
-        expect(page.locator("#search-summary")).to_have_text('0 job(s) match "queshot-token"')
+        expect(page.locator("#search-summary")).to_have_text('0 jobs match "queshot-token"')
         assert db.all_docs(startkey="queshot-token:", endkey="queshot-token:\ufff0")["rows"]
     finally:
         release.set()

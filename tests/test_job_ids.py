@@ -69,6 +69,6 @@ def test_an_id_with_url_characters_works_end_to_end(
     assert run("enqueue", "q", '{"n": 1}', "--id", job_id).strip() == job_id
     assert db.get(job_id)["data"] == {"n": 1}
     assert f"job {job_id} " in run("show", job_id)
-    assert "cancelled 1 job(s)" in run("cancel", job_id)
-    assert "requeued 1 job(s)" in run("requeue", job_id)
+    assert "cancelled 1 job" in run("cancel", job_id)
+    assert "requeued 1 job" in run("requeue", job_id)
     assert db.get(job_id)["state"] == "inactive"

@@ -75,7 +75,7 @@ def test_cancel_a_waiting_job_and_refuse_a_finished_one(
     queue.cancel(done.id)
     assert cli(server_url, db, "cancel", waiting.id, done.id, "nope") == 1
     assert capsys.readouterr().out.splitlines() == [
-        "cancelled 1 job(s)",
+        "cancelled 1 job",
         f"  {done.id}: not cancelled: job is cancelled: too late to cancel",
         "  nope: not cancelled: no such job",
     ]

@@ -31,7 +31,7 @@ def _report(outcomes: list[bulk.Outcome], done: str, args: argparse.Namespace) -
         not_done: Any = listed if key == "reasons" else failed
         output.print_json({done: len(outcomes) - len(failed), key: not_done})
         return 1 if failed else 0
-    print(f"{done} {len(outcomes) - len(failed)} job(s)")
+    print(f"{done} {output.counted(len(outcomes) - len(failed), 'job')}")
     if getattr(args, "all", False):
         for reason, count in reasons.most_common():
             print(f"  {count} not {done}: {output.text(reason)}")
@@ -53,7 +53,8 @@ def _confirmed(args: argparse.Namespace, db: Database, action: str, now: int) ->
             "terminal to type it: add --yes"
         )
     count = bulk.matching(db, common.queue_name(args.queue), args.state, now)
-    answer = input(f"{action} all {count} {args.state} job(s) of {queue}? type {count} to go on: ")
+    jobs = "job" if count == 1 else "jobs"
+    answer = input(f"{action} all {count} {args.state} {jobs} of {queue}? type {count} to go on: ")
     if answer.strip() != str(count):
         print("nothing done", file=sys.stderr)
         return False

@@ -29,6 +29,11 @@ def bar(done: int, total: int, width: int = 20) -> str:
     return "#" * filled + "." * (width - filled)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 job", "3 jobs": a count with its noun (the dashboard's `counted` too)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=lambda o: o.__dict__))
 

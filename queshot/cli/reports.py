@@ -134,7 +134,7 @@ def _dependency_lines(doc: dict[str, Any]) -> list[str]:
         return [f"depends on {output.not_a('a list of job ids', depends_on)}"]
     waiting = doc.get("waiting_for")
     waiting = waiting if isinstance(waiting, list) else []
-    lines = [f"depends on {len(depends_on)} job(s); waiting for {len(waiting)}:"]
+    lines = [f"depends on {output.counted(len(depends_on), 'job')}; waiting for {len(waiting)}:"]
     for dependency in depends_on:
         lines.append(
             f"  {output.text(dependency)}  {'waiting' if dependency in waiting else 'done'}"

@@ -145,7 +145,7 @@ async function act(name) {
   const count = selectedCount();
   const where = list.allMatching && !list.search && shared.queue ? ' of ' + shared.queue : '';
   const text = name[0].toUpperCase() + name.slice(1) + ' ' + (list.allMatching ? 'all ' : '') + count +
-    (list.allMatching && !list.search ? ' ' + list.tab.label : '') + ' job(s)' + where + '?' +
+    (list.allMatching && !list.search ? ' ' + list.tab.label : '') + (count === 1 ? ' job' : ' jobs') + where + '?' +
     (name === 'delete' ? ' This cannot be undone.' : '');
   if (!count || !(await confirmMany(text, count))) return;
   const bar = $('bulk-progress');
@@ -173,7 +173,7 @@ async function act(name) {
 function reportBulk(done, verb, refusals) {
   const message = $('bulk-message');
   message.className = refusals.length ? 'message' : 'message ok';
-  message.textContent = verb + ' ' + done + ' job(s)' + (refusals.length ? ', ' + refusals.length + ' refused:' : '');
+  message.textContent = verb + ' ' + counted(done, 'job') + (refusals.length ? ', ' + refusals.length + ' refused:' : '');
   $('bulk-refusals').replaceChildren(...refusals.slice(0, 100).map(({ id, reason }) =>
     el('li', { data: { id } }, el('code', {}, id), ': ' + reason)),
   ...(refusals.length > 100 ? [el('li', {}, '… and ' + (refusals.length - 100) + ' more')] : []));

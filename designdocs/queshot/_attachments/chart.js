@@ -22,7 +22,8 @@ const WINDOWS = {
 };
 const CHART_W = 600;
 const CHART_H = 150;
-const CHART_PAD = 28;
+const CHART_PAD = 40;  // room for the count labels left of the bars
+const CHART_AXIS = 18;  // the time axis, this far above the bottom, its labels below it
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const BAR_COLORS = { complete: 'var(--complete)', failed: 'var(--failed)' };
 
@@ -128,10 +129,10 @@ function drawBars(bars, first, barMs, windowMs) {
     .sort((a, b) => (a === 'complete' ? -1 : b === 'complete' ? 1 : a.localeCompare(b)));
   const highest = Math.max(1, ...bars.map((bar) => Object.values(bar).reduce((a, b) => a + b, 0)));
   const width = (CHART_W - CHART_PAD) / bars.length;
-  const scale = (CHART_H - 20) / highest;
+  const scale = (CHART_H - CHART_AXIS - 8) / highest;
   const shapes = [];
   bars.forEach((bar, i) => {
-    let y = CHART_H - 14;
+    let y = CHART_H - CHART_AXIS;
     for (const kind of kinds) {
       const n = bar[kind] || 0;
       if (!n) continue;
@@ -145,11 +146,11 @@ function drawBars(bars, first, barMs, windowMs) {
   });
   const label = (x, y, text, anchor) => svg('text', { x, y, 'text-anchor': anchor || 'start' }, text);
   $('chart').replaceChildren(svg('svg', { viewBox: '0 0 ' + CHART_W + ' ' + CHART_H, role: 'img' },
-    svg('line', { x1: CHART_PAD, y1: CHART_H - 14, x2: CHART_W, y2: CHART_H - 14, class: 'axis' }),
-    label(CHART_PAD - 4, 12, String(highest), 'end'),
-    label(CHART_PAD - 4, CHART_H - 14, '0', 'end'),
-    label(CHART_PAD, CHART_H - 2, '-' + age(windowMs)),
-    label(CHART_W, CHART_H - 2, 'now', 'end'),
+    svg('line', { x1: CHART_PAD, y1: CHART_H - CHART_AXIS, x2: CHART_W, y2: CHART_H - CHART_AXIS, class: 'axis' }),
+    label(CHART_PAD - 5, 13, String(highest), 'end'),
+    label(CHART_PAD - 5, CHART_H - CHART_AXIS, '0', 'end'),
+    label(CHART_PAD, CHART_H - 3, '-' + age(windowMs)),
+    label(CHART_W, CHART_H - 3, 'now', 'end'),
     ...shapes));
 }
 

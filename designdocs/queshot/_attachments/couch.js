@@ -152,6 +152,11 @@ function isPlainObject(x) {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
 
+// "1 job", "3 jobs": a count with its noun, no "job(s)".
+function counted(n, noun) {
+  return n + ' ' + noun + (n === 1 ? '' : 's');
+}
+
 // Any stored value as text: a string as it is, anything else as JSON.
 function shown(value) {
   if (typeof value === 'string') return value;

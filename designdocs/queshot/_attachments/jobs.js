@@ -225,8 +225,7 @@ function outcome(row, doc, now) {
       el('bdi', {}, v.worker_id || '-'), ' · lease ' + (lease === null ? '-' : lease > 0 ? age(lease) + ' left' : 'over'));
   }
   if (v.state === 'blocked') {
-    const waiting = Array.isArray(doc.waiting_for) ? doc.waiting_for.length : '?';
-    return 'waits for ' + waiting + ' job(s)';
+    return 'waits for ' + (Array.isArray(doc.waiting_for) ? counted(doc.waiting_for.length, 'job') : '? jobs');
   }
   if (v.state === 'inactive') return 'priority ' + (v.priority || 0);
   return '';
@@ -272,7 +271,7 @@ function renderJobs(more) {
   $('page-last').disabled = list.page >= pages - 1;
   $('page-number').textContent = 'page ' + (list.page + 1) + ' of ' + pages;
   $('search-summary').textContent = search
-    ? total + (list.capped ? ' or more' : '') + ' job(s) match ' + JSON.stringify(search.text) +
+    ? total + (list.capped ? ' or more jobs match ' : total === 1 ? ' job matches ' : ' jobs match ') + JSON.stringify(search.text) +
       (shared.queue ? ' in ' + shared.queue : '') + (search.state ? ', ' + search.state : '')
     : '';
   $('search-clear').hidden = !search;

@@ -68,7 +68,7 @@ function inUseText(kind, value, entry) {
   let text;
   if (KEYED.has(kind)) {
     const fullest = Math.max(0, ...entry.keys.values());
-    text = entry.active + ' over ' + entry.keys.size + ' key(s), at most ' + fullest + ' of ' + shown(size) + ' for one';
+    text = entry.active + ' over ' + counted(entry.keys.size, 'key') + ', at most ' + fullest + ' of ' + shown(size) + ' for one';
   } else {
     text = entry.active + ' of ' + shown(size);
   }
@@ -97,6 +97,7 @@ function renderLimits({ limits, tokens, capped }, workerRows) {
   }, 0);
   const note = $('limits-held-back');
   note.dataset.heldBack = heldBack;
-  note.textContent = heldBack + ' job(s) held back by a full limit, as ' + live.length + ' live worker(s) report' +
+  note.textContent = counted(heldBack, 'job') + ' held back by a full limit, as ' +
+    counted(live.length, 'live worker') + (live.length === 1 ? ' reports' : ' report') +
     (capped ? ' · tokens: the first ' + TOKENS_READ + ' read' : '');
 }

@@ -80,7 +80,7 @@ function renderFields(doc) {
   ];
   if (Array.isArray(doc.depends_on) && doc.depends_on.length) {
     const waiting = Array.isArray(doc.waiting_for) ? doc.waiting_for : [];
-    fields.push(['depends on', doc.depends_on.length + ' job(s)' +
+    fields.push(['depends on', counted(doc.depends_on.length, 'job') +
       (waiting.length ? ', waiting for ' + waiting.map(shown).join(', ') : ', none left to wait for')]);
   }
   $('job-fields').replaceChildren(...fields.flatMap(([name, value]) => [
