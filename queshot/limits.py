@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import admin_docs, protocol
 from .couch import Database
@@ -25,6 +25,7 @@ from .jobs import (
     LIMIT_TYPE,
     MAX_LEASE_SECONDS,
     MAX_LIMIT,
+    RATE_WINDOWS,
     TOKEN_DOC_PREFIX,
     TOKEN_TYPE,
     QueueError,
@@ -36,14 +37,20 @@ log = logging.getLogger(__name__)
 
 RATE_KINDS = ("rate", "key_rate")
 KEYED_KINDS = ("key_concurrency", "key_rate")
+SLIDING, FIXED = RATE_WINDOWS  # a rate without `window` is sliding
+Window = Literal["sliding", "fixed"]
 
 
 @dataclass(frozen=True)
 class Rate:
-    """At most `count` job starts in any `seconds`."""
+    """At most `count` job starts per `seconds`: in any window of that length
+    ("sliding", the default), or in each window aligned on the epoch,
+    [k * seconds, (k + 1) * seconds) ("fixed": calendar buckets, up to twice
+    `count` in a stretch across an edge, as fixed windows go)."""
 
     count: int
     seconds: float
+    window: Window = "sliding"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Limit:
             value = getattr(self, kind)
             if isinstance(value, Rate):
                 doc[kind] = {"count": value.count, "seconds": value.seconds}
+                if value.window != SLIDING:  # as stored before windows had a choice
+                    doc[kind]["window"] = value.window
             elif value is not None:
                 doc[kind] = value
         return doc
@@ -84,7 +93,8 @@ class Limit:
         for kind in LIMIT_KINDS:
             value = doc.get(kind)
             if kind in RATE_KINDS and isinstance(value, dict):
-                values[kind] = Rate(value.get("count"), float(value.get("seconds")))
+                window = value.get("window", SLIDING)
+                values[kind] = Rate(value.get("count"), float(value.get("seconds")), window)
             elif value is not None:
                 values[kind] = value
         return cls(queue_path(doc["queue"]), **values).checked()
@@ -104,6 +114,11 @@ class Limit:
                 raise QueueError(
                     f"{kind}'s window must be above 0 and at most {MAX_LEASE_SECONDS} s"
                 )
+            if isinstance(value, Rate) and value.window not in RATE_WINDOWS:
+                raise QueueError(
+                    f"{kind}'s window must be {' or '.join(map(repr, RATE_WINDOWS))}"
+                    f" (got {value.window!r})"
+                )
         return self
 
     def groups(self, key: str | None) -> list[Group]:
@@ -120,7 +135,8 @@ class Limit:
                     kind=kind,
                     key=key if kind in KEYED_KINDS else None,
                     size=rate.count if rate else value,
-                    hold_ms=int(rate.seconds * 1000) if rate else 0,
+                    window_ms=max(1, int(rate.seconds * 1000)) if rate else 0,
+                    fixed=rate is not None and rate.window == FIXED,
                 )
             )
         return found
@@ -128,14 +144,24 @@ class Limit:
 
 @dataclass(frozen=True)
 class Group:
-    """One limit's tokens for one key: `size` slots; a token given back is
-    free again `hold_ms` after its job ended (a rate's window, else 0)."""
+    """One limit's tokens for one key: `size` slots, and a rate's window
+    (`window_ms`, 0 for a concurrency limit), aligned on the epoch if `fixed`."""
 
     limit: str
     kind: str
     key: str | None
     size: int
-    hold_ms: int
+    window_ms: int = 0
+    fixed: bool = False
+
+    def free_after_run(self, now: int) -> int:
+        """When a token given back at `now` (epoch ms), its job's run over,
+        may be taken again: at once for a concurrency limit, a window after
+        the run ended for a sliding rate, at the start of the next aligned
+        window for a fixed one (why each is exact: ARCHITECTURE.md, "Limits")."""
+        if not self.fixed:
+            return now + self.window_ms
+        return (now // self.window_ms + 1) * self.window_ms
 
     @property
     def prefix(self) -> str:
