@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -163,6 +164,19 @@ class Group:
             return now + self.window_ms
         return (now // self.window_ms + 1) * self.window_ms
 
+    def free_again_at(self, token: dict[str, Any]) -> float:
+        """When a stored token of the group may be taken (epoch ms): given
+        back, from its `free_at`; held, once its lease ran out, and then as if
+        its job's run ended at that moment: a dead holder's job may have
+        started, and a rate counts its start."""
+        if token.get("state") == "free":
+            return _number(token.get("free_at"))
+        lease_end = _number(token.get("lease_expires_at"))
+        return self.free_after_run(int(lease_end)) if lease_end != math.inf else lease_end
+
+    def is_free(self, token: dict[str, Any], now: float) -> bool:
+        return self.free_again_at(token) <= now
+
     @property
     def prefix(self) -> str:
         """What every token id of the group starts with (an `_all_docs` range)."""
@@ -183,23 +197,14 @@ def token_id(limit: str, kind: str, key: str | None, slot: int) -> str:
     )
 
 
-def is_free(token: dict[str, Any], now: float) -> bool:
-    """Whether a stored token may be taken at `now` (epoch ms): given back
-    and past its `free_at`, or held on a lease that ran out."""
-    if token.get("state") == "free":
-        return _number(token.get("free_at")) <= now
-    return _number(token.get("lease_expires_at")) <= now
-
-
-def free_again_at(token: dict[str, Any]) -> float:
-    """When a token not free now may be (epoch ms)."""
-    field = "free_at" if token.get("state") == "free" else "lease_expires_at"
-    return _number(token.get(field))
+def is_held(token: dict[str, Any], now: float) -> bool:
+    """Whether a stored token is held at `now` (epoch ms): on a lease not run out."""
+    return token.get("state") == "active" and _number(token.get("lease_expires_at")) > now
 
 
 def _number(value: Any) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else float("inf")
+    return float(value) if ok else math.inf
 
 
 def covering(limits: dict[tuple[str, ...], Limit], path: list[str]) -> list[Limit]:
@@ -253,7 +258,7 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     """Tokens held now, by (limit, kind, key): what runs under each limit."""
     counts: dict[tuple[str, str, str | None], int] = {}
     for token in tokens(db):
-        if token.get("state") == "active" and not is_free(token, now):
+        if is_held(token, now):
             key = token.get("key")  # a string or null, unless stored before the rules
             key = key if key is None or isinstance(key, str) else key_text(key)
             group = (str(token.get("limit")), str(token.get("kind")), key)
@@ -261,10 +266,10 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     return counts
 
 
-def held_count(group_tokens: list[dict[str, Any]], size: int, now: float) -> int:
-    """How many of a group's `size` slots are held or not yet free again at `now`."""
-    slots = {t.get("slot") for t in group_tokens if not is_free(t, now)}
-    return sum(1 for slot in slots if isinstance(slot, int) and 0 <= slot < size)
+def held_count(group_tokens: list[dict[str, Any]], group: Group, now: float) -> int:
+    """How many of the group's slots are held or not yet free again at `now`."""
+    slots = {t.get("slot") for t in group_tokens if not group.is_free(t, now)}
+    return sum(1 for slot in slots if isinstance(slot, int) and 0 <= slot < group.size)
 
 
 def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
@@ -281,7 +286,7 @@ def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
     full = []
     for limit in covering(by_path, path):
         for group in limit.groups(key):
-            taken = held_count(tokens(db, group.prefix), group.size, now)
+            taken = held_count(tokens(db, group.prefix), group, now)
             if taken >= group.size:
                 of_key = f" of key {group.key}" if group.key is not None else ""
                 full.append(f"{group.limit}: {group.kind} {group.size}{of_key}, {taken} taken")

@@ -111,6 +111,25 @@ def test_a_fixed_rate_token_is_free_at_the_next_aligned_window() -> None:
     assert Limit(["api"], rate=Rate(2, 1.5, "fixed")).groups(None)[0].free_after_run(1) == 1500
 
 
+def test_a_dead_holders_rate_token_comes_back_as_if_its_run_ended_with_its_lease() -> None:
+    """Its job may have started: a rate counts that start, so the slot is
+    spent as a finished run's would be; a concurrency slot is free at once."""
+    dead = {"state": "active", "lease_expires_at": 123_456}
+    concurrency = Group("api", "concurrency", None, 3)
+    sliding = Limit(["api"], rate=Rate(3, 10)).groups(None)[0]
+    fixed = Limit(["api"], rate=Rate(3, 10, "fixed")).groups(None)[0]
+    assert [g.free_again_at(dead) for g in (concurrency, sliding, fixed)] == [
+        123_456,
+        133_456,
+        130_000,
+    ]
+    assert concurrency.is_free(dead, 123_456) and not fixed.is_free(dead, 129_999)
+    assert fixed.is_free(dead, 130_000) and not sliding.is_free(dead, 130_000)
+    given_back = {"state": "free", "free_at": 125_000}
+    assert fixed.free_again_at(given_back) == 125_000  # the giver worked it out
+    assert fixed.free_again_at({"state": "active"}) == float("inf")  # not one the rules let by
+
+
 def test_a_held_token_is_its_holders_until_its_lease_ends(js: DesignDocJS) -> None:
     held = token()
     # it has a `state`, yet no view, reaper or reader takes it for a running job
@@ -307,10 +326,11 @@ def test_a_take_tries_free_stored_tokens_first_and_few_slots_of_a_large_limit() 
         {"state": "active", "lease_expires_at": now + 1000},
         {"state": "free", "free_at": 0},
     )
-    tried = slots_to_try(10_000, {0: held, 1: free, 2: held}, now)
+    large, small = (Group("api", "concurrency", None, size) for size in (10_000, 3))
+    tried = slots_to_try(large, {0: held, 1: free, 2: held}, now)
     assert tried[0] == 1 and len(tried) == 1 + SLOT_TRIES and not {0, 2} & set(tried)
-    assert slots_to_try(3, {0: held, 1: held, 2: held}, now) == []
-    assert slots_to_try(3, {0: held, 2: held, 7: free}, now) == [1]
+    assert slots_to_try(small, {0: held, 1: held, 2: held}, now) == []
+    assert slots_to_try(small, {0: held, 2: held, 7: free}, now) == [1]
 
 
 def test_a_job_tries_its_own_slot_first_the_same_on_every_worker() -> None:
