@@ -172,7 +172,7 @@ class Group:
         if token.get("state") == "free":
             return _number(token.get("free_at"))
         lease_end = _number(token.get("lease_expires_at"))
-        return self.free_after_run(int(lease_end)) if lease_end != math.inf else lease_end
+        return self.free_after_run(int(lease_end)) if math.isfinite(lease_end) else lease_end
 
     def is_free(self, token: dict[str, Any], now: float) -> bool:
         return self.free_again_at(token) <= now
