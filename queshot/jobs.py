@@ -54,6 +54,8 @@ LIMIT_DOC_PREFIX: str = DEFAULTS["limit_doc_prefix"]
 TOKEN_TYPE: str = DEFAULTS["token_type"]
 TOKEN_DOC_PREFIX: str = DEFAULTS["token_doc_prefix"]
 LIMIT_KINDS: tuple[str, ...] = tuple(DEFAULTS["limit_kinds"])
+# How a rate counts its window: the first is what a rate without `window` means.
+RATE_WINDOWS: tuple[str, ...] = tuple(DEFAULTS["rate_windows"])
 MAX_LIMIT: int = DEFAULTS["max_limit"]
 MAX_LIMIT_KEY_CHARS: int = DEFAULTS["max_limit_key_chars"]
 

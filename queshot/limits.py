@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import admin_docs, protocol
 from .couch import Database
@@ -25,6 +26,7 @@ from .jobs import (
     LIMIT_TYPE,
     MAX_LEASE_SECONDS,
     MAX_LIMIT,
+    RATE_WINDOWS,
     TOKEN_DOC_PREFIX,
     TOKEN_TYPE,
     QueueError,
@@ -36,14 +38,20 @@ log = logging.getLogger(__name__)
 
 RATE_KINDS = ("rate", "key_rate")
 KEYED_KINDS = ("key_concurrency", "key_rate")
+SLIDING, FIXED = RATE_WINDOWS  # a rate without `window` is sliding
+Window = Literal["sliding", "fixed"]
 
 
 @dataclass(frozen=True)
 class Rate:
-    """At most `count` job starts in any `seconds`."""
+    """At most `count` job starts per `seconds`: in any window of that length
+    ("sliding", the default), or in each window aligned on the epoch,
+    [k * seconds, (k + 1) * seconds) ("fixed": calendar buckets, up to twice
+    `count` in a stretch across an edge, as fixed windows go)."""
 
     count: int
     seconds: float
+    window: Window = "sliding"
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ class Limit:
             value = getattr(self, kind)
             if isinstance(value, Rate):
                 doc[kind] = {"count": value.count, "seconds": value.seconds}
+                if value.window != SLIDING:  # as stored before windows had a choice
+                    doc[kind]["window"] = value.window
             elif value is not None:
                 doc[kind] = value
         return doc
@@ -84,7 +94,8 @@ class Limit:
         for kind in LIMIT_KINDS:
             value = doc.get(kind)
             if kind in RATE_KINDS and isinstance(value, dict):
-                values[kind] = Rate(value.get("count"), float(value.get("seconds")))
+                window = value.get("window", SLIDING)
+                values[kind] = Rate(value.get("count"), float(value.get("seconds")), window)
             elif value is not None:
                 values[kind] = value
         return cls(queue_path(doc["queue"]), **values).checked()
@@ -104,6 +115,11 @@ class Limit:
                 raise QueueError(
                     f"{kind}'s window must be above 0 and at most {MAX_LEASE_SECONDS} s"
                 )
+            if isinstance(value, Rate) and value.window not in RATE_WINDOWS:
+                raise QueueError(
+                    f"{kind}'s window must be {' or '.join(map(repr, RATE_WINDOWS))}"
+                    f" (got {value.window!r})"
+                )
         return self
 
     def groups(self, key: str | None) -> list[Group]:
@@ -120,7 +136,8 @@ class Limit:
                     kind=kind,
                     key=key if kind in KEYED_KINDS else None,
                     size=rate.count if rate else value,
-                    hold_ms=int(rate.seconds * 1000) if rate else 0,
+                    window_ms=max(1, int(rate.seconds * 1000)) if rate else 0,
+                    fixed=rate is not None and rate.window == FIXED,
                 )
             )
         return found
@@ -128,14 +145,37 @@ class Limit:
 
 @dataclass(frozen=True)
 class Group:
-    """One limit's tokens for one key: `size` slots; a token given back is
-    free again `hold_ms` after its job ended (a rate's window, else 0)."""
+    """One limit's tokens for one key: `size` slots, and a rate's window
+    (`window_ms`, 0 for a concurrency limit), aligned on the epoch if `fixed`."""
 
     limit: str
     kind: str
     key: str | None
     size: int
-    hold_ms: int
+    window_ms: int = 0
+    fixed: bool = False
+
+    def free_after_run(self, now: int) -> int:
+        """When a token given back at `now` (epoch ms), its job's run over,
+        may be taken again: at once for a concurrency limit, a window after
+        the run ended for a sliding rate, at the start of the next aligned
+        window for a fixed one (why each is exact: ARCHITECTURE.md, "Limits")."""
+        if not self.fixed:
+            return now + self.window_ms
+        return (now // self.window_ms + 1) * self.window_ms
+
+    def free_again_at(self, token: dict[str, Any]) -> float:
+        """When a stored token of the group may be taken (epoch ms): given
+        back, from its `free_at`; held, once its lease ran out, and then as if
+        its job's run ended at that moment: a dead holder's job may have
+        started, and a rate counts its start."""
+        if token.get("state") == "free":
+            return _number(token.get("free_at"))
+        lease_end = _number(token.get("lease_expires_at"))
+        return self.free_after_run(int(lease_end)) if math.isfinite(lease_end) else lease_end
+
+    def is_free(self, token: dict[str, Any], now: float) -> bool:
+        return self.free_again_at(token) <= now
 
     @property
     def prefix(self) -> str:
@@ -157,23 +197,14 @@ def token_id(limit: str, kind: str, key: str | None, slot: int) -> str:
     )
 
 
-def is_free(token: dict[str, Any], now: float) -> bool:
-    """Whether a stored token may be taken at `now` (epoch ms): given back
-    and past its `free_at`, or held on a lease that ran out."""
-    if token.get("state") == "free":
-        return _number(token.get("free_at")) <= now
-    return _number(token.get("lease_expires_at")) <= now
-
-
-def free_again_at(token: dict[str, Any]) -> float:
-    """When a token not free now may be (epoch ms)."""
-    field = "free_at" if token.get("state") == "free" else "lease_expires_at"
-    return _number(token.get(field))
+def is_held(token: dict[str, Any], now: float) -> bool:
+    """Whether a stored token is held at `now` (epoch ms): on a lease not run out."""
+    return token.get("state") == "active" and _number(token.get("lease_expires_at")) > now
 
 
 def _number(value: Any) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else float("inf")
+    return float(value) if ok else math.inf
 
 
 def covering(limits: dict[tuple[str, ...], Limit], path: list[str]) -> list[Limit]:
@@ -227,7 +258,7 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     """Tokens held now, by (limit, kind, key): what runs under each limit."""
     counts: dict[tuple[str, str, str | None], int] = {}
     for token in tokens(db):
-        if token.get("state") == "active" and not is_free(token, now):
+        if is_held(token, now):
             key = token.get("key")  # a string or null, unless stored before the rules
             key = key if key is None or isinstance(key, str) else key_text(key)
             group = (str(token.get("limit")), str(token.get("kind")), key)
@@ -235,10 +266,10 @@ def in_use(db: Database, now: float) -> dict[tuple[str, str, str | None], int]:
     return counts
 
 
-def held_count(group_tokens: list[dict[str, Any]], size: int, now: float) -> int:
-    """How many of a group's `size` slots are held or not yet free again at `now`."""
-    slots = {t.get("slot") for t in group_tokens if not is_free(t, now)}
-    return sum(1 for slot in slots if isinstance(slot, int) and 0 <= slot < size)
+def held_count(group_tokens: list[dict[str, Any]], group: Group, now: float) -> int:
+    """How many of the group's slots are held or not yet free again at `now`."""
+    slots = {t.get("slot") for t in group_tokens if not group.is_free(t, now)}
+    return sum(1 for slot in slots if isinstance(slot, int) and 0 <= slot < group.size)
 
 
 def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
@@ -255,7 +286,7 @@ def waits_on(db: Database, doc: dict[str, Any], now: float) -> list[str]:
     full = []
     for limit in covering(by_path, path):
         for group in limit.groups(key):
-            taken = held_count(tokens(db, group.prefix), group.size, now)
+            taken = held_count(tokens(db, group.prefix), group, now)
             if taken >= group.size:
                 of_key = f" of key {group.key}" if group.key is not None else ""
                 full.append(f"{group.limit}: {group.kind} {group.size}{of_key}, {taken} taken")

@@ -924,7 +924,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
 
     open_dashboard(page, server_url, db)
     expect(page.locator("#limits-panel")).to_be_hidden()
-    set_limit(db, Limit(["email"], concurrency=1, key_rate=Rate(5, 60)))
+    set_limit(db, Limit(["email"], concurrency=1, key_rate=Rate(5, 60, "fixed")))
     email = Queue("email", db)
     email.create_jobs([{"n": n} for n in range(3)])
     release = threading.Event()
@@ -937,7 +937,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         expect(concurrency).to_contain_text("1 at once", timeout=WAIT_MS)
         expect(concurrency.locator("td.in-use")).to_have_text("1 of 1", timeout=WAIT_MS)
         key_rate = page.locator('#limits tr[data-limit="email"][data-kind="key_rate"]')
-        expect(key_rate).to_contain_text("5 starts per 60 s per key")
+        expect(key_rate).to_contain_text("5 starts per 60 s per key (fixed windows)")
         expect(key_rate.locator("td.in-use")).to_have_text("0, no key holds one")  # no limit_key
         held_back = page.locator("#limits-held-back")
         some = re.compile(r"^[1-9]")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from queshot import Queue, Worker, protocol
 from queshot.cli import main
 from queshot.jobs import QueueError, is_job, now_ms
-from queshot.limits import Limit, Rate, limits, remove_limit, set_limit, token_id, tokens
+from queshot.limits import (
+    Group,
+    Limit,
+    Rate,
+    limits,
+    remove_limit,
+    set_limit,
+    token_id,
+    tokens,
+)
 from queshot.metrics import ClaimCollector, database_registry
 from queshot.worker.tokens import SLOT_TRIES, own_slot, slots_to_try
 
@@ -66,6 +76,58 @@ def test_a_limit_is_a_queue_admins_and_its_schema_is_checked(js: DesignDocJS) ->
         assert reason in js.validate({**limit, **wrong}, None, ADMIN, SEC)[1], wrong
     bare = {"_id": "queshot-limit:api", "type": "queshot_limit", "queue": "api"}
     assert "at least one of" in js.validate(bare, None, ADMIN, SEC)[1]
+
+
+def test_a_rates_window_is_sliding_unless_it_says_fixed(js: DesignDocJS) -> None:
+    limit = Limit(["api"], rate=Rate(3, 1), key_rate=Rate(30, 10, "fixed"))
+    doc = limit.as_doc()
+    assert doc["rate"] == {"count": 3, "seconds": 1}  # as stored before windows had a choice
+    assert doc["key_rate"] == {"count": 30, "seconds": 10, "window": "fixed"}
+    assert Limit.from_doc(doc) == limit
+    for rate in [{"count": 3, "seconds": 1}, {"count": 3, "seconds": 1, "window": "sliding"}]:
+        assert js.validate({**doc, "rate": rate}, None, ADMIN, SEC) is None
+        assert Limit.from_doc({**doc, "rate": rate}).rate == Rate(3, 1, "sliding")
+    assert js.validate(doc, None, ADMIN, SEC) is None
+    for window in ["calendar", "Fixed", None, 1]:
+        wrong = {**doc, "key_rate": {**doc["key_rate"], "window": window}}
+        reason = js.validate(wrong, None, ADMIN, SEC)[1]
+        assert '\'key_rate.window\' must be "sliding" or "fixed"' in reason, window
+        with pytest.raises(QueueError, match="key_rate's window must be 'sliding' or 'fixed'"):
+            Limit.from_doc(wrong)
+    extra = {**doc, "rate": {"count": 3, "seconds": 1, "burst": 2}}
+    assert 'optionally "window"' in js.validate(extra, None, ADMIN, SEC)[1]
+
+
+def test_a_fixed_rate_token_is_free_at_the_next_aligned_window() -> None:
+    """Given back at `now` after its run: sliding a window on, fixed at the
+    start of the window after the one the run ended in (ARCHITECTURE.md)."""
+    sliding = Limit(["api"], rate=Rate(3, 10)).groups(None)[0]
+    fixed = Limit(["api"], rate=Rate(3, 10, "fixed")).groups(None)[0]
+    assert sliding.free_after_run(123_456) == 133_456
+    assert fixed.free_after_run(123_456) == 130_000
+    assert fixed.free_after_run(129_999) == 130_000
+    assert fixed.free_after_run(130_000) == 140_000  # a window's first ms is in it
+    assert Group("api", "concurrency", None, 3).free_after_run(123_456) == 123_456
+    assert Limit(["api"], rate=Rate(2, 1.5, "fixed")).groups(None)[0].free_after_run(1) == 1500
+
+
+def test_a_dead_holders_rate_token_comes_back_as_if_its_run_ended_with_its_lease() -> None:
+    """Its job may have started: a rate counts that start, so the slot is
+    spent as a finished run's would be; a concurrency slot is free at once."""
+    dead = {"state": "active", "lease_expires_at": 123_456}
+    concurrency = Group("api", "concurrency", None, 3)
+    sliding = Limit(["api"], rate=Rate(3, 10)).groups(None)[0]
+    fixed = Limit(["api"], rate=Rate(3, 10, "fixed")).groups(None)[0]
+    assert [g.free_again_at(dead) for g in (concurrency, sliding, fixed)] == [
+        123_456,
+        133_456,
+        130_000,
+    ]
+    assert concurrency.is_free(dead, 123_456) and not fixed.is_free(dead, 129_999)
+    assert fixed.is_free(dead, 130_000) and not sliding.is_free(dead, 130_000)
+    given_back = {"state": "free", "free_at": 125_000}
+    assert fixed.free_again_at(given_back) == 125_000  # the giver worked it out
+    assert fixed.free_again_at({"state": "active"}) == float("inf")  # not one the rules let by
 
 
 def test_a_held_token_is_its_holders_until_its_lease_ends(js: DesignDocJS) -> None:
@@ -173,14 +235,19 @@ def test_an_unlimited_queue_pays_no_token(db) -> None:
     assert not worker.limiter.applies(["api"])
 
 
-def test_limit_set_show_remove_from_the_command_line(
-    capsys: pytest.CaptureFixture[str], server_url: str, db
-) -> None:
-    def cli(*args: str) -> tuple[int, str]:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], server_url: str, db) -> Callable[..., tuple[int, str]]:
+    """`queshot ...` on the test database: (exit status, what it printed)."""
+
+    def run(*args: str) -> tuple[int, str]:
         status = main([*args, "--url", server_url, "--db", db.name])
         captured = capsys.readouterr()
         return status, captured.out + captured.err
 
+    return run
+
+
+def test_limit_set_show_remove_from_the_command_line(cli, db) -> None:
     assert cli("limit", "set", "api", "--concurrency", "3", "--key-rate", "30/10s") == (
         0,
         "queue api: 3 at once, 30 starts per 10 s per key\n",
@@ -200,6 +267,18 @@ def test_limit_set_show_remove_from_the_command_line(
     assert [row["doc"]["limit_key"] for row in rows if "queues" in row["doc"]] == ["customer-1"]
     assert cli("limit", "remove", "api")[0] == 0
     assert cli("limit", "show")[1] == "no limits\n"
+
+
+def test_a_fixed_window_rate_from_the_command_line(cli, db) -> None:
+    said = cli("limit", "set", "api", "--rate", "100/1m", "--rate-window", "fixed",
+               "--key-rate", "5/1s", "--key-rate-window", "sliding")  # fmt: skip
+    assert said == (0, "queue api: 100 starts per 60 s (fixed windows), 5 starts per 1 s per key\n")
+    assert limits(db) == [Limit(["api"], rate=Rate(100, 60, "fixed"), key_rate=Rate(5, 1))]
+    status, out = cli("limit", "show", "--json")
+    assert json.loads(out)[0]["rate"] == {"count": 100, "seconds": 60, "window": "fixed"}
+    assert cli("limit", "show")[1].startswith("api: 100 starts per 60 s (fixed windows), 5 ")
+    status, out = cli("limit", "set", "api", "--concurrency", "2", "--key-rate-window", "fixed")
+    assert status != 0 and "--key-rate-window needs --key-rate" in out and "Traceback" not in out
 
 
 def test_a_queue_sets_its_own_limit(db) -> None:
@@ -247,10 +326,11 @@ def test_a_take_tries_free_stored_tokens_first_and_few_slots_of_a_large_limit() 
         {"state": "active", "lease_expires_at": now + 1000},
         {"state": "free", "free_at": 0},
     )
-    tried = slots_to_try(10_000, {0: held, 1: free, 2: held}, now)
+    large, small = (Group("api", "concurrency", None, size) for size in (10_000, 3))
+    tried = slots_to_try(large, {0: held, 1: free, 2: held}, now)
     assert tried[0] == 1 and len(tried) == 1 + SLOT_TRIES and not {0, 2} & set(tried)
-    assert slots_to_try(3, {0: held, 1: held, 2: held}, now) == []
-    assert slots_to_try(3, {0: held, 2: held, 7: free}, now) == [1]
+    assert slots_to_try(small, {0: held, 1: held, 2: held}, now) == []
+    assert slots_to_try(small, {0: held, 2: held, 7: free}, now) == [1]
 
 
 def test_a_job_tries_its_own_slot_first_the_same_on_every_worker() -> None:

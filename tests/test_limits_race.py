@@ -136,6 +136,26 @@ def test_a_rate_limit_never_starts_one_more_in_any_window(
     assert busiest == 3
 
 
+def test_a_fixed_window_rate_never_starts_one_more_in_an_aligned_window(
+    servers: Any, spawn_worker: Callable[..., subprocess.Popen], record_file: Path
+) -> None:
+    """3 per fixed 1 s: no window [k, k + 1) s of epoch time holds 4 starts,
+    and short jobs fill one; a token given back waits for the next window's
+    start, not a window after its run (the sliding rule)."""
+    db, urls = servers
+    jobs = [{"n": n} for n in range(12)]
+    rate = Rate(3, 1.0, "fixed")
+    runs = drain(db, urls, spawn_worker, record_file, jobs, Limit(["api"], rate=rate))
+    window_ms = int(rate.seconds * 1000)
+    per_window = Counter(int(run["start"] * 1000) // window_ms for run in runs.values())
+    starts = sorted(run["start"] for run in runs.values())
+    across = max(sum(1 for t in starts if first <= t < first + rate.seconds) for first in starts)
+    print(f"\n12 jobs at 3 per fixed 1 s: {sorted(per_window.values())} starts in aligned seconds,"
+          f" at most {across} in any second")  # fmt: skip
+    assert max(per_window.values()) == 3
+    assert any(token["free_at"] % window_ms == 0 for token in tokens(db))
+
+
 def test_a_killed_workers_token_comes_back_within_one_lease(
     servers: Any, spawn_worker: Callable[..., subprocess.Popen], record_file: Path
 ) -> None:

@@ -9,28 +9,37 @@ from typing import Any
 
 from .. import limits
 from ..admin import parse_duration
-from ..jobs import LIMIT_KINDS, now_ms, queue_path
+from ..jobs import LIMIT_KINDS, RATE_WINDOWS, now_ms, queue_path
 from . import common, output
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
 
-def parse_rate(text: str) -> limits.Rate:
-    """`30/10s`, `100/1m`, `5/2` (seconds): starts per window."""
+def parse_rate(text: str, window: limits.Window = limits.SLIDING) -> limits.Rate:
+    """`30/10s`, `100/1m`, `5/2` (seconds): starts per window, of the kind `window`."""
     match = _RATE.match(text)
     if not match:
         raise ValueError(f"not a rate: {text!r} (use starts/window, e.g. 30/10s, 100/1m)")
-    window = match.group(2)
-    seconds = parse_duration(window if not window[:1].isalpha() else "1" + window)
-    return limits.Rate(int(match.group(1)), seconds)
+    length = match.group(2)
+    seconds = parse_duration(length if not length[:1].isalpha() else "1" + length)
+    return limits.Rate(int(match.group(1)), seconds, window)
+
+
+def _rate_option(args: argparse.Namespace, kind: str) -> limits.Rate | None:
+    """`--rate` (or `--key-rate`) with its `--rate-window`, if given."""
+    text, window = getattr(args, kind), getattr(args, f"{kind}_window")
+    flag = "--" + kind.replace("_", "-")
+    if window is not None and not text:
+        raise ValueError(f"{flag}-window needs {flag}: the window of which rate?")
+    return parse_rate(text, window or limits.SLIDING) if text else None
 
 
 def cmd_limit_set(args: argparse.Namespace) -> int:
     values: dict[str, Any] = {
         "concurrency": args.concurrency,
         "key_concurrency": args.key_concurrency,
-        "rate": parse_rate(args.rate) if args.rate else None,
-        "key_rate": parse_rate(args.key_rate) if args.key_rate else None,
+        "rate": _rate_option(args, "rate"),
+        "key_rate": _rate_option(args, "key_rate"),
     }
     if all(value is None for value in values.values()):
         raise ValueError("say what to limit: --concurrency 5, --key-rate 100/1m, ...")
@@ -75,7 +84,8 @@ def describe(limit: limits.Limit) -> str:
             continue
         per_key = " per key" if kind in limits.KEYED_KINDS else ""
         if isinstance(value, limits.Rate):
-            parts.append(f"{value.count} starts per {value.seconds:g} s{per_key}")
+            fixed = " (fixed windows)" if value.window == limits.FIXED else ""
+            parts.append(f"{value.count} starts per {value.seconds:g} s{per_key}{fixed}")
         else:
             parts.append(f"{value} at once{per_key}")
     return ", ".join(parts)
@@ -105,6 +115,13 @@ def add_commands(commands: Any) -> None:
     set_.add_argument("--key-concurrency", type=int, help="the same per job limit_key")
     set_.add_argument("--rate", help="job starts per window, e.g. 30/10s, 100/1m")
     set_.add_argument("--key-rate", help="the same per job limit_key")
+    for kind in ("rate", "key-rate"):
+        set_.add_argument(
+            f"--{kind}-window",
+            choices=RATE_WINDOWS,
+            help=f"how --{kind} counts: in any window of its length (sliding, the default)"
+            " or in each one aligned on the clock (fixed: at most 2x across an edge)",
+        )
     set_.set_defaults(func=cmd_limit_set)
     show = actions.add_parser("show", help="list the limits and their tokens in use")
     common.connection_options(show)

@@ -201,7 +201,8 @@ class Limiter(Hook):
 
     def _give_back(self, taken: list[Held], *, hold: bool) -> None:
         for held in taken:
-            free_at = now_ms() + (held.group.hold_ms if hold else 0)
+            now = now_ms()
+            free_at = held.group.free_after_run(now) if hold else now
             self.tokens.rewrite(held, state="free", free_at=free_at)
             self._freed(_key(held.group), free_at)
         if taken:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..couch import Conflict, Database, Forbidden, NotFound
 from ..jobs import TOKEN_TYPE, now_ms
-from ..limits import Group, free_again_at, is_free, tokens
+from ..limits import Group, tokens
 from .settling import Settler, Undecided
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class TokenWriter:
         for it), else the group's free ones."""
         first = own_slot(group.size, job_id)
         current = self.db.get_or_none(group.token_id(first))
-        if current is None or is_free(current, now_ms()):
+        if current is None or group.is_free(current, now_ms()):
             held = self._write_taken(self._token(group, first, job_id, current))
             if held is not None:
                 return Held(group, held), None
@@ -60,7 +60,7 @@ class TokenWriter:
             if isinstance(doc.get("slot"), int)
         }
         now = now_ms()
-        free = [slot for slot in slots_to_try(group.size, stored, now) if slot != first]
+        free = [slot for slot in slots_to_try(group, stored, now) if slot != first]
         for slot in free[:SLOT_TRIES]:
             doc = self._token(group, slot, job_id, stored.get(slot))
             held = self._write_taken(doc)
@@ -68,7 +68,7 @@ class TokenWriter:
                 return Held(group, held), None
         if free:  # rivals took those first: not full, tried again next round
             return None, None
-        times = [free_again_at(doc) for slot, doc in stored.items() if slot < group.size]
+        times = [group.free_again_at(doc) for slot, doc in stored.items() if slot < group.size]
         return None, max(min(times, default=now + self.lease_ms), now + 1)
 
     def _token(
@@ -137,12 +137,13 @@ def own_slot(size: int, job_id: str) -> int:
     return int.from_bytes(digest, "big") % size
 
 
-def slots_to_try(size: int, stored: dict[int, dict[str, Any]], now: float) -> list[int]:
+def slots_to_try(group: Group, stored: dict[int, dict[str, Any]], now: float) -> list[int]:
     """When the job's own slot is taken: the group's free slots, stored ones
     first, each lot in random order, so that rivals reading the same tokens
     rarely race for one."""
+    size = group.size
     used = {n for n in stored if 0 <= n < size}
-    reused = [n for n in used if is_free(stored[n], now)]
+    reused = [n for n in used if group.is_free(stored[n], now)]
     random.shuffle(reused)
     fresh: set[int] = set()
     for _ in range(FRESH_TRIES):

@@ -57,7 +57,8 @@ function tokenUse(tokens, now) {
 
 function sizeText(kind, value) {
   if (isPlainObject(value)) {
-    return shown(value.count) + ' starts per ' + shown(value.seconds) + ' s' + (KEYED.has(kind) ? ' per key' : '');
+    return shown(value.count) + ' starts per ' + shown(value.seconds) + ' s' + (KEYED.has(kind) ? ' per key' : '') +
+      (value.window === 'fixed' ? ' (fixed windows)' : '');
   }
   return shown(value) + ' at once' + (KEYED.has(kind) ? ' per key' : '');
 }

@@ -5,15 +5,18 @@
 // "{{ limit_doc_prefix }}<queue path joined by '/'>", with any of
 // `concurrency` (jobs of the queue and its sub-queues running at once),
 // `key_concurrency` (the same per job `limit_key`), `rate` and `key_rate`
-// ({count, seconds}: job starts in any `seconds`, for the queue, per key).
+// ({count, seconds}: job starts in any `seconds`, for the queue, per key;
+// with `window` "fixed", in each window aligned on the epoch instead).
 //
 // A token is one of a limit's N slots: id "{{ token_doc_prefix }}" +
 // JSON [limit, kind, key, slot], fixed by the rule, so that every worker
 // racing for a slot writes the same document and CouchDB's revision check
 // decides (ARCHITECTURE.md, "Limits"). Its holder is `worker_id` while
 // `state` is "active" and `lease_expires_at` is ahead; a "free" token may be
-// taken again from `free_at` (a rate token: `seconds` after its job ended).
-// The times are checked here by the server's clock.
+// taken again from `free_at` (a rate token: `seconds` after its job ended,
+// or for a fixed window the next window's start: the worker works it out,
+// this checks no more than that nobody takes the token before it). The
+// times are checked here by the server's clock.
 
 {% include '_partials/model.js' %}
 
@@ -21,6 +24,7 @@ var LIMIT_TYPE = {{ limit_type|tojson }};
 var LIMIT_PREFIX = {{ limit_doc_prefix|tojson }};
 var TOKEN_PREFIX = {{ token_doc_prefix|tojson }};
 var KINDS = {{ limit_kinds|tojson }};
+var WINDOWS = {{ rate_windows|tojson }}; // the first is what a rate without `window` means
 var MAX_LIMIT = {{ max_limit }};
 var MAX_WINDOW_SECONDS = {{ max_lease_seconds }};
 var MAX_LEASE_MS = {{ max_lease_seconds }} * 1000;
@@ -65,11 +69,17 @@ function limitProblem(doc) {
       if (wrong) return wrong;
       continue;
     }
-    var like = "'" + key + "' is {\"count\": jobs, \"seconds\": window} (at most count starts in any such window)";
-    if (!isObject(value) || Object.keys(value).length !== 2) return like;
+    var like = "'" + key + "' is {\"count\": jobs, \"seconds\": window} (at most count starts in any such window)" +
+      ', and optionally "window": ' + WINDOWS.map(JSON.stringify).join(' or ');
+    if (!isObject(value) || value.count === undefined || value.seconds === undefined) return like;
+    for (var field in value) if (field !== 'count' && field !== 'seconds' && field !== 'window') return like;
     if (countProblem(key + '.count', value.count)) return countProblem(key + '.count', value.count);
     if (!(isNumber(value.seconds) && value.seconds > 0 && value.seconds <= MAX_WINDOW_SECONDS)) {
       return "'" + key + ".seconds' must be a number above 0 and at most " + MAX_WINDOW_SECONDS;
+    }
+    if (value.window !== undefined && WINDOWS.indexOf(value.window) < 0) {
+      return "'" + key + ".window' must be " + WINDOWS.map(JSON.stringify).join(' or ') +
+        ' (starts in any window of `seconds`, the default, or in each one aligned on the epoch)';
     }
   }
   return some ? null : 'a limit needs at least one of ' + KINDS.join(', ');
