@@ -31,6 +31,7 @@ SERVER_OWNED = (
     "cancel_requested_at",
     "dependency_results",
     "worker_user",
+    "arrived_at",
 )
 # What nobody but a queue admin may change on a job, once it exists.
 PROTECTED = ("queues", "priority", "created_at", "data", "task", "args", "kwargs")
@@ -70,6 +71,7 @@ HANDLERS = (
     "cancel",
     "resolve",
     "unclaimable",
+    "arrive",
     "pause",
 )
 # Handlers a worker account may legitimately call on any waiting job: the
