@@ -30,7 +30,7 @@ def js() -> DesignDocJS:
     return DesignDocJS()
 
 
-def waiting(created_at: float, **fields: Any) -> dict[str, Any]:
+def waiting(created_at: Any, **fields: Any) -> dict[str, Any]:
     doc = {"_id": new_job_id(), "queues": "line", "state": "inactive", "created_at": created_at}
     return {**doc, "data": {}, **fields}
 
@@ -48,6 +48,8 @@ def test_arrive_places_a_job_from_a_wrong_clock_once_by_the_servers_time(js: Des
     assert again == [None, {"json": {"ok": True, "placed": False}}]
     ahead, _ = js.update("arrive", waiting(before + DAY_MS), {}, WORKER)
     assert "ahead of the server's clock" in ahead["log"][-1]["msg"]
+    timeless, _ = js.update("arrive", waiting("yesterday"), {}, WORKER)  # stored before the rules
+    assert timeless["log"][-1]["msg"] == "in line from its arrival: it has no created_at time"
 
 
 @pytest.mark.parametrize(

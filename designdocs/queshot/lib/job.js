@@ -364,11 +364,11 @@ function needsPlace(doc, at) {
 }
 
 function place(doc, at) {
-  var off = isNumber(doc.created_at)
-    ? Math.round(Math.abs(at - doc.created_at) / 1000) + ' s ' + (doc.created_at < at ? 'behind' : 'ahead of')
-    : 'not a time, so not';
+  var why = !isNumber(doc.created_at) ? 'it has no created_at time'
+    : 'its created_at was ' + Math.round(Math.abs(at - doc.created_at) / 1000) + ' s ' +
+      (doc.created_at < at ? 'behind' : 'ahead of') + " the server's clock";
   doc.arrived_at = at;
-  appendLog(doc, "in line from its arrival: its created_at was " + off + " the server's clock", at);
+  appendLog(doc, 'in line from its arrival: ' + why, at);
   return doc;
 }
 
