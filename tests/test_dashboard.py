@@ -364,9 +364,7 @@ def test_bulk_requeue_and_delete_with_counts_and_refusals(
     changed = db.get("done-1")
     db.save({**changed, "priority": 3})
     page.click("#bulk-delete")
-    expect(page.locator("#bulk-message")).to_have_text(
-        "deleted 1 job, 1 refused:", timeout=WAIT_MS
-    )
+    expect(page.locator("#bulk-message")).to_have_text("deleted 1 job, 1 refused:", timeout=WAIT_MS)
     expect(page.locator('#bulk-refusals li[data-id="done-1"]')).to_contain_text("conflict")
     assert db.get_or_none("done-0") is None and db.get_or_none("done-1") is not None
     # only what can succeed is offered: a running job cannot be requeued

@@ -30,7 +30,7 @@ def bar(done: int, total: int, width: int = 20) -> str:
 
 
 def counted(n: int, noun: str) -> str:
-    """"1 job", "3 jobs": a count with its noun (the dashboard's `counted` too)."""
+    """A count with its noun: "1 job", "3 jobs" (the dashboard's `counted` too)."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
