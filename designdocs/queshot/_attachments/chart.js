@@ -23,6 +23,7 @@ const WINDOWS = {
 const CHART_W = 600;
 const CHART_H = 150;
 const CHART_PAD = 40;  // room for the count labels left of the bars
+const CHART_FONT_PX = 13;  // the labels' size on screen, whatever the chart's width
 const CHART_AXIS = 18;  // the time axis, this far above the bottom, its labels below it
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const BAR_COLORS = { complete: 'var(--complete)', failed: 'var(--failed)' };
@@ -152,8 +153,20 @@ function drawBars(bars, first, barMs, windowMs) {
     label(CHART_PAD, CHART_H - 3, '-' + age(windowMs)),
     label(CHART_W, CHART_H - 3, 'now', 'end'),
     ...shapes));
+  fitChartLabels();
+}
+
+// The drawing scales with its card; its labels keep one size on screen, as
+// drawn and whenever the card changes width.
+function fitChartLabels() {
+  const drawing = $('chart').firstChild;
+  if (!drawing) return;
+  const box = drawing.getBoundingClientRect();  // the drawing is fitted into it, both ways
+  const scale = Math.min(box.width / CHART_W, box.height / CHART_H);
+  if (scale > 0) drawing.style.fontSize = (CHART_FONT_PX / scale) + 'px';
 }
 
 function startChart() {
   $('chart-window').addEventListener('change', () => refreshChart().catch(() => {}));
+  new ResizeObserver(fitChartLabels).observe($('chart'));
 }
