@@ -489,6 +489,35 @@ def test_a_tasks_result_shows_and_jobs_are_cancelled_from_the_job_panel(
     page.screenshot(path=str(SCREENSHOT.with_name("dashboard-job-panel.png")), full_page=True)
 
 
+def test_a_data_search_of_one_state_is_not_cut_by_other_states_matches(
+    page: Any, server_url: str, db: Database
+) -> None:
+    """A search limited to a state reads only that state's rows: 5,000
+    complete jobs with the same value (sorted first) do not push the 30
+    failed ones past the search's cap."""
+    from playwright.sync_api import expect
+
+    t = now_ms() - 60_000
+    done = {"queues": "email", "state": "complete", "created_at": t, "completed_at": t}
+    failed = {"queues": "email", "state": "failed", "created_at": t, "failed_at": t}
+    error = {"type": "SMTPError", "message": "refused"}
+    docs = [{"_id": f"a-done-{i:05}", **done, "data": {"template": "receipt"}} for i in range(5000)]
+    docs += [
+        {"_id": f"z-failed-{i:02}", **failed, "error": error, "data": {"template": "receipt"}}
+        for i in range(30)
+    ]
+    for start in range(0, len(docs), 1000):
+        db.bulk_docs(docs[start : start + 1000])
+    for view in ("jobs_by_data", "jobs_by_state", "stats"):  # built before the page's first read
+        db.view("queshot-watch" if view != "stats" else "queshot", view, limit=1)
+    open_dashboard(page, server_url, db)
+    page.select_option("#search-state", "failed")
+    page.fill("#search input", "template=receipt")
+    page.click("#search button")
+    summary = page.locator("#search-summary")
+    expect(summary).to_have_text('30 jobs match "template=receipt", failed', timeout=60_000)
+
+
 def test_a_job_placed_by_its_arrival_is_waiting_and_says_since_when(
     page: Any, server_url: str, db: Database
 ) -> None:

@@ -101,11 +101,20 @@ function parseSearch(text, state) {
 async function searchRows(search) {
   if (search.field !== null) {
     const { field, value } = search;
-    const keys = [[field, value]];
+    const values = [value];
     const number = Number(value);
-    if (value !== '' && !Number.isNaN(number)) keys.push([field, number]);
-    if (value === 'true' || value === 'false') keys.push([field, value === 'true']);
-    const rows = (await query(WATCH_PATH + '/_view/jobs_by_data', { keys, limit: SEARCH_CAP })).rows;
+    if (value !== '' && !Number.isNaN(number)) values.push(number);
+    if (value === 'true' || value === 'false') values.push(value === 'true');
+    // A state narrows the range read (the key ends with the stored state), so
+    // that the cap counts only rows of that state.
+    const stored = search.state ? TABS.find((tab) => tab.column === search.state).state : null;
+    const rows = [];
+    for (const v of values) {
+      const start = stored === null ? [field, v] : [field, v, stored];
+      const range = { startkey: start, endkey: [...start, {}], limit: SEARCH_CAP - rows.length };
+      rows.push(...(await query(WATCH_PATH + '/_view/jobs_by_data', range)).rows);
+      if (rows.length >= SEARCH_CAP) break;
+    }
     list.capped = rows.length >= SEARCH_CAP;
     return rows.map((row) => ({ ...row, matched: 'data.' + field + ' = ' + JSON.stringify(row.key[1]) }));
   }
