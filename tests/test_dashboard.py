@@ -838,6 +838,18 @@ def test_busy_view_and_schedules_with_their_next_run(
             "queues": "sms",
         }
     )
+    db.save(  # short jobs: none held as it wrote, one finished just before
+        {
+            **base,
+            "_id": "queshot-worker:brisk",
+            "name": "brisk",
+            "worker_id": "w-brisk",
+            "queues": "sms",
+            "jobs": [],
+            "finished": 1107,
+            "last_finished_at": now - 40,
+        }
+    )
     schedule_admin.add_schedule(
         db,
         {
@@ -860,6 +872,9 @@ def test_busy_view_and_schedules_with_their_next_run(
     quiet = page.locator('#workers tr[data-worker="quiet"] td')
     expect(quiet.nth(3)).to_have_text("-/3")  # no `jobs` list: calmly "-"
     expect(quiet.nth(6)).to_have_text("idle")
+    brisk = page.locator('#workers tr[data-worker="brisk"] td')
+    expect(brisk.nth(3)).to_have_text("0/3, 1107 done")
+    expect(brisk.nth(6)).to_have_text("busy")
 
     nightly = page.locator('#schedules tr[data-schedule="queshot-schedule:nightly"]')
     expect(nightly.locator("td.next")).to_contain_text(" 03:00:00 GMT+9 (in ", timeout=WAIT_MS)
@@ -973,6 +988,7 @@ def test_the_limits_panel_shows_tokens_in_use_and_jobs_held_back(
         # the Busy view: the worker's version and start, from its status document
         status = db.get(f"queshot-worker:{worker.id}")
         assert status["version"] == queshot_version() and status["started_at"] <= now_ms()
+        assert status["finished"] >= 0 and "last_finished_at" in status
         busy = page.locator(f'#workers tr[data-worker="{worker.name}"]')
         expect(busy).to_contain_text(f"{queshot_version()}, started 20")
         screenshots(page, "limits")

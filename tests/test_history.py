@@ -83,6 +83,10 @@ def test_a_running_worker_writes_its_counts_every_interval(db: Database) -> None
         wait_until(written)
         docs = history_docs(db)
         assert [d["worker_id"] for d in docs] == [worker.id]  # one document, rewritten
+        # its status document says how many runs ended there, and when the last did
+        worker._status.write()
+        status = db.get(f"queshot-worker:{worker.id}")
+        assert status["finished"] == 3 and status["last_finished_at"] <= status["last_seen"]
 
 
 def history_docs(db: Database) -> list[dict[str, Any]]:

@@ -260,6 +260,7 @@ class Worker:
                 "paused": self.paused or self.control.paused,
                 "feed": self._feed.source.describe(),
                 "limits": self.limiter.describe(),  # tokens held, jobs held back
+                **self.history.described(),  # runs ended here, the last when
             },
             outage=self._outage,
             halt=self._halt,
@@ -385,9 +386,6 @@ class Worker:
         self.stop()
         if self.fatal is not None:
             raise self.fatal
-
-    def request_stop(self) -> None:
-        self._signals.request()
 
     def reap(self) -> int:
         """Take back expired jobs now (the reaper does it every `reap_interval`)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import history
 from ..couch import CouchError, Database, Outage, ServerError, ServerUnreachable
@@ -28,7 +28,10 @@ PRUNE_BATCH = 100
 
 
 class HistoryCounter(Hook):
-    """Counts this worker's finished jobs; `run` is its loop, `flush` one write."""
+    """Counts this worker's finished jobs; `run` is its loop, `flush` one write.
+    Also keeps how many runs ended here and when the last did (`described`),
+    for the worker's status document: a worker of short jobs holds none at
+    most instants, yet is busy."""
 
     def __init__(
         self,
@@ -49,8 +52,17 @@ class HistoryCounter(Hook):
         self._counts: dict[tuple[int, str], list[int]] = {}  # (minute, queue) -> per state
         self._docs: dict[int, dict] = {}  # hour -> its document as last stored
         self._refusal_said = False
+        self._finished = 0  # runs that ended here, whatever their outcome
+        self._last_finished_at: int | None = None
+
+    def described(self) -> dict[str, Any]:
+        with self._lock:
+            return {"finished": self._finished, "last_finished_at": self._last_finished_at}
 
     def after_job(self, job: Job, outcome: Outcome) -> None:
+        with self._lock:
+            self._finished += 1
+            self._last_finished_at = now_ms()
         if outcome.state not in history.HISTORY_STATES:
             return
         try:

@@ -19,6 +19,20 @@ function workerGone(w, now) { // the rule of queshot/jobs.py's worker_gone
   return now - seen > GONE_AFTER_LEASES * lease * 1000;
 }
 
+// A worker is busy while it holds a job, or if it finished one within a
+// status write before its last (a worker of short jobs holds none at most
+// instants); `finished`: the runs that ended there since it started.
+function isBusy(w, jobs) {
+  if (jobs.length) return true;
+  const every = Math.max(1000, (typeof w.lease_seconds === 'number' ? w.lease_seconds : QUESHOT.DEFAULT_LEASE_SECONDS) * 1000 / 3);
+  return typeof w.last_finished_at === 'number' && typeof w.last_seen === 'number' &&
+    w.last_seen - w.last_finished_at <= every;
+}
+
+function finishedText(w) {
+  return typeof w.finished === 'number' ? ', ' + w.finished + ' done' : '';
+}
+
 function heldCount(w) {
   if (Array.isArray(w.jobs)) return String(w.jobs.length);
   return w.jobs === undefined || w.jobs === null ? '-' : notA('a list', w.jobs);
@@ -52,10 +66,10 @@ function renderWorkers(statusRows, runningRows) {
       el('td', {}, el('bdi', {}, shown(w.name))),
       el('td', {}, el('bdi', {}, shown(w.host) || '-'), ':', el('bdi', {}, shown(w.pid) || '-')),
       el('td', {}, el('bdi', {}, queueText(w.queues))),
-      el('td', { className: 'num' }, heldCount(w) + '/' + (shown(w.concurrency) || '-')),
+      el('td', { className: 'num' }, heldCount(w) + '/' + (shown(w.concurrency) || '-') + finishedText(w)),
       el('td', {}, shown(w.version) || '-', w.started_at === undefined ? '' : ', started ' + when(w.started_at)),
       el('td', {}, ago(w.last_seen || 0)),
-      el('td', {}, gone ? 'gone' : paused ? 'paused' : jobs.length ? 'busy' : 'idle')),
+      el('td', {}, gone ? 'gone' : paused ? 'paused' : isBusy(w, jobs) ? 'busy' : 'idle')),
     ...jobs.map((job) => runningRow(job, now))];
   });
   replaceRows($('workers'),
