@@ -207,6 +207,15 @@ def test_show(capsys: pytest.CaptureFixture[str], server_url: str, db: Database)
     assert doc["_id"] == job_id and doc["error"]["message"] == "smtp down"
 
 
+def test_show_of_an_id_that_starts_with_a_dash(
+    capsys: pytest.CaptureFixture[str], server_url: str, db: Database
+) -> None:
+    """Options first, then '--': what follows is the id, whatever it looks like."""
+    db.save({"_id": "-v", "queues": "email", "state": "inactive", "created_at": 1})
+    assert main(["show", "--url", server_url, "--db", db.name, "--", "-v"]) == 0
+    assert "job -v (rev 1-" in capsys.readouterr().out
+
+
 def test_show_of_a_missing_job(
     capsys: pytest.CaptureFixture[str], server_url: str, db: Database
 ) -> None:

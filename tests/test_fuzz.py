@@ -347,12 +347,13 @@ def _readers_problems(url: str, db: Database, capsys: pytest.CaptureFixture[str]
     traceback (raised here, in process) or an answer that is not one line."""
     problems: list[str] = []
     ids = [r["id"] for r in db.all_docs()["rows"] if not r["id"].startswith("_design/")]
-    commands = [["show", i] for i in ids]
+    where = ["--url", url, "--db", db.name]
+    commands = [["show", "--", i] for i in ids]  # '--': an id may start with '-'
     commands += [["jobs", "--state", s, "--limit", "200"] for s in STATES]
     commands += [["stats"], ["workers"], ["schedules"], ["stats", "--json"], ["jobs", "--json"]]
     for command in commands:
         try:
-            status = cli([*command, "--url", url, "--db", db.name])
+            status = cli([command[0], *where, *command[1:]])
         except BaseException as exc:  # noqa: BLE001 - any escape is the finding
             problems.append(f"queshot {' '.join(command)[:80]}: {type(exc).__name__}: {exc}"[:300])
             continue
