@@ -853,6 +853,7 @@ def test_busy_view_and_schedules_with_their_next_run(
             "jobs": [],
             "finished": 1107,
             "last_finished_at": now - 40,
+            "status_every_ms": 20_000,
         }
     )
     schedule_admin.add_schedule(

@@ -87,6 +87,7 @@ def test_a_running_worker_writes_its_counts_every_interval(db: Database) -> None
         worker._status.write()
         status = db.get(f"queshot-worker:{worker.id}")
         assert status["finished"] == 3 and status["last_finished_at"] <= status["last_seen"]
+        assert status["status_every_ms"] == worker._status.every * 1000
 
 
 def history_docs(db: Database) -> list[dict[str, Any]]:

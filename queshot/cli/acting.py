@@ -53,8 +53,8 @@ def _confirmed(args: argparse.Namespace, db: Database, action: str, now: int) ->
             "terminal to type it: add --yes"
         )
     count = bulk.matching(db, common.queue_name(args.queue), args.state, now)
-    jobs = "job" if count == 1 else "jobs"
-    answer = input(f"{action} all {count} {args.state} {jobs} of {queue}? type {count} to go on: ")
+    jobs = output.counted(count, f"{args.state} job")
+    answer = input(f"{action} all {jobs} of {queue}? type {count} to go on: ")
     if answer.strip() != str(count):
         print("nothing done", file=sys.stderr)
         return False

@@ -52,6 +52,7 @@ class StatusReporter:
             "queues": queues,
             "concurrency": concurrency,
             "lease_seconds": lease_seconds,
+            "status_every_ms": int(self.every * 1000),  # how stale its `last_seen` may be
             "version": queshot_version(),
         }
         self._describe = describe

@@ -19,14 +19,13 @@ function workerGone(w, now) { // the rule of queshot/jobs.py's worker_gone
   return now - seen > GONE_AFTER_LEASES * lease * 1000;
 }
 
-// A worker is busy while it holds a job, or if it finished one within a
-// status write before its last (a worker of short jobs holds none at most
-// instants); `finished`: the runs that ended there since it started.
+// A worker is busy while it holds a job, or if it finished one within the
+// status write interval it states before its last write (a worker of short
+// jobs holds none at most instants); `finished`: the runs ended there.
 function isBusy(w, jobs) {
   if (jobs.length) return true;
-  const every = Math.max(1000, (typeof w.lease_seconds === 'number' ? w.lease_seconds : QUESHOT.DEFAULT_LEASE_SECONDS) * 1000 / 3);
-  return typeof w.last_finished_at === 'number' && typeof w.last_seen === 'number' &&
-    w.last_seen - w.last_finished_at <= every;
+  return [w.last_finished_at, w.last_seen, w.status_every_ms].every((x) => typeof x === 'number') &&
+    w.last_seen - w.last_finished_at <= w.status_every_ms;
 }
 
 function finishedText(w) {
